@@ -1,0 +1,100 @@
+//! `tars bench …`: throughput measured here, printed beside the peer tools' figures
+//! (../shared/PEERS.md, measured on the same kind of 2-core machine). Compare ratios.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+/// Arguments of `tars bench`.
+#[derive(Debug, clap::Args)]
+pub struct BenchArgs {
+    #[command(subcommand)]
+    target: BenchTarget,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum BenchTarget {
+    /// Environment steps/s, single and vectorised, beside gymnasium's.
+    Envs {
+        /// Seconds spent measuring each configuration.
+        #[arg(long, default_value_t = 1.0)]
+        seconds: f64,
+        /// Environments in the vectorised configuration.
+        #[arg(long, default_value_t = 4096)]
+        num_envs: usize,
+        /// Print JSON lines instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Nash solvers: all equilibria and Lemke–Howson, beside nashpy.
+    Nash,
+}
+
+/// gymnasium 1.4 single-env steps/s with `gym.make(id)` (PEERS.md).
+fn gymnasium_steps_per_second(env_id: &str) -> Option<f64> {
+    Some(match env_id {
+        "CartPole-v1" => 46_517.0,
+        "Acrobot-v1" => 9_388.0,
+        "MountainCar-v0" => 30_383.0,
+        "Pendulum-v1" => 27_909.0,
+        "MountainCarContinuous-v0" => 152_875.0,
+        _ => return None,
+    })
+}
+
+pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
+    match args.target {
+        BenchTarget::Envs { seconds, num_envs, json } => envs(seconds, num_envs, json)?,
+        BenchTarget::Nash => super::nash::bench()?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Steps/s of a random rollout, grown until it lasts at least `seconds`.
+fn measure(env_id: &str, num_envs: usize, seconds: f64) -> anyhow::Result<f64> {
+    let mut steps = 10_000u64.max(num_envs as u64 * 10);
+    loop {
+        let stats = super::env::random_rollout(env_id, steps, num_envs, 0)?;
+        if stats.seconds >= seconds {
+            return Ok(stats.steps as f64 / stats.seconds);
+        }
+        let scale = (seconds / stats.seconds.max(1e-6)).clamp(2.0, 100.0);
+        steps = (steps as f64 * scale * 1.1) as u64;
+    }
+}
+
+fn envs(seconds: f64, num_envs: usize, json: bool) -> anyhow::Result<()> {
+    anyhow::ensure!(seconds > 0.0, "--seconds must be positive, got {seconds}");
+    anyhow::ensure!(num_envs >= 1, "--num-envs must be at least 1, got {num_envs}");
+    let mut out = std::io::stdout().lock();
+    if !json {
+        writeln!(out, "random actions, resets included; threads: {}", rayon_threads())?;
+        writeln!(
+            out,
+            "{:<26} {:>14} {:>14} {:>10} {:>18}",
+            "env", "1 env steps/s", "gymnasium", "ratio", format!("{num_envs} envs steps/s")
+        )?;
+    }
+    for spec in tars_envs::specs() {
+        let single = measure(spec.id, 1, seconds)?;
+        let vectorised = measure(spec.id, num_envs, seconds)?;
+        let peer = gymnasium_steps_per_second(spec.id);
+        if json {
+            let value = serde_json::json!({
+                "env": spec.id, "single_steps_per_second": single, "gymnasium_steps_per_second": peer,
+                "ratio": peer.map(|p| single / p), "num_envs": num_envs, "vectorised_steps_per_second": vectorised,
+            });
+            writeln!(out, "{value}")?;
+        } else {
+            let (peer_text, ratio) = match peer {
+                Some(p) => (format!("{p:.0}"), format!("{:.0}x", single / p)),
+                None => ("n/a".to_string(), "n/a".to_string()),
+            };
+            writeln!(out, "{:<26} {single:>14.0} {peer_text:>14} {ratio:>10} {vectorised:>18.0}", spec.id)?;
+        }
+    }
+    Ok(())
+}
+
+fn rayon_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}

@@ -1,0 +1,5 @@
+//! One module per top-level `tars` command; each exposes clap `Args` and a `run` function.
+
+pub mod bench;
+pub mod env;
+pub mod nash;

@@ -1,0 +1,51 @@
+//! `tars`: the T.A.R.S. command line. Glue only: parse arguments, call the library crates,
+//! print results. Errors are printed with their whole chain and exit with status 2; a broken
+//! pipe while printing (e.g. `tars env list | head -1`) counts as success.
+
+mod commands;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+/// T.A.R.S. trains, evaluates, gates, tunes and rolls out reinforcement-learning agents.
+#[derive(Debug, Parser)]
+#[command(name = "tars", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Inspect and step the environments.
+    Env(commands::env::EnvArgs),
+    /// Solve games: Nash equilibria, zero-sum values, NashConv.
+    Nash(commands::nash::NashArgs),
+    /// Measure throughput against the peer tools' figures.
+    Bench(commands::bench::BenchArgs),
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Env(args) => commands::env::run(args),
+        Command::Nash(args) => commands::nash::run(args),
+        Command::Bench(args) => commands::bench::run(args),
+    }
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(code) => code,
+        Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        cause.downcast_ref::<std::io::Error>().is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}

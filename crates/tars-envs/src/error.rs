@@ -1,0 +1,31 @@
+//! The one error type of `tars-envs`: everything a caller can get wrong, with what is valid.
+
+/// Errors a caller of this crate can cause.
+#[derive(Debug, thiserror::Error, PartialEq)]
+#[non_exhaustive]
+pub enum Error {
+    /// The id names no environment.
+    #[error("unknown environment '{id}'; valid ids: {valid}")]
+    UnknownEnv { id: String, valid: String },
+    /// A state vector of the wrong length.
+    #[error("{env} state must have {expected} values ({layout}), got {found}")]
+    StateLength { env: &'static str, expected: usize, found: usize, layout: String },
+    /// A state vector containing NaN or infinity.
+    #[error("{env} state[{index}] is {value}; every state value must be finite")]
+    NonFiniteState { env: &'static str, index: usize, value: f64 },
+    /// A discrete action outside `0..n`.
+    #[error("action {action} is out of range; valid actions are 0..{n} (0 to {max})", max = n - 1)]
+    ActionOutOfRange { action: i64, n: usize },
+    /// An action of the wrong kind or length for the action space.
+    #[error("wrong action shape: expected {expected}, got {found}")]
+    ActionShape { expected: String, found: String },
+    /// A continuous action containing NaN or infinity.
+    #[error("action[{index}] is {value}; every action value must be finite")]
+    NonFiniteAction { index: usize, value: f32 },
+    /// The environment cannot have its state set from outside.
+    #[error("{env} does not support setting its state: {why}")]
+    StateNotSettable { env: &'static str, why: &'static str },
+    /// A `VecEnv` needs at least one environment.
+    #[error("num_envs must be at least 1, got {0}")]
+    NoEnvs(usize),
+}

@@ -1,0 +1,68 @@
+//! The registry of environments by gymnasium id (and accepted aliases).
+
+use crate::classic::{ACROBOT, CARTPOLE, MOUNTAIN_CAR, MOUNTAIN_CAR_CONTINUOUS, PENDULUM};
+use crate::{Acrobot, CartPole, Env, EnvSpec, Error, MountainCar, MountainCarContinuous, Pendulum};
+
+struct Entry {
+    spec: &'static EnvSpec,
+    build: fn() -> Box<dyn Env>,
+}
+
+fn boxed<E: Env + Default + 'static>() -> Box<dyn Env> {
+    Box::new(E::default())
+}
+
+static REGISTRY: &[Entry] = &[
+    Entry { spec: &CARTPOLE, build: boxed::<CartPole> },
+    Entry { spec: &ACROBOT, build: boxed::<Acrobot> },
+    Entry { spec: &MOUNTAIN_CAR, build: boxed::<MountainCar> },
+    Entry { spec: &PENDULUM, build: boxed::<Pendulum> },
+    Entry { spec: &MOUNTAIN_CAR_CONTINUOUS, build: boxed::<MountainCarContinuous> },
+];
+
+fn entry(id: &str) -> Result<&'static Entry, Error> {
+    REGISTRY
+        .iter()
+        .find(|e| e.spec.id == id || e.spec.aliases.contains(&id))
+        .ok_or_else(|| Error::UnknownEnv {
+            id: id.to_string(),
+            valid: REGISTRY.iter().map(|e| e.spec.id).collect::<Vec<_>>().join(", "),
+        })
+}
+
+/// Builds an environment by gymnasium id, reset with seed 0.
+pub fn make(id: &str) -> Result<Box<dyn Env>, Error> {
+    entry(id).map(|e| (e.build)())
+}
+
+/// The spec of an environment by id or alias.
+pub fn spec(id: &str) -> Result<&'static EnvSpec, Error> {
+    entry(id).map(|e| e.spec)
+}
+
+/// Every registered environment, in a stable order.
+pub fn specs() -> impl Iterator<Item = &'static EnvSpec> {
+    REGISTRY.iter().map(|e| e.spec)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_id_lists_the_valid_ones() {
+        let err = make("CartPole-v0").err().unwrap();
+        assert_eq!(
+            err.to_string(),
+            "unknown environment 'CartPole-v0'; valid ids: CartPole-v1, Acrobot-v1, \
+             MountainCar-v0, Pendulum-v1, MountainCarContinuous-v0"
+        );
+    }
+
+    #[test]
+    fn every_spec_builds_its_own_env() {
+        for spec in specs() {
+            assert_eq!(make(spec.id).unwrap().spec().id, spec.id);
+        }
+    }
+}
