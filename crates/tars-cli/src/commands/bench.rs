@@ -43,7 +43,11 @@ fn gymnasium_steps_per_second(env_id: &str) -> Option<f64> {
 
 pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     match args.target {
-        BenchTarget::Envs { seconds, num_envs, json } => envs(seconds, num_envs, json)?,
+        BenchTarget::Envs {
+            seconds,
+            num_envs,
+            json,
+        } => envs(seconds, num_envs, json)?,
         BenchTarget::Nash => super::nash::bench()?,
     }
     Ok(ExitCode::SUCCESS)
@@ -64,14 +68,25 @@ fn measure(env_id: &str, num_envs: usize, seconds: f64) -> anyhow::Result<f64> {
 
 fn envs(seconds: f64, num_envs: usize, json: bool) -> anyhow::Result<()> {
     anyhow::ensure!(seconds > 0.0, "--seconds must be positive, got {seconds}");
-    anyhow::ensure!(num_envs >= 1, "--num-envs must be at least 1, got {num_envs}");
+    anyhow::ensure!(
+        num_envs >= 1,
+        "--num-envs must be at least 1, got {num_envs}"
+    );
     let mut out = std::io::stdout().lock();
     if !json {
-        writeln!(out, "random actions, resets included; threads: {}", rayon_threads())?;
+        writeln!(
+            out,
+            "random actions, resets included; threads: {}",
+            rayon_threads()
+        )?;
         writeln!(
             out,
             "{:<26} {:>14} {:>14} {:>10} {:>18}",
-            "env", "1 env steps/s", "gymnasium", "ratio", format!("{num_envs} envs steps/s")
+            "env",
+            "1 env steps/s",
+            "gymnasium",
+            "ratio",
+            format!("{num_envs} envs steps/s")
         )?;
     }
     for spec in tars_envs::specs() {
@@ -89,7 +104,11 @@ fn envs(seconds: f64, num_envs: usize, json: bool) -> anyhow::Result<()> {
                 Some(p) => (format!("{p:.0}"), format!("{:.0}x", single / p)),
                 None => ("n/a".to_string(), "n/a".to_string()),
             };
-            writeln!(out, "{:<26} {single:>14.0} {peer_text:>14} {ratio:>10} {vectorised:>18.0}", spec.id)?;
+            writeln!(
+                out,
+                "{:<26} {single:>14.0} {peer_text:>14} {ratio:>10} {vectorised:>18.0}",
+                spec.id
+            )?;
         }
     }
     Ok(())

@@ -52,16 +52,22 @@ pub fn run(args: EnvArgs) -> anyhow::Result<ExitCode> {
     match args.command {
         EnvCommand::List { json } => list(json),
         EnvCommand::Step { env_id } => step(&env_id),
-        EnvCommand::Rollout { env_id, steps, num_envs, seed, json } => {
-            rollout(&env_id, steps, num_envs, seed, json)
-        }
+        EnvCommand::Rollout {
+            env_id,
+            steps,
+            num_envs,
+            seed,
+            json,
+        } => rollout(&env_id, steps, num_envs, seed, json),
     }
 }
 
 fn space_json(space: &Space) -> Value {
     match space {
         Space::Discrete { n } => json!({"type": "Discrete", "n": n}),
-        Space::Box { low, high } => json!({"type": "Box", "shape": [low.len()], "low": low, "high": high}),
+        Space::Box { low, high } => {
+            json!({"type": "Box", "shape": [low.len()], "low": low, "high": high})
+        }
     }
 }
 
@@ -84,9 +90,15 @@ fn list(json: bool) -> anyhow::Result<ExitCode> {
         writeln!(out, "{}", serde_json::to_string_pretty(&all)?)?;
         return Ok(ExitCode::SUCCESS);
     }
-    writeln!(out, "{:<26} {:<34} {:<22} {:>9} {:>10}", "ID", "OBSERVATION", "ACTION", "MAX STEPS", "THRESHOLD")?;
+    writeln!(
+        out,
+        "{:<26} {:<34} {:<22} {:>9} {:>10}",
+        "ID", "OBSERVATION", "ACTION", "MAX STEPS", "THRESHOLD"
+    )?;
     for spec in tars_envs::specs() {
-        let threshold = spec.reward_threshold.map_or("none".to_string(), |t| t.to_string());
+        let threshold = spec
+            .reward_threshold
+            .map_or("none".to_string(), |t| t.to_string());
         let mut id = spec.id.to_string();
         if !spec.aliases.is_empty() {
             id = format!("{id} (alias {})", spec.aliases.join(", "));
@@ -111,9 +123,16 @@ fn step_line(env_id: &str, line: &str) -> Result<Value, String> {
     let state: Vec<f64> = match request.get("state") {
         Some(Value::Array(values)) => values
             .iter()
-            .map(|v| v.as_f64().ok_or_else(|| format!("\"state\" must hold only numbers, found {v}")))
+            .map(|v| {
+                v.as_f64()
+                    .ok_or_else(|| format!("\"state\" must hold only numbers, found {v}"))
+            })
             .collect::<Result<_, _>>()?,
-        Some(other) => return Err(format!("\"state\" must be an array of numbers, found {other}")),
+        Some(other) => {
+            return Err(format!(
+                "\"state\" must be an array of numbers, found {other}"
+            ));
+        }
         None => return Err("missing \"state\" (an array of numbers)".to_string()),
     };
     let mut env = tars_envs::make(env_id).map_err(|e| e.to_string())?;
@@ -126,24 +145,39 @@ fn step_line(env_id: &str, line: &str) -> Result<Value, String> {
                 Space::Discrete { n } => n.to_string(),
                 _ => "a discrete space".to_string(),
             };
-            return Err(format!("action {n} is out of range; actions are non-negative integers below {n_actions}"));
+            return Err(format!(
+                "action {n} is out of range; actions are non-negative integers below {n_actions}"
+            ));
         }
         Some(Value::Array(values)) => {
             continuous = values
                 .iter()
-                .map(|v| v.as_f64().map(|x| x as f32).ok_or_else(|| format!("\"action\" must hold only numbers, found {v}")))
+                .map(|v| {
+                    v.as_f64()
+                        .map(|x| x as f32)
+                        .ok_or_else(|| format!("\"action\" must hold only numbers, found {v}"))
+                })
                 .collect::<Result<_, _>>()?;
             Action::Continuous(&continuous)
         }
-        Some(other) => return Err(format!("\"action\" must be an integer or an array of numbers, found {other}")),
+        Some(other) => {
+            return Err(format!(
+                "\"action\" must be an integer or an array of numbers, found {other}"
+            ));
+        }
     };
-    env.spec().action_space.check_action(action).map_err(|e| e.to_string())?;
+    env.spec()
+        .action_space
+        .check_action(action)
+        .map_err(|e| e.to_string())?;
     env.set_state(&state).map_err(|e| e.to_string())?;
     let transition = env.step(action);
     let mut obs = vec![0.0f32; env.spec().observation_space.dim()];
     env.observe(&mut obs);
     let obs: Vec<f64> = obs.into_iter().map(f64::from).collect();
-    Ok(json!({"state": env.state(), "obs": obs, "reward": transition.reward, "terminated": transition.terminated}))
+    Ok(
+        json!({"state": env.state(), "obs": obs, "reward": transition.reward, "terminated": transition.terminated}),
+    )
 }
 
 fn step(env_id: &str) -> anyhow::Result<ExitCode> {
@@ -163,7 +197,11 @@ fn step(env_id: &str) -> anyhow::Result<ExitCode> {
         writeln!(out, "{response}")?;
     }
     out.flush()?;
-    Ok(if any_failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+    Ok(if any_failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 /// Counts of a random-action rollout.
@@ -175,8 +213,16 @@ pub struct RolloutStats {
 }
 
 /// Steps `num_envs` environments with random actions for `steps` env-steps in total.
-pub fn random_rollout(env_id: &str, steps: u64, num_envs: usize, seed: u64) -> anyhow::Result<RolloutStats> {
-    anyhow::ensure!(num_envs >= 1, "--num-envs must be at least 1, got {num_envs}");
+pub fn random_rollout(
+    env_id: &str,
+    steps: u64,
+    num_envs: usize,
+    seed: u64,
+) -> anyhow::Result<RolloutStats> {
+    anyhow::ensure!(
+        num_envs >= 1,
+        "--num-envs must be at least 1, got {num_envs}"
+    );
     let mut vec_env = VecEnv::make(env_id, num_envs, seed)?;
     let mut actions = RandomActions::new(vec_env.spec().action_space, num_envs, seed ^ 0x5EED);
     let batches = steps.div_ceil(num_envs as u64);
@@ -193,10 +239,21 @@ pub fn random_rollout(env_id: &str, steps: u64, num_envs: usize, seed: u64) -> a
     }
     let seconds = start.elapsed().as_secs_f64();
     let mean_return = (episodes > 0).then(|| return_sum / episodes as f64);
-    Ok(RolloutStats { steps: batches * num_envs as u64, episodes, mean_return, seconds })
+    Ok(RolloutStats {
+        steps: batches * num_envs as u64,
+        episodes,
+        mean_return,
+        seconds,
+    })
 }
 
-fn rollout(env_id: &str, steps: u64, num_envs: usize, seed: u64, json: bool) -> anyhow::Result<ExitCode> {
+fn rollout(
+    env_id: &str,
+    steps: u64,
+    num_envs: usize,
+    seed: u64,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
     let stats = random_rollout(env_id, steps, num_envs, seed)?;
     let steps_per_second = stats.steps as f64 / stats.seconds.max(1e-9);
     let mut out = std::io::stdout().lock();
@@ -208,8 +265,15 @@ fn rollout(env_id: &str, steps: u64, num_envs: usize, seed: u64, json: bool) -> 
         });
         writeln!(out, "{value}")?;
     } else {
-        let mean = stats.mean_return.map_or("n/a (no episode finished)".to_string(), |m| format!("{m:.3}"));
-        writeln!(out, "env                  {env_id} ({num_envs} env(s), seed {seed}, random actions)")?;
+        let mean = stats
+            .mean_return
+            .map_or("n/a (no episode finished)".to_string(), |m| {
+                format!("{m:.3}")
+            });
+        writeln!(
+            out,
+            "env                  {env_id} ({num_envs} env(s), seed {seed}, random actions)"
+        )?;
         writeln!(out, "steps                {}", stats.steps)?;
         writeln!(out, "episodes             {}", stats.episodes)?;
         writeln!(out, "mean episode return  {mean}")?;

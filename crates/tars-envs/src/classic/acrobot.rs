@@ -15,13 +15,22 @@ const MAX_VEL_2: f64 = 9.0 * PI;
 const AVAIL_TORQUE: [f64; 3] = [-1.0, 0.0, 1.0];
 
 const OBS_HIGH: [f32; 6] = [1.0, 1.0, 1.0, 1.0, MAX_VEL_1 as f32, MAX_VEL_2 as f32];
-const OBS_LOW: [f32; 6] =
-    [-1.0, -1.0, -1.0, -1.0, -(MAX_VEL_1 as f32), -(MAX_VEL_2 as f32)];
+const OBS_LOW: [f32; 6] = [
+    -1.0,
+    -1.0,
+    -1.0,
+    -1.0,
+    -(MAX_VEL_1 as f32),
+    -(MAX_VEL_2 as f32),
+];
 
 pub static ACROBOT: EnvSpec = EnvSpec {
     id: "Acrobot-v1",
     aliases: &[],
-    observation_space: Space::Box { low: &OBS_LOW, high: &OBS_HIGH },
+    observation_space: Space::Box {
+        low: &OBS_LOW,
+        high: &OBS_HIGH,
+    },
     action_space: Space::Discrete { n: 3 },
     max_episode_steps: 500,
     reward_threshold: Some(-100.0),
@@ -37,7 +46,10 @@ pub struct Acrobot {
 
 impl Default for Acrobot {
     fn default() -> Self {
-        let mut env = Acrobot { state: [0.0; 4], rng: Rng::new(0) };
+        let mut env = Acrobot {
+            state: [0.0; 4],
+            rng: Rng::new(0),
+        };
         env.reset(Some(0));
         env
     }
@@ -45,7 +57,13 @@ impl Default for Acrobot {
 
 /// Time derivative of `[theta1, theta2, dtheta1, dtheta2]` under torque `a` (`_dsdt`, "book").
 fn dsdt(s: [f64; 4], a: f64) -> [f64; 4] {
-    let (m1, m2, l1, lc1, lc2) = (LINK_MASS_1, LINK_MASS_2, LINK_LENGTH_1, LINK_COM_POS_1, LINK_COM_POS_2);
+    let (m1, m2, l1, lc1, lc2) = (
+        LINK_MASS_1,
+        LINK_MASS_2,
+        LINK_LENGTH_1,
+        LINK_COM_POS_1,
+        LINK_COM_POS_2,
+    );
     let (i1, i2, g) = (LINK_MOI, LINK_MOI, 9.8);
     let [theta1, theta2, dtheta1, dtheta2] = s;
     let d1 = m1 * lc1.powi(2)
@@ -54,12 +72,13 @@ fn dsdt(s: [f64; 4], a: f64) -> [f64; 4] {
         + i2;
     let d2 = m2 * (lc2.powi(2) + l1 * lc2 * theta2.cos()) + i2;
     let phi2 = m2 * lc2 * g * (theta1 + theta2 - PI / 2.0).cos();
-    let phi1 = -m2 * l1 * lc2 * (dtheta2 * dtheta2) * theta2.sin()
+    let phi1 = -m2 * l1 * lc2 * super::square(dtheta2) * theta2.sin()
         - 2.0 * m2 * l1 * lc2 * dtheta2 * dtheta1 * theta2.sin()
         + (m1 * lc1 + m2 * l1) * g * (theta1 - PI / 2.0).cos()
         + phi2;
-    let ddtheta2 = (a + d1 / d2 * phi1 - m2 * l1 * lc2 * (dtheta1 * dtheta1) * theta2.sin() - phi2)
-        / (m2 * lc2.powi(2) + i2 - (d2 * d2) / d1);
+    let ddtheta2 =
+        (a + d2 / d1 * phi1 - m2 * l1 * lc2 * super::square(dtheta1) * theta2.sin() - phi2)
+            / (m2 * lc2.powi(2) + i2 - super::square(d2) / d1);
     let ddtheta1 = -(d2 * ddtheta2 + phi1) / d1;
     [dtheta1, dtheta2, ddtheta1, ddtheta2]
 }
@@ -101,9 +120,8 @@ impl Env for Acrobot {
         let k2 = dsdt(add(y0, dt2, k1), torque);
         let k3 = dsdt(add(y0, dt2, k2), torque);
         let k4 = dsdt(add(y0, dt, k3), torque);
-        let ns: [f64; 4] = std::array::from_fn(|i| {
-            y0[i] + dt / 6.0 * (k1[i] + 2.0 * k2[i] + 2.0 * k3[i] + k4[i])
-        });
+        let ns: [f64; 4] =
+            std::array::from_fn(|i| y0[i] + dt / 6.0 * (k1[i] + 2.0 * k2[i] + 2.0 * k3[i] + k4[i]));
         self.state = [
             wrap(ns[0]),
             wrap(ns[1]),
@@ -112,7 +130,10 @@ impl Env for Acrobot {
         ];
         let [s0, s1, ..] = self.state;
         let terminated = -s0.cos() - (s1 + s0).cos() > 1.0;
-        Transition { reward: if terminated { 0.0 } else { -1.0 }, terminated }
+        Transition {
+            reward: if terminated { 0.0 } else { -1.0 },
+            terminated,
+        }
     }
 
     fn observe(&self, obs: &mut [f32]) {

@@ -13,14 +13,21 @@ const TAU: f64 = 0.02;
 const THETA_THRESHOLD: f64 = 12.0 * 2.0 * std::f64::consts::PI / 360.0;
 const X_THRESHOLD: f64 = 2.4;
 
-const OBS_HIGH: [f32; 4] =
-    [(X_THRESHOLD * 2.0) as f32, f32::INFINITY, (THETA_THRESHOLD * 2.0) as f32, f32::INFINITY];
+const OBS_HIGH: [f32; 4] = [
+    (X_THRESHOLD * 2.0) as f32,
+    f32::INFINITY,
+    (THETA_THRESHOLD * 2.0) as f32,
+    f32::INFINITY,
+];
 const OBS_LOW: [f32; 4] = [-OBS_HIGH[0], -OBS_HIGH[1], -OBS_HIGH[2], -OBS_HIGH[3]];
 
 pub static CARTPOLE: EnvSpec = EnvSpec {
     id: "CartPole-v1",
     aliases: &[],
-    observation_space: Space::Box { low: &OBS_LOW, high: &OBS_HIGH },
+    observation_space: Space::Box {
+        low: &OBS_LOW,
+        high: &OBS_HIGH,
+    },
     action_space: Space::Discrete { n: 2 },
     max_episode_steps: 500,
     reward_threshold: Some(475.0),
@@ -36,7 +43,10 @@ pub struct CartPole {
 
 impl Default for CartPole {
     fn default() -> Self {
-        let mut env = CartPole { state: [0.0; 4], rng: Rng::new(0) };
+        let mut env = CartPole {
+            state: [0.0; 4],
+            rng: Rng::new(0),
+        };
         env.reset(Some(0));
         env
     }
@@ -58,9 +68,13 @@ impl Env for CartPole {
 
     fn step(&mut self, action: Action<'_>) -> Transition {
         let [mut x, mut x_dot, mut theta, mut theta_dot] = self.state;
-        let force = if super::discrete_action(action) == 1 { FORCE_MAG } else { -FORCE_MAG };
+        let force = if super::discrete_action(action) == 1 {
+            FORCE_MAG
+        } else {
+            -FORCE_MAG
+        };
         let (sintheta, costheta) = theta.sin_cos();
-        let temp = (force + POLE_MASS_LENGTH * (theta_dot * theta_dot)) / TOTAL_MASS;
+        let temp = (force + POLE_MASS_LENGTH * (theta_dot * theta_dot) * sintheta) / TOTAL_MASS;
         let thetaacc = (GRAVITY * sintheta - costheta * temp)
             / (LENGTH * (4.0 / 3.0 - MASS_POLE * (costheta * costheta) / TOTAL_MASS));
         let xacc = temp - POLE_MASS_LENGTH * thetaacc * costheta / TOTAL_MASS;
@@ -75,7 +89,10 @@ impl Env for CartPole {
             || theta > THETA_THRESHOLD;
         // gymnasium pays 1.0 on every step including the terminating one; steps after
         // termination (which a time-limited runner never takes) would pay 0.
-        Transition { reward: 1.0, terminated }
+        Transition {
+            reward: 1.0,
+            terminated,
+        }
     }
 
     fn observe(&self, obs: &mut [f32]) {

@@ -16,7 +16,10 @@ const OBS_HIGH: [f32; 2] = [MAX_POSITION as f32, MAX_SPEED as f32];
 pub static MOUNTAIN_CAR: EnvSpec = EnvSpec {
     id: "MountainCar-v0",
     aliases: &[],
-    observation_space: Space::Box { low: &OBS_LOW, high: &OBS_HIGH },
+    observation_space: Space::Box {
+        low: &OBS_LOW,
+        high: &OBS_HIGH,
+    },
     action_space: Space::Discrete { n: 3 },
     max_episode_steps: 200,
     reward_threshold: Some(-110.0),
@@ -32,7 +35,10 @@ pub struct MountainCar {
 
 impl Default for MountainCar {
     fn default() -> Self {
-        let mut env = MountainCar { state: [0.0; 2], rng: Rng::new(0) };
+        let mut env = MountainCar {
+            state: [0.0; 2],
+            rng: Rng::new(0),
+        };
         env.reset(Some(0));
         env
     }
@@ -62,7 +68,10 @@ impl Env for MountainCar {
         }
         self.state = [position, velocity];
         let terminated = position >= GOAL_POSITION && velocity >= GOAL_VELOCITY;
-        Transition { reward: -1.0, terminated }
+        Transition {
+            reward: -1.0,
+            terminated,
+        }
     }
 
     fn observe(&self, obs: &mut [f32]) {

@@ -24,8 +24,14 @@ const ACT_HIGH: [f32; 1] = [MAX_ACTION];
 pub static MOUNTAIN_CAR_CONTINUOUS: EnvSpec = EnvSpec {
     id: "MountainCarContinuous-v0",
     aliases: &[],
-    observation_space: Space::Box { low: &OBS_LOW, high: &OBS_HIGH },
-    action_space: Space::Box { low: &ACT_LOW, high: &ACT_HIGH },
+    observation_space: Space::Box {
+        low: &OBS_LOW,
+        high: &OBS_HIGH,
+    },
+    action_space: Space::Box {
+        low: &ACT_LOW,
+        high: &ACT_HIGH,
+    },
     max_episode_steps: 999,
     reward_threshold: Some(90.0),
     state_layout: &["position", "velocity"],
@@ -43,8 +49,12 @@ pub struct MountainCarContinuous {
 
 impl Default for MountainCarContinuous {
     fn default() -> Self {
-        let mut env =
-            MountainCarContinuous { position: 0.0, velocity: 0.0, state_is_f32: false, rng: Rng::new(0) };
+        let mut env = MountainCarContinuous {
+            position: 0.0,
+            velocity: 0.0,
+            state_is_f32: false,
+            rng: Rng::new(0),
+        };
         env.reset(Some(0));
         env
     }
@@ -54,7 +64,11 @@ impl Default for MountainCarContinuous {
 /// force is the float32 action, in float64 when clipping turned it into a Python float.
 fn acceleration(action: f32, cos_term: f64) -> Acceleration {
     if action > MAX_ACTION || action < MIN_ACTION {
-        let force = if action > MAX_ACTION { MAX_ACTION } else { MIN_ACTION };
+        let force = if action > MAX_ACTION {
+            MAX_ACTION
+        } else {
+            MIN_ACTION
+        };
         Acceleration::F64(f64::from(force) * POWER - cos_term)
     } else {
         Acceleration::F32(action * POWER as f32 - cos_term as f32)
@@ -122,12 +136,18 @@ impl Env for MountainCarContinuous {
 
     fn step(&mut self, action: Action<'_>) -> Transition {
         let action = super::scalar_action(action);
-        let terminated =
-            if self.state_is_f32 { self.step_f32(action) } else { self.step_f64(action) };
+        let terminated = if self.state_is_f32 {
+            self.step_f32(action)
+        } else {
+            self.step_f64(action)
+        };
         self.state_is_f32 = true;
         let bonus = if terminated { 100.0 } else { 0.0 };
         let a = f64::from(action);
-        Transition { reward: bonus - a * a * 0.1, terminated }
+        Transition {
+            reward: bonus - a * a * 0.1,
+            terminated,
+        }
     }
 
     fn observe(&self, obs: &mut [f32]) {

@@ -21,8 +21,14 @@ const ACT_LOW: [f32; 1] = [-MAX_TORQUE];
 pub static PENDULUM: EnvSpec = EnvSpec {
     id: "Pendulum-v1",
     aliases: &[],
-    observation_space: Space::Box { low: &OBS_LOW, high: &OBS_HIGH },
-    action_space: Space::Box { low: &ACT_LOW, high: &ACT_HIGH },
+    observation_space: Space::Box {
+        low: &OBS_LOW,
+        high: &OBS_HIGH,
+    },
+    action_space: Space::Box {
+        low: &ACT_LOW,
+        high: &ACT_HIGH,
+    },
     max_episode_steps: 200,
     reward_threshold: None,
     state_layout: &["theta", "theta_dot"],
@@ -37,7 +43,10 @@ pub struct Pendulum {
 
 impl Default for Pendulum {
     fn default() -> Self {
-        let mut env = Pendulum { state: [0.0; 2], rng: Rng::new(0) };
+        let mut env = Pendulum {
+            state: [0.0; 2],
+            rng: Rng::new(0),
+        };
         env.reset(Some(0));
         env
     }
@@ -64,15 +73,18 @@ impl Env for Pendulum {
         let [th, thdot] = self.state;
         let u = super::scalar_action(action).clamp(-MAX_TORQUE, MAX_TORQUE);
         let normalized = angle_normalize(th);
-        let costs = normalized * normalized
-            + 0.1 * (thdot * thdot)
-            + f64::from(0.001_f32 * (u * u));
+        let costs = super::square(normalized)
+            + 0.1 * super::square(thdot)
+            + f64::from(0.001_f32 * super::square_f32(u));
         let newthdot = thdot
             + (3.0 * G / (2.0 * L) * th.sin() + f64::from((3.0 / (M * L * L)) as f32 * u)) * DT;
         let newthdot = newthdot.clamp(-MAX_SPEED, MAX_SPEED);
         let newth = th + newthdot * DT;
         self.state = [newth, newthdot];
-        Transition { reward: -costs, terminated: false }
+        Transition {
+            reward: -costs,
+            terminated: false,
+        }
     }
 
     fn observe(&self, obs: &mut [f32]) {
