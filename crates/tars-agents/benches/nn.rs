@@ -1,0 +1,186 @@
+//! Benchmarks of the NN engine at SB3's default sizes.
+//!
+//! - `ppo_minibatch_update`: one PPO gradient step as SB3's `PPO.train` takes it for a
+//!   CartPole-sized problem — policy 4→64→64→2 and value 4→64→64→1 tanh nets, minibatch 256:
+//!   forward both, the clipped-surrogate + entropy + value-MSE loss gradients, backward both,
+//!   `clip_grad_norm_(0.5)`, one Adam step. Budget: 0.6 ms.
+//! - `mlp_forward_backward`: forward and backward of the policy net alone, for reference.
+
+use std::hint::black_box;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use tars_agents::nn::{Activation, Adam, AdamConfig, Categorical, Init, Mlp, clip_grad_norm};
+use tars_envs::Rng;
+
+const OBS_DIM: usize = 4;
+const N_ACTIONS: usize = 2;
+const BATCH: usize = 256;
+
+/// One minibatch of rollout data.
+struct Minibatch {
+    obs: Vec<f32>,
+    actions: Vec<usize>,
+    old_log_prob: Vec<f32>,
+    advantages: Vec<f32>,
+    returns: Vec<f32>,
+}
+
+/// The networks, optimiser and reused buffers of a PPO learner.
+struct Learner {
+    policy: Mlp,
+    value: Mlp,
+    dist: Categorical,
+    optimizer: Adam,
+    log_prob: Vec<f32>,
+    entropy: Vec<f32>,
+    d_log_prob: Vec<f32>,
+    grad_logits: Vec<f32>,
+    grad_values: Vec<f32>,
+}
+
+impl Learner {
+    fn new(rng: &mut Rng) -> Learner {
+        Learner {
+            policy: Mlp::new(
+                OBS_DIM,
+                &[64, 64],
+                N_ACTIONS,
+                Activation::Tanh,
+                Init::ORTHO_POLICY,
+                rng,
+            ),
+            value: Mlp::new(
+                OBS_DIM,
+                &[64, 64],
+                1,
+                Activation::Tanh,
+                Init::ORTHO_VALUE,
+                rng,
+            ),
+            dist: Categorical::new(N_ACTIONS),
+            optimizer: Adam::new(AdamConfig::sb3_actor_critic(3e-4)),
+            log_prob: vec![0.0; BATCH],
+            entropy: vec![0.0; BATCH],
+            d_log_prob: vec![0.0; BATCH],
+            grad_logits: vec![0.0; BATCH * N_ACTIONS],
+            grad_values: vec![0.0; BATCH],
+        }
+    }
+
+    /// One step of SB3's `PPO.train` inner loop; returns the loss.
+    fn update(&mut self, minibatch: &Minibatch) -> f32 {
+        let (clip_range, ent_coef, vf_coef, max_grad_norm) = (0.2f32, 0.01f32, 0.5f32, 0.5f32);
+        let scale = 1.0 / BATCH as f32;
+        self.policy.params.zero_grad();
+        self.value.params.zero_grad();
+
+        // Policy: ratio, clipped surrogate and entropy, with normalised advantages.
+        let logits = self.policy.forward(&minibatch.obs);
+        self.dist.log_prob_entropy(
+            logits,
+            &minibatch.actions,
+            &mut self.log_prob,
+            &mut self.entropy,
+        );
+        let adv_mean = minibatch.advantages.iter().sum::<f32>() * scale;
+        let adv_var = minibatch
+            .advantages
+            .iter()
+            .map(|a| (a - adv_mean).powi(2))
+            .sum::<f32>()
+            / (BATCH - 1) as f32;
+        let adv_std = adv_var.sqrt();
+        let mut policy_loss = 0.0;
+        for i in 0..BATCH {
+            let advantage = (minibatch.advantages[i] - adv_mean) / (adv_std + 1e-8);
+            let ratio = (self.log_prob[i] - minibatch.old_log_prob[i]).exp();
+            let clipped = ratio.clamp(1.0 - clip_range, 1.0 + clip_range);
+            let (surrogate1, surrogate2) = (advantage * ratio, advantage * clipped);
+            policy_loss -= surrogate1.min(surrogate2) * scale;
+            let through_ratio = surrogate1 <= surrogate2 || clipped == ratio;
+            self.d_log_prob[i] = if through_ratio {
+                -advantage * ratio * scale
+            } else {
+                0.0
+            };
+        }
+        let entropy_loss = -self.entropy.iter().sum::<f32>() * scale;
+        self.dist.backward(
+            logits,
+            &minibatch.actions,
+            &self.d_log_prob,
+            -ent_coef * scale,
+            &mut self.grad_logits,
+        );
+        self.policy.backward(&self.grad_logits);
+
+        // Value: MSE to the returns.
+        let values = self.value.forward(&minibatch.obs);
+        let mut value_loss = 0.0;
+        for ((g, &v), &ret) in self
+            .grad_values
+            .iter_mut()
+            .zip(values)
+            .zip(&minibatch.returns)
+        {
+            value_loss += (v - ret).powi(2) * scale;
+            *g = vf_coef * 2.0 * (v - ret) * scale;
+        }
+        self.value.backward(&self.grad_values);
+
+        let mut params = [&mut self.policy.params, &mut self.value.params];
+        clip_grad_norm(&mut params, max_grad_norm);
+        self.optimizer.step(&mut params);
+        policy_loss + ent_coef * entropy_loss + vf_coef * value_loss
+    }
+}
+
+fn minibatch(rng: &mut Rng) -> Minibatch {
+    let mut normal = || rng.normal() as f32;
+    let obs = (0..BATCH * OBS_DIM).map(|_| normal()).collect();
+    let old_log_prob = (0..BATCH)
+        .map(|_| -std::f32::consts::LN_2 + 0.1 * normal())
+        .collect();
+    let advantages = (0..BATCH).map(|_| normal()).collect();
+    let returns = (0..BATCH).map(|_| 10.0 * normal()).collect();
+    let actions = (0..BATCH)
+        .map(|_| rng.below(N_ACTIONS as u64) as usize)
+        .collect();
+    Minibatch {
+        obs,
+        actions,
+        old_log_prob,
+        advantages,
+        returns,
+    }
+}
+
+fn bench(c: &mut Criterion) {
+    let mut rng = Rng::new(0);
+    let data = minibatch(&mut rng);
+    let mut learner = Learner::new(&mut rng);
+    c.bench_function("ppo_minibatch_update", |b| {
+        b.iter(|| black_box(learner.update(black_box(&data))))
+    });
+
+    let mut net = Mlp::new(
+        OBS_DIM,
+        &[64, 64],
+        N_ACTIONS,
+        Activation::Tanh,
+        Init::ORTHO_POLICY,
+        &mut rng,
+    );
+    let grad_output: Vec<f32> = (0..BATCH * N_ACTIONS)
+        .map(|_| rng.normal() as f32)
+        .collect();
+    c.bench_function("mlp_forward_backward", |b| {
+        b.iter(|| {
+            net.forward(black_box(&data.obs));
+            net.backward(black_box(&grad_output));
+        })
+    });
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

@@ -1,0 +1,292 @@
+//! PyTorch's optimisers, step for step: `torch.optim.Adam` (no AMSGrad, no weight decay) and
+//! `torch.optim.RMSprop` (not centred, no momentum), as their single-tensor CPU paths
+//! compute them (`torch/optim/adam.py: _single_tensor_adam`,
+//! `torch/optim/rmsprop.py: _single_tensor_rmsprop`).
+//!
+//! An optimiser owns state for an ordered list of [`Params`] and must always be stepped with
+//! the same list (one optimiser over several networks behaves exactly like
+//! `Adam(policy.parameters())` over SB3's combined policy). The state is allocated on the
+//! first step, as in PyTorch. The learning rate can change between steps
+//! (SB3's `update_learning_rate` for schedules).
+
+use super::params::Params;
+
+/// `torch.optim.Adam` hyperparameters. `Default` is PyTorch's (lr 1e-3, betas (0.9, 0.999),
+/// eps 1e-8), which SB3's DQN and DDPG keep.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AdamConfig {
+    pub lr: f32,
+    pub betas: (f32, f32),
+    pub eps: f32,
+}
+
+impl Default for AdamConfig {
+    fn default() -> AdamConfig {
+        AdamConfig {
+            lr: 1e-3,
+            betas: (0.9, 0.999),
+            eps: 1e-8,
+        }
+    }
+}
+
+impl AdamConfig {
+    /// What SB3's `ActorCriticPolicy` (PPO, and A2C with `use_rms_prop=False`) builds when
+    /// `optimizer_kwargs` is not given: Adam with `eps=1e-5` "to avoid NaN".
+    pub fn sb3_actor_critic(lr: f32) -> AdamConfig {
+        AdamConfig {
+            lr,
+            eps: 1e-5,
+            ..AdamConfig::default()
+        }
+    }
+}
+
+/// `torch.optim.Adam` over an ordered list of parameter sets.
+#[derive(Debug, Clone)]
+pub struct Adam {
+    pub config: AdamConfig,
+    n_steps: u64,
+    exp_avg: Vec<f32>,
+    exp_avg_sq: Vec<f32>,
+}
+
+impl Adam {
+    pub fn new(config: AdamConfig) -> Adam {
+        Adam {
+            config,
+            n_steps: 0,
+            exp_avg: Vec::new(),
+            exp_avg_sq: Vec::new(),
+        }
+    }
+
+    /// Sets the learning rate for the following steps.
+    pub fn set_lr(&mut self, lr: f32) {
+        self.config.lr = lr;
+    }
+
+    /// Number of steps taken so far (PyTorch's `state["step"]`).
+    pub fn n_steps(&self) -> u64 {
+        self.n_steps
+    }
+
+    /// One Adam step on `params` using their current gradients.
+    pub fn step(&mut self, params: &mut [&mut Params]) {
+        allocate_state(params, &mut [&mut self.exp_avg, &mut self.exp_avg_sq]);
+        self.n_steps += 1;
+        let AdamConfig {
+            lr,
+            betas: (beta1, beta2),
+            eps,
+        } = self.config;
+        // PyTorch computes the bias corrections as Python floats (f64).
+        let step = self.n_steps as i32;
+        let bias_correction1 = 1.0 - f64::from(beta1).powi(step);
+        let bias_correction2 = 1.0 - f64::from(beta2).powi(step);
+        let step_size = (f64::from(lr) / bias_correction1) as f32;
+        let bias_correction2_sqrt = bias_correction2.sqrt() as f32;
+        let mut offset = 0;
+        for p in params.iter_mut() {
+            let n = p.len();
+            let state = self.exp_avg[offset..offset + n]
+                .iter_mut()
+                .zip(&mut self.exp_avg_sq[offset..offset + n]);
+            for ((value, &grad), (m, v)) in p.value.iter_mut().zip(&p.grad).zip(state) {
+                // `exp_avg.lerp_(grad, 1 - beta1)`; `exp_avg_sq.mul_(beta2).addcmul_(grad, grad, 1 - beta2)`.
+                *m += (1.0 - beta1) * (grad - *m);
+                *v = *v * beta2 + (1.0 - beta2) * grad * grad;
+                let denom = v.sqrt() / bias_correction2_sqrt + eps;
+                *value -= step_size * (*m / denom);
+            }
+            offset += n;
+        }
+    }
+}
+
+/// `torch.optim.RMSprop` hyperparameters. `Default` is PyTorch's (lr 1e-2, alpha 0.99,
+/// eps 1e-8).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RmsPropConfig {
+    pub lr: f32,
+    pub alpha: f32,
+    pub eps: f32,
+}
+
+impl Default for RmsPropConfig {
+    fn default() -> RmsPropConfig {
+        RmsPropConfig {
+            lr: 1e-2,
+            alpha: 0.99,
+            eps: 1e-8,
+        }
+    }
+}
+
+impl RmsPropConfig {
+    /// What SB3's A2C builds with `use_rms_prop=True` (its default):
+    /// `RMSprop(alpha=0.99, eps=rms_prop_eps=1e-5, weight_decay=0)`.
+    pub fn sb3_a2c(lr: f32) -> RmsPropConfig {
+        RmsPropConfig {
+            lr,
+            alpha: 0.99,
+            eps: 1e-5,
+        }
+    }
+}
+
+/// `torch.optim.RMSprop` (not centred, no momentum) over an ordered list of parameter sets:
+/// `v = alpha·v + (1 - alpha)·g²; p -= lr · g / (√v + eps)`.
+#[derive(Debug, Clone)]
+pub struct RmsProp {
+    pub config: RmsPropConfig,
+    n_steps: u64,
+    square_avg: Vec<f32>,
+}
+
+impl RmsProp {
+    pub fn new(config: RmsPropConfig) -> RmsProp {
+        RmsProp {
+            config,
+            n_steps: 0,
+            square_avg: Vec::new(),
+        }
+    }
+
+    /// Sets the learning rate for the following steps.
+    pub fn set_lr(&mut self, lr: f32) {
+        self.config.lr = lr;
+    }
+
+    /// Number of steps taken so far.
+    pub fn n_steps(&self) -> u64 {
+        self.n_steps
+    }
+
+    /// One RMSprop step on `params` using their current gradients.
+    pub fn step(&mut self, params: &mut [&mut Params]) {
+        allocate_state(params, &mut [&mut self.square_avg]);
+        self.n_steps += 1;
+        let RmsPropConfig { lr, alpha, eps } = self.config;
+        let mut offset = 0;
+        for p in params.iter_mut() {
+            let n = p.len();
+            let state = &mut self.square_avg[offset..offset + n];
+            for ((value, &grad), v) in p.value.iter_mut().zip(&p.grad).zip(state) {
+                *v = *v * alpha + (1.0 - alpha) * grad * grad;
+                *value -= lr * (grad / (v.sqrt() + eps));
+            }
+            offset += n;
+        }
+    }
+}
+
+/// Sizes zeroed optimiser state for `params` on the first step; afterwards checks that the
+/// optimiser is stepped with parameter sets of the same total size.
+fn allocate_state(params: &[&mut Params], state: &mut [&mut Vec<f32>]) {
+    let n_params: usize = params.iter().map(|p| p.len()).sum();
+    for buffer in state.iter_mut() {
+        if buffer.is_empty() {
+            buffer.resize(n_params, 0.0);
+        }
+        assert_eq!(
+            buffer.len(),
+            n_params,
+            "optimizer stepped with a different parameter list"
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Two one-element parameter sets stepped together with the same two gradient steps.
+    /// The expected values come from PyTorch's update formulas evaluated in f64.
+    fn run(mut step: impl FnMut(&mut [&mut Params])) -> Vec<[f32; 2]> {
+        let mut a = Params::from_value(vec![1.0]);
+        let mut b = Params::from_value(vec![-2.0]);
+        let mut trajectory = Vec::new();
+        for grads in [[0.5, -0.1], [-0.25, 0.3]] {
+            a.grad[0] = grads[0];
+            b.grad[0] = grads[1];
+            step(&mut [&mut a, &mut b]);
+            trajectory.push([a.value[0], b.value[0]]);
+        }
+        trajectory
+    }
+
+    fn assert_trajectory(actual: &[[f32; 2]], expected: &[[f64; 2]]) {
+        for (a, e) in actual.iter().zip(expected) {
+            for (x, y) in a.iter().zip(e) {
+                assert!(
+                    (f64::from(*x) - y).abs() < 1e-6,
+                    "{actual:?} vs {expected:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn adam_matches_torch_steps() {
+        let mut adam = Adam::new(AdamConfig {
+            lr: 0.1,
+            ..AdamConfig::default()
+        });
+        let trajectory = run(|params| adam.step(params));
+        // The first step moves each parameter by lr · sign(grad) (bias correction).
+        assert_trajectory(
+            &trajectory,
+            &[
+                [0.900000002, -1.90000001],
+                [0.8733662987078463, -1.9494189911200654],
+            ],
+        );
+        assert_eq!(adam.n_steps(), 2);
+    }
+
+    #[test]
+    fn rmsprop_matches_torch_steps_with_sb3_a2c_settings() {
+        let mut rmsprop = RmsProp::new(RmsPropConfig::sb3_a2c(0.01));
+        let trajectory = run(|params| rmsprop.step(params));
+        assert_trajectory(
+            &trajectory,
+            &[
+                [0.9000199960007998, -1.9000999000999002],
+                [0.9449132584395343, -1.994985679143196],
+            ],
+        );
+    }
+
+    #[test]
+    fn learning_rate_can_change_between_steps() {
+        // Adam's first step is lr · sign(grad) whatever the gradient's size.
+        let mut adam = Adam::new(AdamConfig::sb3_actor_critic(3e-4));
+        assert_eq!(adam.config.eps, 1e-5);
+        adam.set_lr(0.5);
+        let mut p = Params::from_value(vec![0.0]);
+        p.grad[0] = 10.0;
+        adam.step(&mut [&mut p]);
+        assert!((p.value[0] + 0.5).abs() < 1e-5);
+    }
+
+    #[test]
+    fn defaults_are_pytorchs() {
+        assert_eq!(
+            AdamConfig::default(),
+            AdamConfig {
+                lr: 1e-3,
+                betas: (0.9, 0.999),
+                eps: 1e-8
+            }
+        );
+        assert_eq!(
+            RmsPropConfig::default(),
+            RmsPropConfig {
+                lr: 1e-2,
+                alpha: 0.99,
+                eps: 1e-8
+            }
+        );
+    }
+}
