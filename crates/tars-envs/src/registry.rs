@@ -13,11 +13,26 @@ fn boxed<E: Env + Default + 'static>() -> Box<dyn Env> {
 }
 
 static REGISTRY: &[Entry] = &[
-    Entry { spec: &CARTPOLE, build: boxed::<CartPole> },
-    Entry { spec: &ACROBOT, build: boxed::<Acrobot> },
-    Entry { spec: &MOUNTAIN_CAR, build: boxed::<MountainCar> },
-    Entry { spec: &PENDULUM, build: boxed::<Pendulum> },
-    Entry { spec: &MOUNTAIN_CAR_CONTINUOUS, build: boxed::<MountainCarContinuous> },
+    Entry {
+        spec: &CARTPOLE,
+        build: boxed::<CartPole>,
+    },
+    Entry {
+        spec: &ACROBOT,
+        build: boxed::<Acrobot>,
+    },
+    Entry {
+        spec: &MOUNTAIN_CAR,
+        build: boxed::<MountainCar>,
+    },
+    Entry {
+        spec: &PENDULUM,
+        build: boxed::<Pendulum>,
+    },
+    Entry {
+        spec: &MOUNTAIN_CAR_CONTINUOUS,
+        build: boxed::<MountainCarContinuous>,
+    },
 ];
 
 fn entry(id: &str) -> Result<&'static Entry, Error> {
@@ -26,7 +41,11 @@ fn entry(id: &str) -> Result<&'static Entry, Error> {
         .find(|e| e.spec.id == id || e.spec.aliases.contains(&id))
         .ok_or_else(|| Error::UnknownEnv {
             id: id.to_string(),
-            valid: REGISTRY.iter().map(|e| e.spec.id).collect::<Vec<_>>().join(", "),
+            valid: REGISTRY
+                .iter()
+                .map(|e| e.spec.id)
+                .collect::<Vec<_>>()
+                .join(", "),
         })
 }
 

@@ -72,7 +72,11 @@ mod tests {
 
     #[test]
     fn same_seed_same_stream_and_different_seeds_differ() {
-        let draw = |seed| (0..4).map(|_| Rng::new(seed).next_u64()).collect::<Vec<_>>();
+        let draw = |seed| {
+            (0..4)
+                .map(|_| Rng::new(seed).next_u64())
+                .collect::<Vec<_>>()
+        };
         assert_eq!(draw(7), draw(7));
         assert_ne!(Rng::new(7).next_u64(), Rng::new(8).next_u64());
     }
@@ -97,7 +101,10 @@ mod tests {
         for _ in 0..30_000 {
             counts[rng.below(3) as usize] += 1;
         }
-        assert!(counts.iter().all(|c| (9_400..10_600).contains(c)), "{counts:?}");
+        assert!(
+            counts.iter().all(|c| (9_400..10_600).contains(c)),
+            "{counts:?}"
+        );
     }
 
     #[test]
@@ -107,6 +114,9 @@ mod tests {
         let draws: Vec<f64> = (0..n).map(|_| rng.normal()).collect();
         let mean = draws.iter().sum::<f64>() / n as f64;
         let var = draws.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n as f64;
-        assert!(mean.abs() < 0.02 && (var - 1.0).abs() < 0.02, "{mean} {var}");
+        assert!(
+            mean.abs() < 0.02 && (var - 1.0).abs() < 0.02,
+            "{mean} {var}"
+        );
     }
 }

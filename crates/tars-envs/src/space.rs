@@ -5,8 +5,13 @@ use crate::{Action, Error};
 /// A gymnasium space: `Discrete(n)` or a float32 `Box` with per-dimension bounds.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Space {
-    Discrete { n: usize },
-    Box { low: &'static [f32], high: &'static [f32] },
+    Discrete {
+        n: usize,
+    },
+    Box {
+        low: &'static [f32],
+        high: &'static [f32],
+    },
 }
 
 impl Space {
@@ -28,12 +33,16 @@ impl Space {
     pub fn check_action(&self, action: Action<'_>) -> Result<(), Error> {
         match (self, action) {
             (Space::Discrete { n }, Action::Discrete(a)) if a < *n => Ok(()),
-            (Space::Discrete { n }, Action::Discrete(a)) => {
-                Err(Error::ActionOutOfRange { action: a as i64, n: *n })
-            }
+            (Space::Discrete { n }, Action::Discrete(a)) => Err(Error::ActionOutOfRange {
+                action: a as i64,
+                n: *n,
+            }),
             (Space::Box { low, .. }, Action::Continuous(values)) if values.len() == low.len() => {
                 match values.iter().position(|v| !v.is_finite()) {
-                    Some(index) => Err(Error::NonFiniteAction { index, value: values[index] }),
+                    Some(index) => Err(Error::NonFiniteAction {
+                        index,
+                        value: values[index],
+                    }),
                     None => Ok(()),
                 }
             }

@@ -62,7 +62,9 @@ pub struct VecEnv<E: Env = Box<dyn Env>> {
 impl VecEnv<Box<dyn Env>> {
     /// `n_envs` environments of `id`; environment `i` is reset with seed `seed + i`.
     pub fn make(id: &str, n_envs: usize, seed: u64) -> Result<Self, Error> {
-        let envs = (0..n_envs).map(|_| crate::make(id)).collect::<Result<Vec<_>, _>>()?;
+        let envs = (0..n_envs)
+            .map(|_| crate::make(id))
+            .collect::<Result<Vec<_>, _>>()?;
         VecEnv::new(envs, seed)
     }
 }
@@ -70,12 +72,21 @@ impl VecEnv<Box<dyn Env>> {
 impl<E: Env> VecEnv<E> {
     /// Wraps `envs` (at least one, all of one kind), resetting environment `i` with `seed + i`.
     pub fn new(envs: Vec<E>, seed: u64) -> Result<Self, Error> {
-        let Some(first) = envs.first() else { return Err(Error::NoEnvs(0)) };
+        let Some(first) = envs.first() else {
+            return Err(Error::NoEnvs(0));
+        };
         let spec = first.spec();
         let n_envs = envs.len();
         let obs_dim = spec.observation_space.dim();
         let mut vec_env = VecEnv {
-            slots: envs.into_iter().map(|env| Slot { env, episode_steps: 0, episode_return: 0.0 }).collect(),
+            slots: envs
+                .into_iter()
+                .map(|env| Slot {
+                    env,
+                    episode_steps: 0,
+                    episode_return: 0.0,
+                })
+                .collect(),
             spec,
             obs_dim,
             act_dim: spec.action_space.dim(),
@@ -114,7 +125,8 @@ impl<E: Env> VecEnv<E> {
             slot.env.reset(Some(seed.wrapping_add(env_idx as u64)));
             slot.episode_steps = 0;
             slot.episode_return = 0.0;
-            slot.env.observe(&mut self.obs[env_idx * self.obs_dim..(env_idx + 1) * self.obs_dim]);
+            slot.env
+                .observe(&mut self.obs[env_idx * self.obs_dim..(env_idx + 1) * self.obs_dim]);
         }
         self.terminated.fill(false);
         self.truncated.fill(false);
@@ -201,7 +213,10 @@ fn step_split<E: Env>(chunk: Chunk<'_, E>, actions: Actions<'_>, dims: (usize, u
         step_chunk(chunk, actions, dims);
     } else {
         let (left, right) = chunk.split_at(n / 2, dims.0);
-        rayon::join(|| step_split(left, actions, dims), || step_split(right, actions, dims));
+        rayon::join(
+            || step_split(left, actions, dims),
+            || step_split(right, actions, dims),
+        );
     }
 }
 
@@ -209,7 +224,9 @@ fn step_chunk<E: Env>(chunk: Chunk<'_, E>, actions: Actions<'_>, dims: (usize, u
     let (obs_dim, act_dim, max_episode_steps) = dims;
     for (local_idx, slot) in chunk.slots.iter_mut().enumerate() {
         let obs = &mut chunk.obs[local_idx * obs_dim..(local_idx + 1) * obs_dim];
-        let transition = slot.env.step(actions.get(chunk.offset + local_idx, act_dim));
+        let transition = slot
+            .env
+            .step(actions.get(chunk.offset + local_idx, act_dim));
         slot.episode_steps += 1;
         slot.episode_return += transition.reward;
         let truncated = slot.episode_steps >= max_episode_steps;
@@ -217,7 +234,8 @@ fn step_chunk<E: Env>(chunk: Chunk<'_, E>, actions: Actions<'_>, dims: (usize, u
         chunk.terminated[local_idx] = transition.terminated;
         chunk.truncated[local_idx] = truncated;
         if transition.terminated || truncated {
-            slot.env.observe(&mut chunk.final_obs[local_idx * obs_dim..(local_idx + 1) * obs_dim]);
+            slot.env
+                .observe(&mut chunk.final_obs[local_idx * obs_dim..(local_idx + 1) * obs_dim]);
             chunk.episode_returns[local_idx] = slot.episode_return;
             chunk.episode_lengths[local_idx] = slot.episode_steps;
             slot.env.reset(None);

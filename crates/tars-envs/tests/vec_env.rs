@@ -1,6 +1,8 @@
 //! Behaviour of `VecEnv`: same-step autoreset, time limits, determinism, parallel = serial.
 
-use tars_envs::{Action, Actions, Env, Error, PARALLEL_MIN_ENVS, RandomActions, Space, VecEnv, make, spec};
+use tars_envs::{
+    Action, Actions, Env, Error, PARALLEL_MIN_ENVS, RandomActions, Space, VecEnv, make, spec,
+};
 
 #[test]
 fn autoreset_is_same_step_and_keeps_the_final_observation() {
@@ -15,8 +17,16 @@ fn autoreset_is_same_step_and_keeps_the_final_observation() {
             assert!(vec_env.terminated[0] && !vec_env.truncated[0]);
             // The final observation is out of bounds; the current one is a fresh reset state.
             let final_theta = vec_env.final_obs[2].abs();
-            assert!(final_theta > 0.2094 || vec_env.final_obs[0].abs() > 2.4, "{:?}", vec_env.final_obs);
-            assert!(vec_env.obs.iter().all(|v| v.abs() <= 0.05), "{:?}", vec_env.obs);
+            assert!(
+                final_theta > 0.2094 || vec_env.final_obs[0].abs() > 2.4,
+                "{:?}",
+                vec_env.final_obs
+            );
+            assert!(
+                vec_env.obs.iter().all(|v| v.abs() <= 0.05),
+                "{:?}",
+                vec_env.obs
+            );
             assert_ne!(before, vec_env.obs);
             assert_eq!(vec_env.episode_lengths[0], steps);
             assert_eq!(vec_env.episode_returns[0], f64::from(steps));
@@ -96,31 +106,51 @@ fn bad_state_and_action_give_clear_errors() {
         "CartPole-v1 state must have 4 values (x, x_dot, theta, theta_dot), got 2"
     );
     assert_eq!(
-        env.set_state(&[0.0, f64::NAN, 0.0, 0.0]).unwrap_err().to_string(),
+        env.set_state(&[0.0, f64::NAN, 0.0, 0.0])
+            .unwrap_err()
+            .to_string(),
         "CartPole-v1 state[1] is NaN; every state value must be finite"
     );
     let space = spec("CartPole-v1").unwrap().action_space;
     assert_eq!(
-        space.check_action(Action::Discrete(2)).unwrap_err().to_string(),
+        space
+            .check_action(Action::Discrete(2))
+            .unwrap_err()
+            .to_string(),
         "action 2 is out of range; valid actions are 0..2 (0 to 1)"
     );
     assert_eq!(
-        space.check_action(Action::Continuous(&[0.5])).unwrap_err().to_string(),
+        space
+            .check_action(Action::Continuous(&[0.5]))
+            .unwrap_err()
+            .to_string(),
         "wrong action shape: expected Discrete(2), got array of 1 floats"
     );
     let pendulum = spec("Pendulum-v1").unwrap().action_space;
     assert_eq!(
-        pendulum.check_action(Action::Continuous(&[0.5, 1.0])).unwrap_err().to_string(),
+        pendulum
+            .check_action(Action::Continuous(&[0.5, 1.0]))
+            .unwrap_err()
+            .to_string(),
         "wrong action shape: expected Box(-2.0, 2.0, (1,)), got array of 2 floats"
     );
     assert_eq!(
-        pendulum.check_action(Action::Discrete(1)).unwrap_err().to_string(),
+        pendulum
+            .check_action(Action::Discrete(1))
+            .unwrap_err()
+            .to_string(),
         "wrong action shape: expected Box(-2.0, 2.0, (1,)), got integer 1"
     );
     assert!(matches!(
         pendulum.check_action(Action::Continuous(&[f32::INFINITY])),
         Err(Error::NonFiniteAction { index: 0, .. })
     ));
-    assert!(matches!(VecEnv::<Box<dyn Env>>::new(Vec::new(), 0), Err(Error::NoEnvs(0))));
-    assert!(matches!(Space::Discrete { n: 3 }.check_action(Action::Discrete(2)), Ok(())));
+    assert!(matches!(
+        VecEnv::<Box<dyn Env>>::new(Vec::new(), 0),
+        Err(Error::NoEnvs(0))
+    ));
+    assert!(matches!(
+        Space::Discrete { n: 3 }.check_action(Action::Discrete(2)),
+        Ok(())
+    ));
 }

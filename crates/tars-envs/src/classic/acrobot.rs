@@ -125,8 +125,8 @@ impl Env for Acrobot {
         self.state = [
             wrap(ns[0]),
             wrap(ns[1]),
-            ns[2].max(-MAX_VEL_1).min(MAX_VEL_1),
-            ns[3].max(-MAX_VEL_2).min(MAX_VEL_2),
+            ns[2].clamp(-MAX_VEL_1, MAX_VEL_1),
+            ns[3].clamp(-MAX_VEL_2, MAX_VEL_2),
         ];
         let [s0, s1, ..] = self.state;
         let terminated = -s0.cos() - (s1 + s0).cos() > 1.0;

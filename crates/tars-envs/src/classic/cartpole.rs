@@ -83,10 +83,8 @@ impl Env for CartPole {
         theta += TAU * theta_dot;
         theta_dot += TAU * thetaacc;
         self.state = [x, x_dot, theta, theta_dot];
-        let terminated = x < -X_THRESHOLD
-            || x > X_THRESHOLD
-            || theta < -THETA_THRESHOLD
-            || theta > THETA_THRESHOLD;
+        let terminated = !(-X_THRESHOLD..=X_THRESHOLD).contains(&x)
+            || !(-THETA_THRESHOLD..=THETA_THRESHOLD).contains(&theta);
         // gymnasium pays 1.0 on every step including the terminating one; steps after
         // termination (which a time-limited runner never takes) would pay 0.
         Transition {

@@ -63,7 +63,7 @@ impl Default for MountainCarContinuous {
 /// `force * power - 0.0025 * cos(3 * position)` as numpy evaluates it: in float32 when the
 /// force is the float32 action, in float64 when clipping turned it into a Python float.
 fn acceleration(action: f32, cos_term: f64) -> Acceleration {
-    if action > MAX_ACTION || action < MIN_ACTION {
+    if !(MIN_ACTION..=MAX_ACTION).contains(&action) {
         let force = if action > MAX_ACTION {
             MAX_ACTION
         } else {
