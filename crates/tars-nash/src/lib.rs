@@ -15,20 +15,29 @@
 //! every exact solver verifies each equilibrium (NashConv within [`VERIFY_TOL`] of zero,
 //! relative to the payoff scale) before returning it.
 
+mod conflict;
+mod dynamics;
 mod enumeration;
 mod equilibrium;
 mod error;
 mod game;
 mod lemke_howson;
 mod linalg;
+mod maxent;
 mod nashconv;
+mod normal_form;
 mod polytope;
 mod zero_sum;
 
+pub use conflict::{ConflictReport, resolve_conflict};
+pub use dynamics::{
+    Approximation, FictitiousPlayConfig, ReplicatorConfig, fictitious_play, replicator_dynamics,
+};
 pub use enumeration::{AllEquilibria, ENUMERATION_LIMIT, all_equilibria, enumeration_cost};
 pub use equilibrium::{Equilibrium, VERIFY_TOL};
 pub use error::Error;
 pub use game::{Bimatrix, Matrix};
 pub use lemke_howson::{LemkeHowsonConfig, lemke_howson, lemke_howson_with};
 pub use nashconv::{best_response_gains, nash_conv};
+pub use normal_form::NormalFormGame;
 pub use zero_sum::{ZeroSumSolution, solve_matrix_game, solve_zero_sum};
