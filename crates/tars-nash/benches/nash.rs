@@ -20,7 +20,7 @@ impl SplitMix64 {
 
 fn random_games(size: usize, n_games: usize) -> Vec<Bimatrix> {
     let mut rng = SplitMix64(size as u64);
-    let mut matrix = |rng: &mut SplitMix64| -> Vec<Vec<f64>> {
+    let matrix = |rng: &mut SplitMix64| -> Vec<Vec<f64>> {
         (0..size)
             .map(|_| (0..size).map(|_| rng.next_f64() * 20.0 - 10.0).collect())
             .collect()

@@ -166,7 +166,7 @@ impl BestTracker {
                 *a += weight * (p - *a);
             }
         }
-        if iteration % self.check_every == 0 {
+        if iteration.is_multiple_of(self.check_every) {
             self.consider(game, profile.to_vec());
             self.consider(game, self.average.clone());
         }

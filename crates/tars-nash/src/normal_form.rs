@@ -177,12 +177,15 @@ mod tests {
     fn three_player_values_and_nash_conv() {
         // Each player gets 1 if their action matches player 0's, else 0 (player 0 always 1).
         let n_actions = vec![2, 2, 2];
-        let mut payoffs = vec![vec![1.0; 8], vec![0.0; 8], vec![0.0; 8]];
-        for idx in 0..8 {
-            let (a0, a1, a2) = (idx / 4, (idx / 2) % 2, idx % 2);
-            payoffs[1][idx] = f64::from(u8::from(a1 == a0));
-            payoffs[2][idx] = f64::from(u8::from(a2 == a0));
-        }
+        let matches = |player_idx: usize| -> Vec<f64> {
+            (0..8_usize)
+                .map(|idx| {
+                    let action = (idx >> (2 - player_idx)) & 1;
+                    f64::from(u8::from(action == idx >> 2))
+                })
+                .collect()
+        };
+        let payoffs = vec![matches(0), matches(1), matches(2)];
         let game = NormalFormGame::new(n_actions, payoffs).unwrap();
         let coordinated = vec![vec![1.0, 0.0], vec![1.0, 0.0], vec![1.0, 0.0]];
         assert_eq!(game.nash_conv(&coordinated).unwrap(), 0.0);

@@ -8,7 +8,6 @@
 
 use microlp::{ComparisonOp, OptimizationDirection, Problem};
 
-use crate::game::dot;
 use crate::nashconv::max;
 use crate::{Bimatrix, Equilibrium, Error, Matrix};
 
@@ -112,11 +111,6 @@ fn optimal_mix(scaled: &Matrix) -> Result<Vec<f64>, Error> {
     Ok(raw.iter().map(|p| p / sum).collect())
 }
 
-/// `x^T A y` for a verified zero-sum equilibrium (used by tests and docs).
-pub(crate) fn expected_value(a: &Matrix, row: &[f64], col: &[f64]) -> f64 {
-    dot(row, &a.mul_vec(col))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -157,7 +151,7 @@ mod tests {
         assert!((solution.dual_value() - 1.0 / 7.0).abs() < 1e-14);
         let (row, col) = (solution.equilibrium().row(), solution.equilibrium().col());
         assert!((row[0] - 3.0 / 7.0).abs() < 1e-14 && (col[0] - 2.0 / 7.0).abs() < 1e-14);
-        assert!((expected_value(&a, row, col) - 1.0 / 7.0).abs() < 1e-14);
+        assert!((solution.equilibrium().row_payoff() - 1.0 / 7.0).abs() < 1e-14);
     }
 
     #[test]
