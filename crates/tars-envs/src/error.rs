@@ -28,4 +28,12 @@ pub enum Error {
     /// A `VecEnv` needs at least one environment.
     #[error("num_envs must be at least 1, got {0}")]
     NoEnvs(usize),
+    /// An environment option outside the range the environment accepts.
+    #[error("{env} option {name} is {value}; it must be {expected}")]
+    OptionOutOfRange {
+        env: &'static str,
+        name: &'static str,
+        value: f64,
+        expected: &'static str,
+    },
 }

@@ -12,6 +12,7 @@
 
 mod classic;
 mod error;
+mod lunar_lander;
 mod registry;
 mod rng;
 mod space;
@@ -19,6 +20,10 @@ mod vec_env;
 
 pub use classic::{Acrobot, CartPole, MountainCar, MountainCarContinuous, Pendulum};
 pub use error::Error;
+pub use lunar_lander::{
+    EpisodeDraws, HeuristicAction, LUNAR_LANDER_CONTINUOUS_SPEC, LUNAR_LANDER_SPEC, LunarLander,
+    LunarLanderOptions, heuristic, heuristic_continuous, heuristic_discrete,
+};
 pub use registry::{make, spec, specs};
 pub use rng::Rng;
 pub use space::Space;
