@@ -348,17 +348,14 @@ fn invalid_options_are_rejected_with_the_valid_range() {
         ),
     ];
     for (options, message) in cases {
-        let err = LunarLander::discrete(options)
-            .err()
-            .expect("invalid options must be rejected");
+        let err = LunarLander::discrete(options).expect_err("invalid options must be rejected");
         assert_eq!(err.to_string(), message);
     }
     let err = LunarLander::continuous(LunarLanderOptions {
         wind_power: -1.0,
         ..LunarLanderOptions::default()
     })
-    .err()
-    .unwrap();
+    .unwrap_err();
     assert!(matches!(
         err,
         Error::OptionOutOfRange {
@@ -433,4 +430,36 @@ fn the_same_seed_gives_the_same_episode() {
     };
     assert_eq!(run(3), run(3));
     assert_ne!(run(3), run(4));
+}
+
+#[test]
+fn worlds_on_parallel_threads_match_sequential_ones() {
+    // Box2D's shared tables are filled once before any world exists; after that, worlds on
+    // different threads must not observe each other.
+    let episode = |seed: u64| {
+        let mut env = LunarLander::discrete(LunarLanderOptions::default()).unwrap();
+        env.reset(Some(seed));
+        let mut obs = [0.0f32; 8];
+        let mut total = 0.0;
+        for _ in 0..1000 {
+            env.observe(&mut obs);
+            let transition = env.step(heuristic(env.spec(), &obs).as_action());
+            total += transition.reward;
+            if transition.terminated {
+                break;
+            }
+        }
+        (total, obs)
+    };
+    let sequential: Vec<_> = (0..8).map(episode).collect();
+    let parallel: Vec<_> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..8)
+            .map(|seed| scope.spawn(move || episode(seed)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|handle| handle.join().unwrap())
+            .collect()
+    });
+    assert_eq!(sequential, parallel);
 }
