@@ -41,13 +41,13 @@ enum NashCommand {
         json: bool,
     },
     /// Weights, stability and conflict of proposals (rows) scored on environments (columns),
-    /// read as {"scores": [[...]]}.
+    /// read as {"scores": [[...]]}; prints a JSON report.
     Conflict {
         /// JSON file with the scores; `-` or nothing reads standard input.
         file: Option<String>,
-        /// Print the report as JSON.
+        /// Indent the JSON report.
         #[arg(long)]
-        json: bool,
+        pretty: bool,
     },
 }
 
@@ -75,41 +75,27 @@ pub fn run(args: NashArgs) -> anyhow::Result<ExitCode> {
             let solved = solve(&game, method)?;
             print_solved(&game, &solved, json)?;
         }
-        NashCommand::Conflict { file, json } => {
+        NashCommand::Conflict { file, pretty } => {
             let input = read_input(file.as_deref())?;
             let scores = parse_object(&input, &["scores"])
                 .and_then(|object| parse_matrix(object.get("scores"), "scores"))
                 .context("reading the scores")?;
             let report = resolve_conflict(&scores).context("resolving the conflict")?;
-            let mut out = std::io::stdout().lock();
-            if json {
-                let value = json!({
-                    "weights": report.weights,
-                    "environment_weights": report.environment_weights,
-                    "value": report.value,
-                    "stability": report.stability,
-                    "conflict": report.conflict,
-                    "nash_averages": report.nash_averages,
-                    "max_entropy": report.max_entropy,
-                });
-                writeln!(out, "{value}")?;
+            let value = json!({
+                "weights": report.weights,
+                "environment_weights": report.environment_weights,
+                "value": report.value,
+                "stability": report.stability,
+                "conflict": report.conflict,
+                "nash_averages": report.nash_averages,
+                "max_entropy": report.max_entropy,
+            });
+            let text = if pretty {
+                serde_json::to_string_pretty(&value)?
             } else {
-                writeln!(out, "proposal  weight   nash average")?;
-                for (idx, (w, avg)) in report.weights.iter().zip(&report.nash_averages).enumerate()
-                {
-                    writeln!(out, "{idx:>8}  {w:>7.4}  {avg:>12.6}")?;
-                }
-                writeln!(
-                    out,
-                    "environment weights: {}",
-                    fmt_vec(&report.environment_weights)
-                )?;
-                writeln!(
-                    out,
-                    "value {:.6}  stability {:.4}  conflict {:.4}",
-                    report.value, report.stability, report.conflict
-                )?;
-            }
+                value.to_string()
+            };
+            writeln!(std::io::stdout().lock(), "{text}")?;
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -132,12 +118,10 @@ fn solve(game: &Bimatrix, method: Method) -> anyhow::Result<Solved> {
                     .context("use --method one for one equilibrium by Lemke-Howson"),
                 other => anyhow::Error::new(other),
             })?;
-            if result.is_degenerate() {
-                notes.push(if result.is_finite() {
-                    "the game is degenerate, but its equilibria are isolated: the list is complete".to_owned()
-                } else {
-                    "the game is degenerate: these are the extreme equilibria, and the equilibrium set is infinite (segments join equilibria that share a strategy)".to_owned()
-                });
+            if !result.is_finite() {
+                notes.push(
+                    "segments between equilibria that share a strategy are equilibria too".into(),
+                );
             }
             if result.n_rejected() > 0 {
                 notes.push(format!(
@@ -158,11 +142,8 @@ fn solve(game: &Bimatrix, method: Method) -> anyhow::Result<Solved> {
         Method::ZeroSum => {
             let solution = solve_zero_sum(game)
                 .context("solving the zero-sum game (omit B, or give B = -A)")?;
-            notes.push(format!(
-                "value {} (dual {})",
-                solution.value(),
-                solution.dual_value()
-            ));
+            let (value, dual_value) = (solution.value(), solution.dual_value());
+            notes.push(format!("value {value:.12} (dual LP {dual_value:.12})"));
             (vec![row(solution.equilibrium())], false, false)
         }
         Method::Replicator => {
@@ -174,11 +155,9 @@ fn solve(game: &Bimatrix, method: Method) -> anyhow::Result<Solved> {
                 "note: replicator dynamics is approximate: NashConv {:e} after {} iterations",
                 result.nash_conv, result.n_iterations
             );
-            let mut profile = result.profile.into_iter();
-            let (x, y) = (
-                profile.next().unwrap_or_default(),
-                profile.next().unwrap_or_default(),
-            );
+            let [x, y]: [Vec<f64>; 2] = (result.profile.try_into()).map_err(|_| {
+                anyhow::anyhow!("replicator dynamics returned no two-player profile")
+            })?;
             (vec![(x, y, row_payoff, col_payoff)], false, false)
         }
     };
@@ -317,18 +296,8 @@ pub fn bench() -> anyhow::Result<()> {
         out,
         "nashpy 0.0.43 figures from shared/PEERS.md; compare ratios, absolute times vary"
     )?;
-    writeln!(
-        out,
-        "{:>5}  {:>9}  {:>12}  {:>19}  {:>8}  {:>10}  {:>13}  {:>8}",
-        "size",
-        "mean #eq",
-        "all eq (ms)",
-        "nashpy supp/vert ms",
-        "speedup",
-        "LH (ms)",
-        "nashpy LH ms",
-        "speedup"
-    )?;
+    let header = " size   mean #eq   all eq (ms)  nashpy supp/vert ms   speedup     LH (ms)   nashpy LH ms   speedup";
+    writeln!(out, "{header}")?;
     for (size, support_ms, vertex_ms, lh_ms) in NASHPY_MS {
         let mut rng = SplitMix64(size as u64);
         let games: Vec<Bimatrix> = (0..N_GAMES)
