@@ -1,7 +1,7 @@
 //! Conflict resolution on the worked example of docs/nash.md, and its invariants on seeded
 //! score tables.
 
-use tars_nash::{Matrix, resolve_conflict};
+use tars_nash::{Bimatrix, Matrix, all_equilibria, resolve_conflict};
 
 use crate::util::{SplitMix64, assert_distribution};
 
@@ -80,6 +80,55 @@ fn weights_are_worst_case_optimal_on_seeded_score_tables() {
         );
         assert!((0.0..=1.0).contains(&report.stability) && (0.0..=1.0).contains(&report.conflict));
     }
+}
+
+fn entropy(mix: &[f64]) -> f64 {
+    mix.iter().filter(|&&p| p > 0.0).map(|p| -p * p.ln()).sum()
+}
+
+#[test]
+fn weights_have_more_entropy_than_any_other_optimal_mix() {
+    let mut rng = SplitMix64(5);
+    let mut n_non_unique = 0;
+    for _ in 0..40 {
+        // Scores in {0, 1, 2} make optimal mixes non-unique in many tables.
+        let rows: Vec<Vec<f64>> = (0..4)
+            .map(|_| (0..3).map(|_| (rng.next_u64() % 3) as f64).collect())
+            .collect();
+        let scores = Matrix::new("scores", rows).unwrap();
+        let report = resolve_conflict(&scores).unwrap();
+        let all = all_equilibria(&Bimatrix::zero_sum(scores)).unwrap();
+        let mut extremes: Vec<Vec<f64>> = Vec::new();
+        for equilibrium in all.equilibria() {
+            if !extremes.iter().any(|e| e == equilibrium.row()) {
+                extremes.push(equilibrium.row().to_vec());
+            }
+        }
+        n_non_unique += usize::from(extremes.len() > 1);
+        // Random convex combinations of the extreme optimal mixes are optimal mixes too.
+        for _ in 0..50 {
+            let coefficients: Vec<f64> = extremes.iter().map(|_| rng.next_f64()).collect();
+            let total: f64 = coefficients.iter().sum();
+            let mix: Vec<f64> = (0..4)
+                .map(|i| {
+                    extremes
+                        .iter()
+                        .zip(&coefficients)
+                        .map(|(e, c)| e[i] * c / total)
+                        .sum()
+                })
+                .collect();
+            assert!(
+                entropy(&report.weights) >= entropy(&mix) - 1e-9,
+                "{:?} has less entropy than the optimal {mix:?}",
+                report.weights
+            );
+        }
+    }
+    assert!(
+        n_non_unique >= 5,
+        "the seeded tables exercise non-unique optima: {n_non_unique}"
+    );
 }
 
 #[test]
