@@ -13,7 +13,11 @@ degenerate game it gives the extreme equilibria), deduplicated to 1e-9. nashpy's
 it is not used as a reference. Random games have payoffs uniform in (-10, 10) from a seeded
 numpy generator; floats are written with Python's repr-based json, so they round-trip exactly.
 The classic games are matching pennies, prisoner's dilemma, battle of the sexes,
-rock-paper-scissors and a degenerate game with a continuum of equilibria.
+rock-paper-scissors and a degenerate game with a continuum of equilibria. Ties, and mostly
+degenerate games, come from 30 seeded random 2x2 to 4x4 games with integer payoffs in
+{1, 2, 3}: positive,
+because nashpy 0.0.43 shifts payoffs only when one is negative, and with a zero payoff its
+polytopes can be unbounded and qhull loses vertices (extreme equilibria go missing).
 
 Usage (from the repository root):
 
@@ -37,6 +41,7 @@ SEED = 20_260_611
 PINNED = {"nashpy": "0.0.43"}  # keep in sync with scripts/requirements-nash.txt
 # (size, number of games): 8x8 vertex enumeration takes about 12 s per game in nashpy.
 RANDOM_SIZES = [(3, 40), (5, 30), (8, 6)]
+N_INTEGER = 30
 SUPPORT_ENUMERATION_MAX_SIZE = 5
 DEFAULT_OUT = Path(__file__).resolve().parent.parent / "crates/tars-nash/tests/fixtures/vertex_enumeration.json"
 
@@ -66,6 +71,16 @@ def random_games(rng: np.random.Generator) -> list[tuple[str, np.ndarray, np.nda
             a = rng.uniform(-10.0, 10.0, size=(size, size))
             b = rng.uniform(-10.0, 10.0, size=(size, size))
             games.append((f"random_{size}x{size}_{game_idx}", a, b))
+    return games
+
+
+def integer_games(rng: np.random.Generator) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    games = []
+    for game_idx in range(N_INTEGER):
+        n_rows, n_cols = rng.integers(2, 5, size=2)
+        a = rng.integers(1, 4, size=(n_rows, n_cols)).astype(float)
+        b = rng.integers(1, 4, size=(n_rows, n_cols)).astype(float)
+        games.append((f"integer_{game_idx}", a, b))
     return games
 
 
@@ -104,7 +119,9 @@ def main() -> int:
         print(f"nashpy {nashpy.__version__} found, {PINNED['nashpy']} pinned", file=sys.stderr)
         return 1
     rng = np.random.default_rng(SEED)
-    games = [solve(name, a, b) for name, a, b in classic_games() + random_games(rng)]
+    integer_rng = np.random.default_rng(SEED + 1)
+    all_games = classic_games() + random_games(rng) + integer_games(integer_rng)
+    games = [solve(name, a, b) for name, a, b in all_games]
     fixture = {
         "generator": "scripts/nash_fixtures.py",
         "nashpy": nashpy.__version__,

@@ -1,6 +1,7 @@
 //! Agreement with nashpy 0.0.43's `vertex_enumeration` (fixtures from
 //! `scripts/nash_fixtures.py`; see `tests/fixtures/README.md`): every reference equilibrium is
-//! found and none is extra, on the classic games and on random 3x3, 5x5 and 8x8 games.
+//! found and none is extra, on the classic games, on random 3x3, 5x5 and 8x8 games, and on
+//! degenerate games with integer payoffs (where the extreme equilibria are compared).
 
 use serde_json::Value;
 use tars_nash::{Bimatrix, all_equilibria};
@@ -54,9 +55,11 @@ fn matches(ours: (&[f64], &[f64]), theirs: (&[f64], &[f64])) -> bool {
 #[test]
 fn every_nashpy_equilibrium_is_found_and_none_is_extra() {
     let references = load();
-    assert_eq!(references.len(), 5 + 40 + 30 + 6);
+    assert_eq!(references.len(), 5 + 40 + 30 + 6 + 30);
     let mut n_matched = 0;
     let mut n_support_enumeration_misses = 0;
+    let mut n_infinite = 0;
+    let mut n_degenerate_integer = 0;
     for reference in &references {
         let result = all_equilibria(&reference.game).expect("fixture games are small");
         let ours: Vec<(&[f64], &[f64])> = result
@@ -83,16 +86,27 @@ fn every_nashpy_equilibrium_is_found_and_none_is_extra() {
             );
         }
         n_matched += ours.len();
-        let degenerate = reference.name.starts_with("degenerate");
-        assert_eq!(result.is_degenerate(), degenerate, "{}", reference.name);
-        assert_eq!(result.is_finite(), !degenerate, "{}", reference.name);
+        if reference.name.starts_with("integer") {
+            n_degenerate_integer += usize::from(result.is_degenerate());
+        } else {
+            let degenerate = reference.name.starts_with("degenerate");
+            assert_eq!(result.is_degenerate(), degenerate, "{}", reference.name);
+            assert_eq!(result.is_finite(), !degenerate, "{}", reference.name);
+        }
+        n_infinite += usize::from(!result.is_finite());
         if let Some(count) = reference.support_enumeration_count {
             assert!(count <= ours.len(), "{}", reference.name);
-            n_support_enumeration_misses += usize::from(count < ours.len() && !degenerate);
+            n_support_enumeration_misses += usize::from(count < ours.len());
         }
     }
+    assert_eq!(n_matched, 286);
+    // Most integer games are degenerate, and most of those have a continuum of equilibria.
+    assert!(
+        n_degenerate_integer >= 20 && n_infinite >= 15,
+        "{n_degenerate_integer} {n_infinite}"
+    );
     eprintln!(
-        "matched {n_matched} equilibria in {} games; nashpy's support enumeration missed some in {n_support_enumeration_misses} games",
+        "matched {n_matched} equilibria in {} games ({n_degenerate_integer} degenerate integer games, {n_infinite} games with infinitely many); nashpy's support enumeration missed some in {n_support_enumeration_misses} games",
         references.len()
     );
 }
