@@ -376,7 +376,7 @@ fn invalid_options_are_rejected_with_the_valid_range() {
 
 #[test]
 fn state_is_readable_but_not_settable() {
-    let mut env = LunarLander::discrete(LunarLanderOptions::default()).unwrap();
+    let mut env = LunarLander::default();
     let state = env.state();
     assert_eq!(state.len(), LUNAR_LANDER_SPEC.state_layout.len());
     let err = env.set_state(&state).unwrap_err();

@@ -281,6 +281,14 @@ impl Engines {
     }
 }
 
+impl Default for LunarLander {
+    /// `LunarLander-v3` with gymnasium's default options, reset with seed 0.
+    fn default() -> LunarLander {
+        LunarLander::discrete(LunarLanderOptions::default())
+            .expect("gymnasium's defaults are valid")
+    }
+}
+
 impl std::fmt::Debug for LunarLander {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LunarLander")
