@@ -146,7 +146,14 @@ def write(name: str, data: dict) -> None:
     print(f"wrote {path.relative_to(OUT_DIR.parent.parent.parent.parent.parent)}")
 
 
+PINNED = {"gymnasium": "1.4.0", "numpy": "2.4.6", "Box2D": "2.3.10"}
+
+
 def main() -> None:
+    if versions() != PINNED:
+        raise SystemExit(
+            f"lunar_golden.py needs {PINNED} (scripts/requirements-lunar.txt), found {versions()}"
+        )
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--episodes", type=int, default=200, help="heuristic episodes per env")
     args = parser.parse_args()
