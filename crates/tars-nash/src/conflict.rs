@@ -55,7 +55,7 @@ pub fn resolve_conflict(scores: &Matrix) -> Result<ConflictReport, Error> {
                 max_entropy_strategy(&scores.negated().transpose(), -value, &cols);
             (weights, environment_weights, value, true)
         }
-        Err(Error::TooLargeForEnumeration { .. }) => {
+        Err(Error::TooLargeForEnumeration { .. } | Error::TooManyActions { .. }) => {
             let solution = solve_matrix_game(scores)?;
             let equilibrium = solution.equilibrium();
             (

@@ -26,14 +26,16 @@ pub struct AllEquilibria {
 
 /// Every extreme equilibrium of `game`, each verified.
 ///
-/// Fails only when the game is too large ([`ENUMERATION_LIMIT`]): then use
+/// Fails only when the game is too large ([`ENUMERATION_LIMIT`], or more than 128 actions in
+/// all): then use
 /// [`lemke_howson`](crate::lemke_howson) for one equilibrium.
 pub fn all_equilibria(game: &Bimatrix) -> Result<AllEquilibria, Error> {
     let (n_rows, n_cols) = (game.n_rows(), game.n_cols());
     let n_bases = enumeration_cost(n_rows, n_cols);
-    // Labels are bits of a u128; any game with more than 128 actions also exceeds the limit
-    // unless one side has a single action.
-    if n_bases > ENUMERATION_LIMIT || n_rows + n_cols > 128 {
+    if n_rows + n_cols > 128 {
+        return Err(Error::TooManyActions { n_rows, n_cols });
+    }
+    if n_bases > ENUMERATION_LIMIT {
         return Err(Error::TooLargeForEnumeration {
             n_rows,
             n_cols,
@@ -190,6 +192,14 @@ mod tests {
         assert_eq!(enumeration_cost(2, 2), 12);
         assert_eq!(enumeration_cost(8, 8), 2 * 12_870);
         assert_eq!(enumeration_cost(200, 200), u128::MAX);
+        let wide = Bimatrix::from_rows(vec![vec![0.0; 128]], vec![vec![0.0; 128]]).unwrap();
+        assert_eq!(
+            all_equilibria(&wide).unwrap_err(),
+            Error::TooManyActions {
+                n_rows: 1,
+                n_cols: 128
+            }
+        );
         let game = Bimatrix::from_rows(vec![vec![0.0; 12]; 12], vec![vec![0.0; 12]; 12]).unwrap();
         let err = all_equilibria(&game).unwrap_err();
         assert_eq!(

@@ -69,6 +69,17 @@ pub enum Error {
         /// The largest number accepted.
         limit: u128,
     },
+    /// Exhaustive enumeration tracks labels in 128 bits, one per action of either player.
+    #[error(
+        "a {n_rows}x{n_cols} game has {} actions in all, more than the 128 exhaustive enumeration handles; find one equilibrium with Lemke-Howson instead",
+        n_rows + n_cols
+    )]
+    TooManyActions {
+        /// Rows of the game.
+        n_rows: usize,
+        /// Columns of the game.
+        n_cols: usize,
+    },
     /// The zero-sum solver was given a game with `B != -A`.
     #[error(
         "game is not zero-sum: A[{row_idx}][{col_idx}] + B[{row_idx}][{col_idx}] = {sum}; the zero-sum solver needs B = -A (or B omitted)"

@@ -114,8 +114,10 @@ fn solve(game: &Bimatrix, method: Method) -> anyhow::Result<Solved> {
     let (equilibria, complete, degenerate) = match method {
         Method::All => {
             let result = all_equilibria(game).map_err(|error| match error {
-                NashError::TooLargeForEnumeration { .. } => anyhow::Error::new(error)
-                    .context("use --method one for one equilibrium by Lemke-Howson"),
+                NashError::TooLargeForEnumeration { .. } | NashError::TooManyActions { .. } => {
+                    anyhow::Error::new(error)
+                        .context("use --method one for one equilibrium by Lemke-Howson")
+                }
                 other => anyhow::Error::new(other),
             })?;
             if !result.is_finite() {
