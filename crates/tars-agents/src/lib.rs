@@ -8,12 +8,16 @@
 //! Architecture invariant: no I/O, no clock, no global RNG. Every random draw comes from a
 //! [`tars_envs::Rng`] passed in by the caller, so the same seed gives the same weights.
 
+pub mod a2c;
 pub mod checkpoint;
 mod error;
 pub mod evaluate;
 pub mod hyperparams;
 pub mod nn;
+mod normalize;
 pub mod policy;
+pub mod ppo;
+mod rollout;
 
 pub use error::Error;
 pub use evaluate::{Evaluation, evaluate};
