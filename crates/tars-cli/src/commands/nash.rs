@@ -142,8 +142,7 @@ fn solve(game: &Bimatrix, method: Method) -> anyhow::Result<Solved> {
             (vec![row(&equilibrium)], false, false)
         }
         Method::ZeroSum => {
-            let solution = solve_zero_sum(game)
-                .context("solving the zero-sum game (omit B, or give B = -A)")?;
+            let solution = solve_zero_sum(game).context("solving the zero-sum game")?;
             let (value, dual_value) = (solution.value(), solution.dual_value());
             notes.push(format!("value {value:.12} (dual LP {dual_value:.12})"));
             (vec![row(solution.equilibrium())], false, false)
