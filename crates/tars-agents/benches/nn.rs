@@ -5,6 +5,8 @@
 //!   forward both, the clipped-surrogate + entropy + value-MSE loss gradients, backward both,
 //!   `clip_grad_norm_(0.5)`, one Adam step. Budget: 0.6 ms.
 //! - `mlp_forward_backward`: forward and backward of the policy net alone, for reference.
+//! - `sgemm_floor`: only the 16 `sgemm` calls of a PPO minibatch update, same shapes: the
+//!   floor any engine built on `matrixmultiply` pays.
 
 use std::hint::black_box;
 
@@ -182,5 +184,81 @@ fn bench(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, bench);
+/// The matrix products of one PPO update: per net, 3 forward, 3 weight-gradient and 2
+/// input-gradient products (the first layer's input gradient is not needed).
+fn sgemm_floor(c: &mut Criterion) {
+    let dims = [[OBS_DIM, 64, 64, N_ACTIONS], [OBS_DIM, 64, 64, 1]];
+    let operand = vec![0.1f32; BATCH * 64];
+    let mut out = vec![0.0f32; BATCH * 64];
+    let mut grad = vec![0.0f32; 64 * 64];
+    c.bench_function("sgemm_floor", |b| {
+        b.iter(|| {
+            for net in &dims {
+                for l in 0..3 {
+                    let (fan_in, fan_out) = (net[l], net[l + 1]);
+                    gemm(
+                        &operand,
+                        (BATCH, fan_in, fan_out),
+                        (fan_in, 1),
+                        (1, fan_in),
+                        &mut out,
+                        0.0,
+                    );
+                    gemm(
+                        &operand,
+                        (fan_out, BATCH, fan_in),
+                        (1, fan_out),
+                        (fan_in, 1),
+                        &mut grad,
+                        1.0,
+                    );
+                    if l > 0 {
+                        gemm(
+                            &operand,
+                            (BATCH, fan_out, fan_in),
+                            (fan_out, 1),
+                            (fan_in, 1),
+                            &mut out,
+                            0.0,
+                        );
+                    }
+                }
+            }
+            black_box(&out);
+        })
+    });
+}
+
+/// `c[m, n] = operand · operand + beta · c` with the given (row, column) strides.
+fn gemm(
+    operand: &[f32],
+    (m, k, n): (usize, usize, usize),
+    a: (usize, usize),
+    b: (usize, usize),
+    c: &mut [f32],
+    beta: f32,
+) {
+    assert!(operand.len() >= BATCH * 64 && c.len() >= m * n && m * k <= operand.len());
+    // SAFETY: every shape used here fits in the 256 x 64 operand and in `c`.
+    unsafe {
+        matrixmultiply::sgemm(
+            m,
+            k,
+            n,
+            1.0,
+            operand.as_ptr(),
+            a.0 as isize,
+            a.1 as isize,
+            operand.as_ptr(),
+            b.0 as isize,
+            b.1 as isize,
+            beta,
+            c.as_mut_ptr(),
+            n as isize,
+            1,
+        )
+    }
+}
+
+criterion_group!(benches, bench, sgemm_floor);
 criterion_main!(benches);

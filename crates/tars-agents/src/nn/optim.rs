@@ -9,6 +9,7 @@
 //! first step, as in PyTorch. The learning rate can change between steps
 //! (SB3's `update_learning_rate` for schedules).
 
+use super::activation::multiversion;
 use super::params::Params;
 
 /// `torch.optim.Adam` hyperparameters. `Default` is PyTorch's (lr 1e-3, betas (0.9, 0.999),
@@ -86,20 +87,47 @@ impl Adam {
         let bias_correction2 = 1.0 - f64::from(beta2).powi(step);
         let step_size = (f64::from(lr) / bias_correction1) as f32;
         let bias_correction2_sqrt = bias_correction2.sqrt() as f32;
+        let coefficients = AdamCoefficients {
+            beta1,
+            beta2,
+            eps,
+            step_size,
+            bias_correction2_sqrt,
+        };
         let mut offset = 0;
         for p in params.iter_mut() {
-            let n = p.len();
-            let state = self.exp_avg[offset..offset + n]
-                .iter_mut()
-                .zip(&mut self.exp_avg_sq[offset..offset + n]);
-            for ((value, &grad), (m, v)) in p.value.iter_mut().zip(&p.grad).zip(state) {
-                // `exp_avg.lerp_(grad, 1 - beta1)`; `exp_avg_sq.mul_(beta2).addcmul_(grad, grad, 1 - beta2)`.
-                *m += (1.0 - beta1) * (grad - *m);
-                *v = *v * beta2 + (1.0 - beta2) * grad * grad;
-                let denom = v.sqrt() / bias_correction2_sqrt + eps;
-                *value -= step_size * (*m / denom);
-            }
-            offset += n;
+            let range = offset..offset + p.len();
+            let (exp_avg, exp_avg_sq) = (
+                &mut self.exp_avg[range.clone()],
+                &mut self.exp_avg_sq[range],
+            );
+            adam_update(&mut p.value, &p.grad, exp_avg, exp_avg_sq, coefficients);
+            offset += p.len();
+        }
+    }
+}
+
+/// The per-step scalars of Adam's element-wise update.
+#[derive(Debug, Clone, Copy)]
+struct AdamCoefficients {
+    beta1: f32,
+    beta2: f32,
+    eps: f32,
+    step_size: f32,
+    bias_correction2_sqrt: f32,
+}
+
+multiversion! {
+    /// Adam's element-wise update: `exp_avg.lerp_(grad, 1 - beta1)`,
+    /// `exp_avg_sq.mul_(beta2).addcmul_(grad, grad, 1 - beta2)`, then
+    /// `param.addcdiv_(exp_avg, exp_avg_sq.sqrt() / bias_correction2_sqrt + eps, -step_size)`.
+    fn adam_update(value: &mut [f32], grad: &[f32], exp_avg: &mut [f32], exp_avg_sq: &mut [f32], c: AdamCoefficients) {
+        let state = exp_avg.iter_mut().zip(exp_avg_sq.iter_mut());
+        for ((value, &grad), (m, v)) in value.iter_mut().zip(grad).zip(state) {
+            *m += (1.0 - c.beta1) * (grad - *m);
+            *v = *v * c.beta2 + (1.0 - c.beta2) * grad * grad;
+            let denom = v.sqrt() / c.bias_correction2_sqrt + c.eps;
+            *value -= c.step_size * (*m / denom);
         }
     }
 }
@@ -170,13 +198,20 @@ impl RmsProp {
         let RmsPropConfig { lr, alpha, eps } = self.config;
         let mut offset = 0;
         for p in params.iter_mut() {
-            let n = p.len();
-            let state = &mut self.square_avg[offset..offset + n];
-            for ((value, &grad), v) in p.value.iter_mut().zip(&p.grad).zip(state) {
-                *v = *v * alpha + (1.0 - alpha) * grad * grad;
-                *value -= lr * (grad / (v.sqrt() + eps));
-            }
-            offset += n;
+            let square_avg = &mut self.square_avg[offset..offset + p.len()];
+            rmsprop_update(&mut p.value, &p.grad, square_avg, lr, alpha, eps);
+            offset += p.len();
+        }
+    }
+}
+
+multiversion! {
+    /// RMSprop's element-wise update: `square_avg.mul_(alpha).addcmul_(grad, grad, 1 - alpha)`,
+    /// then `param.addcdiv_(grad, square_avg.sqrt() + eps, -lr)`.
+    fn rmsprop_update(value: &mut [f32], grad: &[f32], square_avg: &mut [f32], lr: f32, alpha: f32, eps: f32) {
+        for ((value, &grad), v) in value.iter_mut().zip(grad).zip(square_avg.iter_mut()) {
+            *v = *v * alpha + (1.0 - alpha) * grad * grad;
+            *value -= lr * (grad / (v.sqrt() + eps));
         }
     }
 }
