@@ -10,13 +10,17 @@
 
 pub mod a2c;
 pub mod checkpoint;
+pub mod ddpg;
+pub mod dqn;
 mod error;
 pub mod evaluate;
 pub mod hyperparams;
+mod noise;
 pub mod nn;
 mod normalize;
 pub mod policy;
 pub mod ppo;
+mod replay;
 mod rollout;
 
 pub use error::Error;
