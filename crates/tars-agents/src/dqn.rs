@@ -33,7 +33,8 @@ use crate::{Algo, Error, Schedule};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DqnHyperparams {
-    /// Environment steps to train for, summed over environments (the RL Zoo's budget).
+    /// Environment steps to train for, summed over environments: the RL Zoo's budget, or
+    /// 1e5 where the Zoo has none (SB3 has no default; `learn` requires it).
     pub n_timesteps: f64,
     /// Environments stepped together.
     pub n_envs: usize,
