@@ -105,7 +105,11 @@ where
         Ok(Value::Object(defaults)) => defaults.keys().cloned().collect(),
         _ => unreachable!("hyperparameter structs serialise to objects"),
     };
-    let mut merged = tuned(algo, env_id);
+    // Tuned entries the struct does not know (Zoo options we do not implement) are skipped.
+    let mut merged: Map<String, Value> = tuned(algo, env_id)
+        .into_iter()
+        .filter(|(name, _)| valid.contains(name))
+        .collect();
     for (name, value) in overrides {
         let canonical = ALIASES
             .iter()

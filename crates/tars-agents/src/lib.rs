@@ -15,13 +15,14 @@ pub mod dqn;
 mod error;
 pub mod evaluate;
 pub mod hyperparams;
-mod noise;
 pub mod nn;
+mod noise;
 mod normalize;
 pub mod policy;
 pub mod ppo;
 mod replay;
 mod rollout;
+pub mod train;
 
 pub use error::Error;
 pub use evaluate::{Evaluation, evaluate};

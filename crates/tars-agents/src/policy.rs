@@ -157,7 +157,13 @@ impl Policy {
                 if deterministic {
                     self.action_buf.copy_from_slice(mean);
                 } else {
-                    head.sample(mean, rng, &mut self.action_buf);
+                    let dim = head.action_dim();
+                    for (mean_row, out_row) in mean
+                        .chunks_exact(dim)
+                        .zip(self.action_buf.chunks_exact_mut(dim))
+                    {
+                        head.sample(mean_row, rng, out_row);
+                    }
                 }
                 let dim = bounds.action_dim();
                 for (idx, a) in self.action_buf.iter_mut().enumerate() {
@@ -168,7 +174,8 @@ impl Policy {
             PolicyNet::Deterministic { actor, bounds } => {
                 let squashed = actor.forward(input);
                 self.action_buf.resize(squashed.len(), 0.0);
-                bounds.scale(squashed, &mut self.action_buf);
+                // The actor acts in [-1, 1]; map back to the environment's bounds.
+                bounds.unscale(squashed, &mut self.action_buf);
                 Actions::Continuous(&self.action_buf)
             }
         }

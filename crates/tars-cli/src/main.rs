@@ -19,6 +19,10 @@ struct Cli {
 enum Command {
     /// Inspect and step the environments.
     Env(commands::env::EnvArgs),
+    /// Train an agent (DQN, A2C, PPO, DDPG), write its checkpoint and evaluate it.
+    Train(commands::train::TrainArgs),
+    /// Evaluate a checkpoint with SB3's evaluate_policy semantics.
+    Evaluate(commands::train::EvaluateArgs),
     /// Solve games: Nash equilibria, zero-sum values, NashConv.
     Nash(commands::nash::NashArgs),
     /// Measure throughput against the peer tools' figures.
@@ -28,6 +32,8 @@ enum Command {
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Env(args) => commands::env::run(args),
+        Command::Train(args) => commands::train::train(args),
+        Command::Evaluate(args) => commands::train::evaluate(args),
         Command::Nash(args) => commands::nash::run(args),
         Command::Bench(args) => commands::bench::run(args),
     }

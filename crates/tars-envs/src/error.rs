@@ -9,10 +9,19 @@ pub enum Error {
     UnknownEnv { id: String, valid: String },
     /// A state vector of the wrong length.
     #[error("{env} state must have {expected} values ({layout}), got {found}")]
-    StateLength { env: &'static str, expected: usize, found: usize, layout: String },
+    StateLength {
+        env: &'static str,
+        expected: usize,
+        found: usize,
+        layout: String,
+    },
     /// A state vector containing NaN or infinity.
     #[error("{env} state[{index}] is {value}; every state value must be finite")]
-    NonFiniteState { env: &'static str, index: usize, value: f64 },
+    NonFiniteState {
+        env: &'static str,
+        index: usize,
+        value: f64,
+    },
     /// A discrete action outside `0..n`.
     #[error("action {action} is out of range; valid actions are 0..{n} (0 to {max})", max = n - 1)]
     ActionOutOfRange { action: i64, n: usize },
@@ -24,7 +33,10 @@ pub enum Error {
     NonFiniteAction { index: usize, value: f32 },
     /// The environment cannot have its state set from outside.
     #[error("{env} does not support setting its state: {why}")]
-    StateNotSettable { env: &'static str, why: &'static str },
+    StateNotSettable {
+        env: &'static str,
+        why: &'static str,
+    },
     /// A `VecEnv` needs at least one environment.
     #[error("num_envs must be at least 1, got {0}")]
     NoEnvs(usize),

@@ -116,7 +116,11 @@ pub(crate) fn check_state(spec: &EnvSpec, state: &[f64]) -> Result<(), Error> {
         });
     }
     if let Some(index) = state.iter().position(|v| !v.is_finite()) {
-        return Err(Error::NonFiniteState { env: spec.id, index, value: state[index] });
+        return Err(Error::NonFiniteState {
+            env: spec.id,
+            index,
+            value: state[index],
+        });
     }
     Ok(())
 }

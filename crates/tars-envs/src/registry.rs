@@ -1,7 +1,10 @@
 //! The registry of environments by gymnasium id (and accepted aliases).
 
 use crate::classic::{ACROBOT, CARTPOLE, MOUNTAIN_CAR, MOUNTAIN_CAR_CONTINUOUS, PENDULUM};
-use crate::{Acrobot, CartPole, Env, EnvSpec, Error, MountainCar, MountainCarContinuous, Pendulum};
+use crate::{
+    Acrobot, CartPole, Env, EnvSpec, Error, LUNAR_LANDER_CONTINUOUS_SPEC, LUNAR_LANDER_SPEC,
+    LunarLander, LunarLanderOptions, MountainCar, MountainCarContinuous, Pendulum,
+};
 
 struct Entry {
     spec: &'static EnvSpec,
@@ -33,7 +36,22 @@ static REGISTRY: &[Entry] = &[
         spec: &MOUNTAIN_CAR_CONTINUOUS,
         build: boxed::<MountainCarContinuous>,
     },
+    Entry {
+        spec: &LUNAR_LANDER_SPEC,
+        build: boxed::<LunarLander>,
+    },
+    Entry {
+        spec: &LUNAR_LANDER_CONTINUOUS_SPEC,
+        build: lunar_lander_continuous,
+    },
 ];
+
+fn lunar_lander_continuous() -> Box<dyn Env> {
+    Box::new(
+        LunarLander::continuous(LunarLanderOptions::default())
+            .expect("gymnasium's default options are valid"),
+    )
+}
 
 fn entry(id: &str) -> Result<&'static Entry, Error> {
     REGISTRY
@@ -74,7 +92,7 @@ mod tests {
         assert_eq!(
             err.to_string(),
             "unknown environment 'CartPole-v0'; valid ids: CartPole-v1, Acrobot-v1, \
-             MountainCar-v0, Pendulum-v1, MountainCarContinuous-v0"
+             MountainCar-v0, Pendulum-v1, MountainCarContinuous-v0, LunarLander-v3, LunarLanderContinuous-v3"
         );
     }
 
@@ -82,6 +100,9 @@ mod tests {
     fn every_spec_builds_its_own_env() {
         for spec in specs() {
             assert_eq!(make(spec.id).unwrap().spec().id, spec.id);
+            for alias in spec.aliases {
+                assert_eq!(make(alias).unwrap().spec().id, spec.id);
+            }
         }
     }
 }

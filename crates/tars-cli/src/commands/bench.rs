@@ -27,6 +27,18 @@ enum BenchTarget {
     },
     /// Nash solvers: all equilibria and Lemke–Howson, beside nashpy.
     Nash,
+    /// Agents: train with RL Zoo budgets over several seeds, evaluate, beside SB3.
+    Train {
+        /// Seeds per row.
+        #[arg(long, default_value_t = 5)]
+        seeds: u64,
+        /// Only this row, as algo:env (e.g. ppo:CartPole-v1).
+        #[arg(long)]
+        only: Option<String>,
+        /// Print JSON lines instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// gymnasium 1.4 single-env steps/s with `gym.make(id)` (PEERS.md).
@@ -37,6 +49,9 @@ fn gymnasium_steps_per_second(env_id: &str) -> Option<f64> {
         "MountainCar-v0" => 30_383.0,
         "Pendulum-v1" => 27_909.0,
         "MountainCarContinuous-v0" => 152_875.0,
+        // Measured on this machine with scripts/bench_lunar.py (gymnasium 1.4.0).
+        "LunarLander-v3" => 22_200.0,
+        "LunarLanderContinuous-v3" => 18_100.0,
         _ => return None,
     })
 }
@@ -49,6 +64,9 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
             json,
         } => envs(seconds, num_envs, json)?,
         BenchTarget::Nash => super::nash::bench()?,
+        BenchTarget::Train { seeds, only, json } => {
+            super::bench_train::run(seeds, only.as_deref(), json)?
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -57,7 +75,13 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
 fn measure(env_id: &str, num_envs: usize, seconds: f64) -> anyhow::Result<f64> {
     let mut steps = 10_000u64.max(num_envs as u64 * 10);
     loop {
-        let stats = super::env::random_rollout(env_id, steps, num_envs, 0)?;
+        let stats = super::env::run_rollout(
+            env_id,
+            steps,
+            num_envs,
+            0,
+            super::env::RolloutPolicy::Random,
+        )?;
         if stats.seconds >= seconds {
             return Ok(stats.steps as f64 / stats.seconds);
         }

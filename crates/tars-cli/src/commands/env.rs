@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 use std::io::{BufRead, Write};
 use std::process::ExitCode;
 use std::time::Instant;
-use tars_envs::{Action, EnvSpec, RandomActions, Space, VecEnv};
+use tars_envs::{Action, Actions, EnvSpec, HeuristicAction, RandomActions, Space, VecEnv};
 
 /// Arguments of `tars env`.
 #[derive(Debug, clap::Args)]
@@ -42,6 +42,9 @@ enum EnvCommand {
         /// Seed of the environments and of the random actions.
         #[arg(long, default_value_t = 0)]
         seed: u64,
+        /// Actions: random (uniform), or heuristic (gymnasium's LunarLander controller).
+        #[arg(long, default_value = "random")]
+        policy: String,
         /// Print one JSON object instead of text.
         #[arg(long)]
         json: bool,
@@ -57,8 +60,9 @@ pub fn run(args: EnvArgs) -> anyhow::Result<ExitCode> {
             steps,
             num_envs,
             seed,
+            policy,
             json,
-        } => rollout(&env_id, steps, num_envs, seed, json),
+        } => rollout(&env_id, steps, num_envs, seed, &policy, json),
     }
 }
 
@@ -204,7 +208,7 @@ fn step(env_id: &str) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// Counts of a random-action rollout.
+/// Counts of a rollout.
 pub struct RolloutStats {
     pub steps: u64,
     pub episodes: u64,
@@ -212,24 +216,67 @@ pub struct RolloutStats {
     pub seconds: f64,
 }
 
-/// Steps `num_envs` environments with random actions for `steps` env-steps in total.
-pub fn random_rollout(
+/// Which actions a rollout takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RolloutPolicy {
+    Random,
+    /// gymnasium's `heuristic()` controller for LunarLander.
+    Heuristic,
+}
+
+impl RolloutPolicy {
+    fn parse(name: &str, env_id: &str) -> anyhow::Result<Self> {
+        match name {
+            "random" => Ok(RolloutPolicy::Random),
+            "heuristic" if env_id.starts_with("LunarLander") => Ok(RolloutPolicy::Heuristic),
+            "heuristic" => anyhow::bail!(
+                "--policy heuristic exists only for LunarLander-v3 and LunarLanderContinuous-v3; use --policy random for {env_id}"
+            ),
+            other => anyhow::bail!("unknown --policy '{other}'; valid: random, heuristic"),
+        }
+    }
+}
+
+/// Steps `num_envs` environments for `steps` env-steps in total with `policy`'s actions.
+pub fn run_rollout(
     env_id: &str,
     steps: u64,
     num_envs: usize,
     seed: u64,
+    policy: RolloutPolicy,
 ) -> anyhow::Result<RolloutStats> {
     anyhow::ensure!(
         num_envs >= 1,
         "--num-envs must be at least 1, got {num_envs}"
     );
     let mut vec_env = VecEnv::make(env_id, num_envs, seed)?;
-    let mut actions = RandomActions::new(vec_env.spec().action_space, num_envs, seed ^ 0x5EED);
+    let spec = vec_env.spec();
+    let obs_dim = vec_env.obs_dim();
+    let mut random = RandomActions::new(spec.action_space, num_envs, seed ^ 0x5EED);
+    let mut discrete = vec![0usize; num_envs];
+    let mut continuous = vec![0.0f32; num_envs * spec.action_space.dim()];
     let batches = steps.div_ceil(num_envs as u64);
     let (mut episodes, mut return_sum) = (0u64, 0.0);
     let start = Instant::now();
     for _ in 0..batches {
-        vec_env.step(actions.sample());
+        match policy {
+            RolloutPolicy::Random => vec_env.step(random.sample()),
+            RolloutPolicy::Heuristic => {
+                for (env_idx, obs) in vec_env.obs.chunks_exact(obs_dim).enumerate() {
+                    match tars_envs::heuristic(spec, obs) {
+                        HeuristicAction::Discrete(a) => discrete[env_idx] = a,
+                        HeuristicAction::Continuous(a) => {
+                            continuous[env_idx * 2..env_idx * 2 + 2].copy_from_slice(&a)
+                        }
+                    }
+                }
+                if spec.action_space.is_discrete() {
+                    vec_env.step(Actions::Discrete(&discrete));
+                } else {
+                    vec_env.step(Actions::Continuous(&continuous));
+                }
+            }
+        }
         for env_idx in 0..num_envs {
             if vec_env.done(env_idx) {
                 episodes += 1;
@@ -252,15 +299,19 @@ fn rollout(
     steps: u64,
     num_envs: usize,
     seed: u64,
+    policy_name: &str,
     json: bool,
 ) -> anyhow::Result<ExitCode> {
-    let stats = random_rollout(env_id, steps, num_envs, seed)?;
+    let env_id = tars_envs::spec(env_id)?.id;
+    let policy = RolloutPolicy::parse(policy_name, env_id)?;
+    let stats = run_rollout(env_id, steps, num_envs, seed, policy)?;
     let steps_per_second = stats.steps as f64 / stats.seconds.max(1e-9);
     let mut out = std::io::stdout().lock();
     if json {
         let value = json!({
-            "env": env_id, "num_envs": num_envs, "seed": seed, "steps": stats.steps,
-            "episodes": stats.episodes, "mean_episode_return": stats.mean_return,
+            "env": env_id, "num_envs": num_envs, "seed": seed, "policy": policy_name,
+            "steps": stats.steps, "episodes": stats.episodes,
+            "mean_episode_return": stats.mean_return,
             "seconds": stats.seconds, "steps_per_second": steps_per_second,
         });
         writeln!(out, "{value}")?;
@@ -272,7 +323,7 @@ fn rollout(
             });
         writeln!(
             out,
-            "env                  {env_id} ({num_envs} env(s), seed {seed}, random actions)"
+            "env                  {env_id} ({num_envs} env(s), seed {seed}, {policy_name} actions)"
         )?;
         writeln!(out, "steps                {}", stats.steps)?;
         writeln!(out, "episodes             {}", stats.episodes)?;

@@ -1,0 +1,255 @@
+//! `tars train` and `tars evaluate`: train an agent, write its checkpoint, evaluate it.
+
+use anyhow::Context;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::{Map, Value, json};
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+use tars_agents::checkpoint::{self, METADATA_FILE, WEIGHTS_FILE};
+use tars_agents::{Algo, Control, Observer, Policy, Progress};
+
+/// Arguments of `tars train`.
+#[derive(Debug, clap::Args)]
+pub struct TrainArgs {
+    /// Algorithm: dqn, a2c, ppo or ddpg.
+    #[arg(long)]
+    algo: String,
+    /// Gymnasium id, e.g. CartPole-v1.
+    #[arg(long)]
+    env: String,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Training budget in environment steps (default: the RL Zoo's budget).
+    #[arg(long)]
+    timesteps: Option<u64>,
+    /// Hyperparameter override with its SB3 name, e.g. --hp learning_rate=lin_0.001 --hp net_arch=[64,64].
+    #[arg(long = "hp", value_name = "KEY=VALUE")]
+    hyperparams: Vec<String>,
+    /// Checkpoint directory (default: <data dir>/checkpoints/<algo>-<env>-seed<seed>).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Evaluation episodes after training.
+    #[arg(long, default_value_t = 50)]
+    eval_episodes: usize,
+    /// Print one final JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Arguments of `tars evaluate`.
+#[derive(Debug, clap::Args)]
+pub struct EvaluateArgs {
+    /// Checkpoint directory (holding model.safetensors and metadata.json).
+    #[arg(long)]
+    checkpoint: PathBuf,
+    #[arg(long, default_value_t = 50)]
+    episodes: usize,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Sample actions instead of taking the most likely one.
+    #[arg(long)]
+    stochastic: bool,
+    #[arg(long)]
+    json: bool,
+}
+
+/// Parses `key=value` pairs; values are JSON where they parse as JSON, strings otherwise.
+pub fn parse_overrides(pairs: &[String]) -> anyhow::Result<Map<String, Value>> {
+    let mut overrides = Map::new();
+    for pair in pairs {
+        let (key, value) = pair.split_once('=').with_context(|| {
+            format!("--hp '{pair}' must look like key=value, e.g. learning_rate=0.001")
+        })?;
+        let value =
+            serde_json::from_str(value).unwrap_or_else(|_| Value::String(value.to_string()));
+        overrides.insert(key.trim().to_string(), value);
+    }
+    Ok(overrides)
+}
+
+/// The data directory: `TARS_DATA_DIR`, else `$XDG_DATA_HOME/tars`, else `~/.local/share/tars`.
+pub fn data_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("TARS_DATA_DIR") {
+        return PathBuf::from(dir);
+    }
+    if let Some(xdg) = std::env::var_os("XDG_DATA_HOME") {
+        return PathBuf::from(xdg).join("tars");
+    }
+    let home = std::env::var_os("HOME").map_or_else(|| PathBuf::from("."), PathBuf::from);
+    home.join(".local/share/tars")
+}
+
+/// Shows training progress: a bar on a terminal, a plain line every 10% otherwise.
+struct ProgressObserver {
+    bar: Option<ProgressBar>,
+    start: Instant,
+    next_report: u64,
+    quiet: bool,
+}
+
+impl Observer for ProgressObserver {
+    fn on_progress(&mut self, progress: &Progress) -> Control {
+        let fps = progress.timesteps as f64 / self.start.elapsed().as_secs_f64().max(1e-9);
+        let recent = progress
+            .recent_mean_return
+            .map_or("n/a".to_string(), |r| format!("{r:.1}"));
+        if let Some(bar) = &self.bar {
+            bar.set_length(progress.total_timesteps);
+            bar.set_position(progress.timesteps);
+            bar.set_message(format!("{fps:.0} steps/s, recent mean return {recent}"));
+        } else if !self.quiet && progress.timesteps >= self.next_report {
+            eprintln!(
+                "timesteps {}/{} ({fps:.0} steps/s), episodes {}, recent mean return {recent}",
+                progress.timesteps, progress.total_timesteps, progress.episodes
+            );
+            self.next_report = progress.timesteps + progress.total_timesteps.div_ceil(10);
+        }
+        Control::Continue
+    }
+}
+
+/// Writes a checkpoint directory.
+pub fn write_checkpoint(dir: &Path, weights: &[u8], metadata: &str) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("creating checkpoint directory {}", dir.display()))?;
+    std::fs::write(dir.join(WEIGHTS_FILE), weights)
+        .with_context(|| format!("writing {}", dir.join(WEIGHTS_FILE).display()))?;
+    std::fs::write(dir.join(METADATA_FILE), metadata)
+        .with_context(|| format!("writing {}", dir.join(METADATA_FILE).display()))?;
+    Ok(())
+}
+
+/// Reads a checkpoint directory into a policy.
+pub fn read_checkpoint(dir: &Path) -> anyhow::Result<(Policy, checkpoint::Metadata)> {
+    let context = || format!("loading checkpoint {}", dir.display());
+    let weights = std::fs::read(dir.join(WEIGHTS_FILE))
+        .with_context(|| format!("reading {}", dir.join(WEIGHTS_FILE).display()))
+        .with_context(context)?;
+    let metadata = std::fs::read_to_string(dir.join(METADATA_FILE))
+        .with_context(|| format!("reading {}", dir.join(METADATA_FILE).display()))
+        .with_context(context)?;
+    checkpoint::decode(&weights, &metadata).with_context(context)
+}
+
+pub fn train(args: TrainArgs) -> anyhow::Result<ExitCode> {
+    let algo: Algo = args.algo.parse()?;
+    let env_id = tars_envs::spec(&args.env)?.id;
+    anyhow::ensure!(
+        args.eval_episodes >= 1,
+        "--eval-episodes must be at least 1"
+    );
+    let overrides = parse_overrides(&args.hyperparams)?;
+    let tty = std::io::stderr().is_terminal() && !args.json;
+    let bar = tty.then(|| {
+        let bar = ProgressBar::new(0);
+        bar.set_style(
+            ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} {msg}")
+                .expect("valid template")
+                .progress_chars("=> "),
+        );
+        bar
+    });
+    let mut observer = ProgressObserver {
+        bar,
+        start: Instant::now(),
+        next_report: 0,
+        quiet: args.json,
+    };
+    let start = Instant::now();
+    let output = tars_agents::train::train(
+        algo,
+        env_id,
+        &overrides,
+        args.seed,
+        args.timesteps,
+        &mut observer,
+    )?;
+    let train_seconds = start.elapsed().as_secs_f64();
+    if let Some(bar) = &observer.bar {
+        bar.finish_and_clear();
+    }
+    let mut policy = output.policy;
+    let evaluation = tars_agents::evaluate(
+        &mut policy,
+        args.eval_episodes,
+        args.seed.wrapping_add(1_000_000),
+        true,
+    )?;
+    let dir = args.out.unwrap_or_else(|| {
+        data_dir().join("checkpoints").join(format!(
+            "{}-{}-seed{}",
+            algo.name().to_lowercase(),
+            env_id,
+            args.seed
+        ))
+    });
+    let (weights, metadata) = checkpoint::encode(
+        &policy,
+        &output.hyperparams,
+        args.seed,
+        output.timesteps,
+        &output.curve,
+    );
+    write_checkpoint(&dir, &weights, &metadata)?;
+    let result = json!({
+        "algo": algo.name(), "env": env_id, "seed": args.seed, "timesteps": output.timesteps,
+        "train_seconds": train_seconds, "eval_mean_reward": evaluation.mean_reward(),
+        "eval_std_reward": evaluation.std_reward(), "eval_episodes": args.eval_episodes,
+        "checkpoint": dir.display().to_string(), "hyperparams": output.hyperparams,
+    });
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        writeln!(out, "{result}")?;
+    } else {
+        writeln!(
+            out,
+            "trained {} on {env_id} for {} steps in {train_seconds:.2} s (seed {})",
+            algo, output.timesteps, args.seed
+        )?;
+        writeln!(
+            out,
+            "evaluation: {:.2} ± {:.2} over {} episodes (deterministic)",
+            evaluation.mean_reward(),
+            evaluation.std_reward(),
+            args.eval_episodes
+        )?;
+        writeln!(out, "checkpoint: {}", dir.display())?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn evaluate(args: EvaluateArgs) -> anyhow::Result<ExitCode> {
+    anyhow::ensure!(
+        (1..=10_000).contains(&args.episodes),
+        "--episodes must be between 1 and 10000, got {}",
+        args.episodes
+    );
+    let (mut policy, metadata) = read_checkpoint(&args.checkpoint)?;
+    let start = Instant::now();
+    let evaluation =
+        tars_agents::evaluate(&mut policy, args.episodes, args.seed, !args.stochastic)?;
+    let seconds = start.elapsed().as_secs_f64();
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        let result = json!({
+            "algo": metadata.algo, "env": metadata.env_id, "mean_reward": evaluation.mean_reward(),
+            "std_reward": evaluation.std_reward(), "episode_returns": evaluation.episode_returns,
+            "episode_lengths": evaluation.episode_lengths, "seconds": seconds,
+        });
+        writeln!(out, "{result}")?;
+    } else {
+        writeln!(
+            out,
+            "{} on {}: {:.2} ± {:.2} over {} episodes in {:.3} s",
+            metadata.algo,
+            metadata.env_id,
+            evaluation.mean_reward(),
+            evaluation.std_reward(),
+            args.episodes,
+            seconds
+        )?;
+    }
+    Ok(ExitCode::SUCCESS)
+}

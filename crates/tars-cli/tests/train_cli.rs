@@ -1,0 +1,179 @@
+//! `tars train` and `tars evaluate` end to end: a short real training run writes a checkpoint
+//! that evaluates to the same score, and bad input fails with a clear message.
+
+use serde_json::Value;
+use std::process::{Command, Output};
+
+fn tars(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_tars"))
+        .args(args)
+        .output()
+        .expect("tars runs")
+}
+
+#[test]
+fn train_writes_a_checkpoint_that_evaluates_to_the_same_score() {
+    let dir = std::env::temp_dir().join(format!("tars-train-cli-{}", std::process::id()));
+    let dir_str = dir.to_str().unwrap();
+    let output = tars(&[
+        "train",
+        "--algo",
+        "ppo",
+        "--env",
+        "CartPole-v1",
+        "--seed",
+        "3",
+        "--timesteps",
+        "30000",
+        "--out",
+        dir_str,
+        "--json",
+    ]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let trained: Value = serde_json::from_slice(&output.stdout).unwrap();
+    for key in [
+        "algo",
+        "env",
+        "seed",
+        "timesteps",
+        "train_seconds",
+        "eval_mean_reward",
+        "eval_std_reward",
+        "eval_episodes",
+        "checkpoint",
+    ] {
+        assert!(trained.get(key).is_some(), "missing {key} in {trained}");
+    }
+    let trained_mean = trained["eval_mean_reward"].as_f64().unwrap();
+    assert!(
+        trained_mean > 150.0,
+        "PPO learned CartPole in 3e4 steps: {trained_mean}"
+    );
+    assert!(dir.join("model.safetensors").exists() && dir.join("metadata.json").exists());
+
+    let output = tars(&[
+        "evaluate",
+        "--checkpoint",
+        dir_str,
+        "--episodes",
+        "50",
+        "--seed",
+        "1000003",
+        "--json",
+    ]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let evaluated: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(
+        evaluated["mean_reward"].as_f64().unwrap(),
+        trained_mean,
+        "same seed, same episodes"
+    );
+    assert_eq!(evaluated["episode_returns"].as_array().unwrap().len(), 50);
+
+    std::fs::write(dir.join("model.safetensors"), b"not a safetensors file").unwrap();
+    let output = tars(&["evaluate", "--checkpoint", dir_str]);
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("loading checkpoint") && stderr.contains("model.safetensors is corrupted"),
+        "{stderr}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn bad_training_requests_name_what_is_valid() {
+    let cases: [(&[&str], &str); 4] = [
+        (
+            &["train", "--algo", "sac", "--env", "CartPole-v1"],
+            "unknown algorithm 'sac'; valid algorithms: dqn, a2c, ppo, ddpg",
+        ),
+        (
+            &[
+                "train",
+                "--algo",
+                "ppo",
+                "--env",
+                "CartPole-v1",
+                "--hp",
+                "clip_coef=0.1",
+            ],
+            "unknown PPO hyperparameter 'clip_coef' (did you mean 'clip_range'?)",
+        ),
+        (
+            &[
+                "train",
+                "--algo",
+                "dqn",
+                "--env",
+                "CartPole-v1",
+                "--hp",
+                "gamma=1.5",
+            ],
+            "invalid DQN hyperparameter gamma = 1.5",
+        ),
+        (
+            &["train", "--algo", "ddpg", "--env", "CartPole-v1"],
+            "DDPG cannot train on CartPole-v1",
+        ),
+    ];
+    for (args, expected) in cases {
+        let output = tars(args);
+        assert_eq!(output.status.code(), Some(2), "{args:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+    }
+    let output = tars(&["evaluate", "--checkpoint", "/nonexistent/tars-checkpoint"]);
+    assert!(
+        String::from_utf8_lossy(&output.stderr)
+            .contains("reading /nonexistent/tars-checkpoint/model.safetensors")
+    );
+}
+
+#[test]
+fn lunar_lander_heuristic_lands_and_aliases_resolve() {
+    let output = tars(&[
+        "env",
+        "rollout",
+        "LunarLander-v2",
+        "--policy",
+        "heuristic",
+        "--steps",
+        "30000",
+        "--num-envs",
+        "2",
+        "--json",
+    ]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stats: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(stats["env"], "LunarLander-v3");
+    assert!(
+        stats["mean_episode_return"].as_f64().unwrap() > 150.0,
+        "{stats}"
+    );
+    let output = tars(&[
+        "env",
+        "rollout",
+        "CartPole-v1",
+        "--policy",
+        "heuristic",
+        "--steps",
+        "10",
+    ]);
+    assert!(
+        String::from_utf8_lossy(&output.stderr)
+            .contains("--policy heuristic exists only for LunarLander")
+    );
+}
