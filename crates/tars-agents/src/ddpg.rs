@@ -352,7 +352,6 @@ fn point(timestep: u64, key: &str, value: f64) -> CurvePoint {
 
 #[cfg(test)]
 mod tests {
-    use std::hash::{DefaultHasher, Hash, Hasher};
 
     use serde_json::json;
 
@@ -406,14 +405,7 @@ mod tests {
         config.insert("action_noise".into(), json!("ornstein-uhlenbeck"));
         let run = |seed| {
             let output = train("Pendulum-v1", &config, seed, Some(600), &mut Silent).unwrap();
-            let mut hasher = DefaultHasher::new();
-            for (_, net) in output.policy.networks() {
-                net.params
-                    .value
-                    .iter()
-                    .for_each(|v| v.to_bits().hash(&mut hasher));
-            }
-            hasher.finish()
+            output.policy.weights_hash()
         };
         assert_eq!(run(3), run(3));
         assert_ne!(run(3), run(4));

@@ -346,7 +346,6 @@ fn point(timestep: u64, key: &str, value: f64) -> CurvePoint {
 
 #[cfg(test)]
 mod tests {
-    use std::hash::{DefaultHasher, Hash, Hasher};
 
     use serde_json::json;
 
@@ -358,14 +357,7 @@ mod tests {
     }
 
     fn weights_hash(output: &TrainOutput) -> u64 {
-        let mut hasher = DefaultHasher::new();
-        for (_, net) in output.policy.networks() {
-            net.params
-                .value
-                .iter()
-                .for_each(|v| v.to_bits().hash(&mut hasher));
-        }
-        hasher.finish()
+        output.policy.weights_hash()
     }
 
     #[test]

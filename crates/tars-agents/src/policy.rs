@@ -192,6 +192,25 @@ impl Policy {
         }
     }
 
+    /// A hash of every parameter bit (networks and `log_std`), to check determinism.
+    pub fn weights_hash(&self) -> u64 {
+        use std::hash::{DefaultHasher, Hash, Hasher};
+        let mut hasher = DefaultHasher::new();
+        for (_, net) in self.networks() {
+            net.params
+                .value
+                .iter()
+                .for_each(|v| v.to_bits().hash(&mut hasher));
+        }
+        if let PolicyNet::Gaussian { head, .. } = &self.net {
+            head.log_std
+                .value
+                .iter()
+                .for_each(|v| v.to_bits().hash(&mut hasher));
+        }
+        hasher.finish()
+    }
+
     /// Checks that the policy fits an action space (used when loading checkpoints).
     pub fn fits(&self, space: &Space) -> bool {
         match (&self.net, space) {

@@ -563,7 +563,6 @@ pub(crate) fn ensure_action_space(algo: Algo, env: &EnvSpec) -> Result<(), Error
 pub(crate) mod testutil {
     use crate::{Error, Observer, Policy, PolicyNet, Silent, TrainOutput};
     use serde_json::{Map, Value};
-    use std::hash::{DefaultHasher, Hash, Hasher};
     use tars_envs::{Rng, Space, VecEnv};
 
     /// `ppo::train` or `a2c::train`.
@@ -597,20 +596,7 @@ pub(crate) mod testutil {
     pub fn check_deterministic(train: Train, env_id: &str, n_timesteps: u64) {
         let hash = |seed| {
             let output = train_silently(train, env_id, seed, n_timesteps);
-            let mut hasher = DefaultHasher::new();
-            for (_, net) in output.policy.networks() {
-                net.params
-                    .value
-                    .iter()
-                    .for_each(|v| v.to_bits().hash(&mut hasher));
-            }
-            if let PolicyNet::Gaussian { head, .. } = &output.policy.net {
-                head.log_std
-                    .value
-                    .iter()
-                    .for_each(|v| v.to_bits().hash(&mut hasher));
-            }
-            hasher.finish()
+            output.policy.weights_hash()
         };
         assert_eq!(hash(7), hash(7));
         assert_ne!(hash(7), hash(8));
