@@ -202,10 +202,8 @@ pub fn train(
     observer: &mut dyn Observer,
 ) -> Result<TrainOutput, Error> {
     // Hyperparameters: the Zoo's values, the caller's overrides, then validation.
-    let mut hyperparams: A2cHyperparams = hyperparams::resolve(Algo::A2c, env_id, overrides)?;
-    if let Some(n_timesteps) = n_timesteps {
-        hyperparams.n_timesteps = n_timesteps as f64;
-    }
+    let hyperparams: A2cHyperparams =
+        hyperparams::resolve_with_budget(Algo::A2c, env_id, overrides, n_timesteps)?;
     let spec = tars_envs::spec(env_id)?;
     let valid = hyperparams.validate(spec)?;
     let h = &valid.hyperparams;

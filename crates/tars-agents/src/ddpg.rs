@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use tars_envs::{Actions, EnvSpec, Rng, Space, VecEnv};
 
-use crate::hyperparams::{deserialize_net_arch, invalid, resolve};
+use crate::hyperparams::{deserialize_net_arch, invalid, resolve_with_budget};
 use crate::nn::{
     ActionBounds, Activation, Adam, AdamConfig, Critic, DeterministicActor, Init, Mlp, TdLoss,
     td_loss_backward,
@@ -149,10 +149,8 @@ pub fn train(
     observer: &mut dyn Observer,
 ) -> Result<TrainOutput, Error> {
     let spec = tars_envs::spec(env_id)?;
-    let mut hyperparams: DdpgHyperparams = resolve(Algo::Ddpg, spec.id, overrides)?;
-    if let Some(n_timesteps) = n_timesteps {
-        hyperparams.n_timesteps = n_timesteps as f64;
-    }
+    let hyperparams: DdpgHyperparams =
+        resolve_with_budget(Algo::Ddpg, spec.id, overrides, n_timesteps)?;
     let resolved = serde_json::to_value(&hyperparams).expect("hyperparameters serialize");
     let ValidDdpg {
         hyperparams: hp,

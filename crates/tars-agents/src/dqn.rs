@@ -18,7 +18,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
 use tars_envs::{Actions, EnvSpec, Rng, Space, VecEnv};
 
-use crate::hyperparams::{deserialize_net_arch, invalid, resolve};
+use crate::hyperparams::{deserialize_net_arch, invalid, resolve_with_budget};
 use crate::nn::{
     Activation, Adam, AdamConfig, Init, Mlp, TdLoss, argmax_rows, clip_grad_norm, max_rows,
     td_loss_backward,
@@ -182,10 +182,8 @@ pub fn train(
     observer: &mut dyn Observer,
 ) -> Result<TrainOutput, Error> {
     let spec = tars_envs::spec(env_id)?;
-    let mut hyperparams: DqnHyperparams = resolve(Algo::Dqn, spec.id, overrides)?;
-    if let Some(n_timesteps) = n_timesteps {
-        hyperparams.n_timesteps = n_timesteps as f64;
-    }
+    let hyperparams: DqnHyperparams =
+        resolve_with_budget(Algo::Dqn, spec.id, overrides, n_timesteps)?;
     let resolved = serde_json::to_value(&hyperparams).expect("hyperparameters serialize");
     let valid = hyperparams.validate(spec)?;
     let (hp, total_timesteps) = (&valid.hyperparams, valid.total_timesteps);

@@ -94,6 +94,27 @@ pub fn tuned(algo: Algo, env_id: &str) -> Map<String, Value> {
     }
 }
 
+/// [`resolve`], then `n_timesteps` (when given) replaces the training budget, as every
+/// algorithm's `train` takes it.
+pub fn resolve_with_budget<T>(
+    algo: Algo,
+    env_id: &str,
+    overrides: &Map<String, Value>,
+    n_timesteps: Option<u64>,
+) -> Result<T, Error>
+where
+    T: DeserializeOwned + Serialize + Default,
+{
+    match n_timesteps {
+        None => resolve(algo, env_id, overrides),
+        Some(n_timesteps) => {
+            let mut with_budget = overrides.clone();
+            with_budget.insert("n_timesteps".to_string(), Value::from(n_timesteps as f64));
+            resolve(algo, env_id, &with_budget)
+        }
+    }
+}
+
 /// Merges the tuned defaults with the user's overrides (aliases resolved) and parses them into
 /// the algorithm's struct `T`, whose `Default` is SB3's defaults. Unknown names are errors
 /// listing the valid ones.

@@ -209,10 +209,8 @@ pub fn train(
     observer: &mut dyn Observer,
 ) -> Result<TrainOutput, Error> {
     // Hyperparameters: the Zoo's values, the caller's overrides, then validation.
-    let mut hyperparams: PpoHyperparams = hyperparams::resolve(Algo::Ppo, env_id, overrides)?;
-    if let Some(n_timesteps) = n_timesteps {
-        hyperparams.n_timesteps = n_timesteps as f64;
-    }
+    let hyperparams: PpoHyperparams =
+        hyperparams::resolve_with_budget(Algo::Ppo, env_id, overrides, n_timesteps)?;
     let spec = tars_envs::spec(env_id)?;
     let valid = hyperparams.validate(spec)?;
     let h = &valid.hyperparams;

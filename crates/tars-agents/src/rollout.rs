@@ -578,18 +578,11 @@ pub(crate) mod testutil {
         train(env_id, &Map::new(), seed, Some(n_timesteps), &mut Silent).unwrap()
     }
 
-    /// Mean return of `n_episodes` deterministic episodes on one environment.
+    /// Mean return of `n_episodes` deterministic episodes (SB3's `evaluate_policy`).
     pub fn mean_deterministic_return(policy: &mut Policy, n_episodes: usize, seed: u64) -> f64 {
-        let mut vec_env = VecEnv::make(&policy.env_id.clone(), 1, seed).unwrap();
-        let (mut rng, mut returns, mut obs) = (Rng::new(seed), Vec::new(), vec_env.obs.clone());
-        while returns.len() < n_episodes {
-            vec_env.step(policy.act(&obs, true, &mut rng));
-            obs.copy_from_slice(&vec_env.obs);
-            if vec_env.done(0) {
-                returns.push(vec_env.episode_returns[0]);
-            }
-        }
-        returns.iter().sum::<f64>() / n_episodes as f64
+        crate::evaluate(policy, n_episodes, seed, true)
+            .unwrap()
+            .mean_reward()
     }
 
     /// The same seed gives bit-identical parameters; another seed does not.

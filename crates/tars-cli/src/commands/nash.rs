@@ -11,6 +11,7 @@
 use std::io::{Read, Write};
 use std::process::ExitCode;
 use std::time::Instant;
+use tars_envs::Rng;
 
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
@@ -300,7 +301,7 @@ pub fn bench() -> anyhow::Result<()> {
     let header = " size   mean #eq   all eq (ms)  nashpy supp/vert ms   speedup     LH (ms)   nashpy LH ms   speedup";
     writeln!(out, "{header}")?;
     for (size, support_ms, vertex_ms, lh_ms) in NASHPY_MS {
-        let mut rng = SplitMix64(size as u64);
+        let mut rng = Rng::new(size as u64);
         let games: Vec<Bimatrix> = (0..N_GAMES)
             .map(|_| random_game(&mut rng, size))
             .collect::<anyhow::Result<_>>()?;
@@ -332,24 +333,11 @@ pub fn bench() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// SplitMix64 (Steele, Lea, Flood 2014): seeded benchmark games without a dependency.
-struct SplitMix64(u64);
-
-impl SplitMix64 {
-    fn next_f64(&mut self) -> f64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^= z >> 31;
-        (z >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
-
-fn random_game(rng: &mut SplitMix64, size: usize) -> anyhow::Result<Bimatrix> {
+/// A seeded game with payoffs uniform in (-10, 10), the setting of nashpy's figures.
+fn random_game(rng: &mut Rng, size: usize) -> anyhow::Result<Bimatrix> {
     let mut matrix = || -> Vec<Vec<f64>> {
         (0..size)
-            .map(|_| (0..size).map(|_| rng.next_f64() * 20.0 - 10.0).collect())
+            .map(|_| (0..size).map(|_| rng.uniform(-10.0, 10.0)).collect())
             .collect()
     };
     let a = matrix();
@@ -419,7 +407,7 @@ mod tests {
 
     #[test]
     fn large_games_suggest_lemke_howson() {
-        let game = random_game(&mut SplitMix64(1), 12).unwrap();
+        let game = random_game(&mut Rng::new(1), 12).unwrap();
         let message = format!("{:#}", solve(&game, Method::All).err().unwrap());
         assert!(
             message.starts_with(
