@@ -1,5 +1,7 @@
-//! One entry point for every algorithm: `train(algo, env_id, overrides, seed, …)`.
+//! One entry point for every algorithm: `train(algo, env_id, overrides, seed, …)`, and
+//! [`plan`], which checks a configuration and states its budget without training.
 
+use crate::hyperparams::resolve_with_budget;
 use crate::policy::{Observer, TrainOutput};
 use crate::{Algo, Error};
 use serde_json::{Map, Value};
@@ -21,5 +23,82 @@ pub fn train(
         Algo::A2c => crate::a2c::train(env_id, overrides, seed, n_timesteps, observer),
         Algo::Dqn => crate::dqn::train(env_id, overrides, seed, n_timesteps, observer),
         Algo::Ddpg => crate::ddpg::train(env_id, overrides, seed, n_timesteps, observer),
+    }
+}
+
+/// A configuration that [`train`] would accept, resolved but not trained.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    /// Environment steps the run would take.
+    pub total_timesteps: u64,
+    /// Every hyperparameter with its SB3 name, tuned defaults and overrides merged.
+    pub hyperparams: Value,
+}
+
+/// Resolves and validates what [`train`] would run, with the same errors, in microseconds:
+/// callers check a whole request before spending minutes on its first environment.
+pub fn plan(
+    algo: Algo,
+    env_id: &str,
+    overrides: &Map<String, Value>,
+    n_timesteps: Option<u64>,
+) -> Result<Plan, Error> {
+    let spec = tars_envs::spec(env_id)?;
+    let id = spec.id;
+    let (total_timesteps, hyperparams) = match algo {
+        Algo::Dqn => {
+            let hp: crate::dqn::DqnHyperparams =
+                resolve_with_budget(algo, id, overrides, n_timesteps)?;
+            let json = serde_json::to_value(&hp).expect("hyperparameters serialize");
+            (hp.validate(spec)?.total_timesteps, json)
+        }
+        Algo::A2c => {
+            let hp: crate::a2c::A2cHyperparams =
+                resolve_with_budget(algo, id, overrides, n_timesteps)?;
+            let json = serde_json::to_value(&hp).expect("hyperparameters serialize");
+            (hp.validate(spec)?.total_timesteps, json)
+        }
+        Algo::Ppo => {
+            let hp: crate::ppo::PpoHyperparams =
+                resolve_with_budget(algo, id, overrides, n_timesteps)?;
+            let json = serde_json::to_value(&hp).expect("hyperparameters serialize");
+            (hp.validate(spec)?.total_timesteps, json)
+        }
+        Algo::Ddpg => {
+            let hp: crate::ddpg::DdpgHyperparams =
+                resolve_with_budget(algo, id, overrides, n_timesteps)?;
+            let json = serde_json::to_value(&hp).expect("hyperparameters serialize");
+            (hp.validate(spec)?.total_timesteps, json)
+        }
+    };
+    Ok(Plan {
+        total_timesteps,
+        hyperparams,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn plan_states_the_budget_and_rejects_what_train_rejects() {
+        let none = Map::new();
+        let zoo = plan(Algo::Dqn, "CartPole-v1", &none, None).unwrap();
+        assert_eq!(zoo.total_timesteps, 50_000, "RL Zoo budget");
+        assert_eq!(zoo.hyperparams["learning_rate"], json!(2.3e-3));
+        let short = plan(Algo::Ppo, "CartPole-v1", &none, Some(2048)).unwrap();
+        assert_eq!(short.total_timesteps, 2048);
+
+        let mut bad = Map::new();
+        bad.insert("gamma".into(), json!(1.5));
+        let err = plan(Algo::Dqn, "CartPole-v1", &bad, None).unwrap_err();
+        assert!(err.to_string().contains("gamma"), "{err}");
+        let err = plan(Algo::Ddpg, "CartPole-v1", &none, None).unwrap_err();
+        assert!(
+            err.to_string().contains("DDPG cannot train on CartPole-v1"),
+            "{err}"
+        );
     }
 }

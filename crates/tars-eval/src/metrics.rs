@@ -10,8 +10,11 @@
 //!   ours 10,000), drawn from a seeded generator so results are reproducible;
 //! - success rate (return ≥ the environment's success threshold), mean episode length,
 //!   coefficient of variation (std / |mean|), training-loss trend (least-squares slope over
-//!   the last `window` loss values).
+//!   the last `window` loss values) with the one-sided p-value of "the slope is positive"
+//!   (t-test of the least-squares slope, n − 2 degrees of freedom).
 
+use serde::{Deserialize, Serialize};
+use statrs::distribution::{ContinuousCDF, StudentsT};
 use tars_envs::Rng;
 
 /// How the bootstrap confidence intervals are drawn.
@@ -30,8 +33,8 @@ impl Default for BootstrapConfig {
     }
 }
 
-/// Metrics of one environment's evaluation episodes.
-#[derive(Debug, Clone, PartialEq)]
+/// Metrics of one environment's evaluation episodes (field names are the API's).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Metrics {
     pub n_episodes: usize,
     pub mean_reward: f64,
@@ -48,6 +51,8 @@ pub struct Metrics {
     pub cv: Option<f64>,
     /// Slope of the last `window` training-loss values; `None` with fewer than 2.
     pub loss_trend: Option<f64>,
+    /// One-sided p-value of "the training loss is rising"; `None` with fewer than 3 points.
+    pub loss_trend_p: Option<f64>,
 }
 
 fn mean(values: &[f64]) -> f64 {
@@ -74,11 +79,12 @@ fn percentile(sorted: &[f64], q: f64) -> f64 {
     sorted[lower] + (sorted[upper] - sorted[lower]) * frac
 }
 
-/// Least-squares slope of `values` against their index.
-fn slope(values: &[f64]) -> Option<f64> {
+/// Least-squares slope of `values` against their index, and the one-sided p-value of
+/// "the slope is positive" (`None` below 3 points).
+fn slope(values: &[f64]) -> (Option<f64>, Option<f64>) {
     let n = values.len();
     if n < 2 {
-        return None;
+        return (None, None);
     }
     let x_mean = (n - 1) as f64 / 2.0;
     let y_mean = mean(values);
@@ -88,7 +94,26 @@ fn slope(values: &[f64]) -> Option<f64> {
         num += dx * (y - y_mean);
         den += dx * dx;
     }
-    Some(num / den)
+    let slope = num / den;
+    if n < 3 {
+        return (Some(slope), None);
+    }
+    let intercept = y_mean - slope * x_mean;
+    let residuals: f64 = values
+        .iter()
+        .enumerate()
+        .map(|(idx, y)| (y - intercept - slope * idx as f64).powi(2))
+        .sum();
+    let se = (residuals / (n - 2) as f64 / den).sqrt();
+    let t = slope / se;
+    let p = if t.is_finite() {
+        StudentsT::new(0.0, 1.0, (n - 2) as f64).map_or(1.0, |dist| 1.0 - dist.cdf(t))
+    } else if slope > 0.0 {
+        0.0
+    } else {
+        1.0
+    };
+    (Some(slope), Some(p))
 }
 
 /// Computes every metric. `returns` and `lengths` are per episode (at least one);
@@ -138,6 +163,7 @@ pub fn compute_metrics(
     };
     let iqm_value = iqm_sorted(&sorted);
     let window_start = losses.len().saturating_sub(loss_trend_window);
+    let (loss_trend, loss_trend_p) = slope(&losses[window_start..]);
     Metrics {
         n_episodes: n,
         mean_reward,
@@ -152,7 +178,8 @@ pub fn compute_metrics(
         mean_episode_length: lengths.iter().map(|&l| f64::from(l)).sum::<f64>()
             / lengths.len().max(1) as f64,
         cv: (mean_reward != 0.0).then(|| std_reward / mean_reward.abs()),
-        loss_trend: slope(&losses[window_start..]),
+        loss_trend,
+        loss_trend_p,
     }
 }
 
@@ -209,6 +236,16 @@ mod tests {
         let losses = [9.0, 1.0, 2.0, 3.0, 4.0];
         let m = compute_metrics(&[1.0], &[1], 0.0, &losses, 4, BootstrapConfig::default());
         assert_eq!(m.loss_trend, Some(1.0));
+        assert_eq!(m.loss_trend_p, Some(0.0), "a perfect rise is certain");
+        // scipy.stats.linregress(range(6), noisy, alternative='greater'): slope 0.12, p 0.0444316…
+        let noisy = [1.0, 1.4, 1.1, 1.6, 1.3, 1.8];
+        let m = compute_metrics(&[1.0], &[1], 0.0, &noisy, 6, BootstrapConfig::default());
+        assert!((m.loss_trend.unwrap() - 0.12).abs() < 1e-12);
+        assert!(
+            (m.loss_trend_p.unwrap() - 0.044_431_634_736_383_34).abs() < 1e-9,
+            "{:?}",
+            m.loss_trend_p
+        );
         let m = compute_metrics(&[1.0], &[1], 0.0, &[], 4, BootstrapConfig::default());
         assert_eq!(m.loss_trend, None);
         assert_eq!(m.mean_ci95, [1.0, 1.0]);

@@ -10,7 +10,8 @@
 //! - `variance`: std must not exceed `variance_multiplier` (2.5) × the baseline's (floored at
 //!   1% of the normalised range, so a zero-variance baseline does not flag every wobble).
 //! - `loss_trend`: the training loss must not be rising over the last `loss_trend_window`
-//!   (10) points.
+//!   (10) points: the check fails when the least-squares slope is positive at 5%
+//!   significance, so noise in a flat curve does not flag half of all runs.
 //!
 //! Significance: a one-sided Welch t-test of candidate against baseline returns when the
 //! baseline has them, else a one-sample t-test of the candidate's returns against the
@@ -19,6 +20,7 @@
 
 use crate::metrics::Metrics;
 use crate::normalize::Normalization;
+use serde::{Deserialize, Serialize};
 use statrs::distribution::{ContinuousCDF, StudentsT};
 
 /// Detector thresholds (`tars.toml` `[thresholds]`).
@@ -43,17 +45,20 @@ impl Default for Thresholds {
 
 /// What the detector knows about the baseline (the seed's `eval_baselines` row, and its
 /// per-episode returns when the baseline was measured by T.A.R.S.).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Baseline {
     pub mean_reward: f64,
     pub std_reward: f64,
     pub success_rate: f64,
+    /// Not part of the API's baseline object: responses carry `n_returns` instead.
+    #[serde(skip)]
     pub returns: Option<Vec<f64>>,
     pub rank: i32,
     pub version: i64,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Severity {
     Low,
     Medium,
@@ -73,9 +78,9 @@ impl Severity {
 }
 
 /// One check's outcome.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Check {
-    pub name: &'static str,
+    pub name: String,
     pub passed: bool,
     /// The measured quantity (e.g. the normalised drop) and its threshold.
     pub value: Option<f64>,
@@ -83,8 +88,8 @@ pub struct Check {
     pub detail: String,
 }
 
-/// The detector's verdict.
-#[derive(Debug, Clone, PartialEq)]
+/// The detector's verdict (field names are the API's).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Regression {
     pub detected: bool,
     pub severity: Severity,
@@ -156,9 +161,11 @@ pub fn detect(
     let std_floor = 0.01 * (scale.success_threshold - scale.random_return).abs();
     let allowed_std = thresholds.variance_multiplier * baseline.std_reward.max(std_floor);
     let loss_trend = candidate.loss_trend;
+    let loss_rising = loss_trend.is_some_and(|slope| slope > 0.0)
+        && candidate.loss_trend_p.is_some_and(|p| p < 0.05);
     let checks = vec![
         Check {
-            name: "reward_drop",
+            name: "reward_drop".to_string(),
             passed: !drop_failed,
             value: Some(drop),
             threshold: thresholds.reward_drop_pct,
@@ -169,7 +176,7 @@ pub fn detect(
             ),
         },
         Check {
-            name: "failure_rate",
+            name: "failure_rate".to_string(),
             passed: !failure_failed,
             value: Some(failure),
             threshold: thresholds.failure_rate,
@@ -179,7 +186,7 @@ pub fn detect(
             ),
         },
         Check {
-            name: "variance",
+            name: "variance".to_string(),
             passed: candidate.std_reward <= allowed_std,
             value: Some(candidate.std_reward),
             threshold: allowed_std,
@@ -189,14 +196,15 @@ pub fn detect(
             ),
         },
         Check {
-            name: "loss_trend",
-            passed: loss_trend.is_none_or(|slope| slope <= 0.0),
+            name: "loss_trend".to_string(),
+            passed: !loss_rising,
             value: loss_trend,
             threshold: 0.0,
             detail: match loss_trend {
                 Some(slope) => format!(
-                    "training-loss slope {slope:.4} over the last {} points",
-                    thresholds.loss_trend_window
+                    "training-loss slope {slope:.4} over the last {} points ({})",
+                    thresholds.loss_trend_window,
+                    candidate.loss_trend_p.map_or("p n/a".to_string(), format_p)
                 ),
                 None => "no training-loss curve".to_string(),
             },

@@ -1,0 +1,284 @@
+//! The evaluation request (the seeds' `/v1/evaluate` body) and its validation into a [`Plan`]:
+//! every error a caller can make is found here, before any training starts.
+
+use crate::engine::EngineConfig;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use tars_agents::Algo;
+
+/// Most episodes one request may ask for per environment.
+pub const MAX_EPISODES: u32 = 10_000;
+
+/// What a client asks for. Field names are the seeds'.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EvalRequest {
+    /// `DQN`, `A2C`, `PPO` or `DDPG`, any case.
+    pub agent_type: String,
+    /// Empty (`{}`, `""`, `null` or absent): train from `hyperparameters` on the default
+    /// budget. A string or `{"checkpoint_id": "…"}`: evaluate that stored checkpoint.
+    #[serde(default)]
+    pub agent_state: Value,
+    #[serde(default)]
+    pub hyperparameters: Map<String, Value>,
+    pub environments: Vec<String>,
+    /// Episodes per environment (default `default_episodes`, 100; 1..=10,000).
+    #[serde(default)]
+    pub num_episodes: Option<i64>,
+    /// 50 episodes (unless `num_episodes` says otherwise) and the quick training budget.
+    #[serde(default)]
+    pub quick_mode: bool,
+    #[serde(default)]
+    pub compare_to_baseline: bool,
+    /// Seed of training, episodes and bootstrap; absent = the caller picks one and reports it.
+    #[serde(default)]
+    pub seed: Option<u64>,
+    /// Put per-episode returns and lengths in the response (they are always stored).
+    #[serde(default = "yes")]
+    pub include_episodes: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// Errors in a request: each says what was wrong and what is valid.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum RequestError {
+    #[error("unknown agent_type '{0}'; valid: DQN, A2C, PPO, DDPG")]
+    UnknownAgent(String),
+    #[error("environments is empty; name at least one, e.g. [\"CartPole-v1\"]")]
+    NoEnvironments,
+    #[error("environment '{env}' is listed twice; list each environment once")]
+    DuplicateEnvironment { env: String },
+    #[error("num_episodes must be between 1 and {MAX_EPISODES}, got {0}")]
+    Episodes(i64),
+    #[error(
+        "agent_state must be empty ({{}}), a checkpoint id string or {{\"checkpoint_id\": \"…\"}}; got {0}"
+    )]
+    AgentState(String),
+    #[error("{0}")]
+    Config(String),
+}
+
+/// A validated request: everything the engine needs, nothing left to check.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    pub algo: Algo,
+    /// Canonical gymnasium ids, in request order.
+    pub environments: Vec<String>,
+    pub hyperparameters: Map<String, Value>,
+    pub checkpoint_id: Option<String>,
+    pub num_episodes: u32,
+    pub quick_mode: bool,
+    pub compare_to_baseline: bool,
+    pub seed: u64,
+    pub include_episodes: bool,
+    /// Training budget per environment (absent when a checkpoint is evaluated).
+    pub budgets: Vec<Option<u64>>,
+}
+
+/// The quick training budget: a fifth of the default (RL Zoo) budget, at least 1,000 steps.
+pub fn quick_budget(default_budget: u64) -> u64 {
+    (default_budget / 5).max(1_000).min(default_budget)
+}
+
+impl EvalRequest {
+    /// Checks everything: agent, environments, episodes, agent state, and that the agent can
+    /// train with these hyperparameters on every environment. `default_seed` is used when the
+    /// request has none.
+    pub fn validate(&self, config: &EngineConfig, default_seed: u64) -> Result<Plan, EvalError> {
+        let algo: Algo = self
+            .agent_type
+            .parse()
+            .map_err(|_| RequestError::UnknownAgent(self.agent_type.clone()))?;
+        if self.environments.is_empty() {
+            return Err(RequestError::NoEnvironments.into());
+        }
+        let mut environments: Vec<String> = Vec::new();
+        for env in &self.environments {
+            let id = tars_envs::spec(env)?.id.to_string();
+            if environments.contains(&id) {
+                return Err(RequestError::DuplicateEnvironment { env: id }.into());
+            }
+            environments.push(id);
+        }
+        let num_episodes = match self.num_episodes {
+            Some(n) if (1..=i64::from(MAX_EPISODES)).contains(&n) => n as u32,
+            Some(n) => return Err(RequestError::Episodes(n).into()),
+            None if self.quick_mode => config.quick_mode_episodes,
+            None => config.default_episodes,
+        };
+        let checkpoint_id = checkpoint_id(&self.agent_state)?;
+        let budgets = match checkpoint_id {
+            Some(_) => vec![None; environments.len()],
+            None => environments
+                .iter()
+                .map(|env| self.budget(algo, env).map(Some))
+                .collect::<Result<_, _>>()?,
+        };
+        Ok(Plan {
+            algo,
+            environments,
+            hyperparameters: self.hyperparameters.clone(),
+            checkpoint_id,
+            num_episodes,
+            quick_mode: self.quick_mode,
+            compare_to_baseline: self.compare_to_baseline,
+            seed: self.seed.unwrap_or(default_seed),
+            include_episodes: self.include_episodes,
+            budgets,
+        })
+    }
+
+    /// The training budget on `env`, validating the hyperparameters on the way.
+    fn budget(&self, algo: Algo, env: &str) -> Result<u64, EvalError> {
+        let full = tars_agents::train::plan(algo, env, &self.hyperparameters, None)?;
+        if !self.quick_mode || self.hyperparameters.contains_key("n_timesteps") {
+            return Ok(full.total_timesteps);
+        }
+        let quick = quick_budget(full.total_timesteps);
+        Ok(
+            tars_agents::train::plan(algo, env, &self.hyperparameters, Some(quick))?
+                .total_timesteps,
+        )
+    }
+}
+
+fn checkpoint_id(state: &Value) -> Result<Option<String>, RequestError> {
+    let bad = || RequestError::AgentState(state.to_string());
+    match state {
+        Value::Null => Ok(None),
+        Value::String(id) if id.trim().is_empty() => Ok(None),
+        Value::String(id) => Ok(Some(id.trim().to_string())),
+        Value::Object(map) if map.is_empty() => Ok(None),
+        Value::Object(map) if map.len() == 1 => match map.get("checkpoint_id") {
+            Some(Value::String(id)) if !id.trim().is_empty() => Ok(Some(id.trim().to_string())),
+            _ => Err(bad()),
+        },
+        _ => Err(bad()),
+    }
+}
+
+/// Everything that can stop an evaluation.
+#[derive(Debug, thiserror::Error)]
+pub enum EvalError {
+    #[error(transparent)]
+    Request(#[from] RequestError),
+    #[error(transparent)]
+    Agent(#[from] tars_agents::Error),
+    #[error(transparent)]
+    Env(#[from] tars_envs::Error),
+    /// A checkpoint that does not fit the request.
+    #[error("{0}")]
+    Checkpoint(String),
+    /// Training failed after validation passed (not expected; reported, never hidden).
+    #[error("training failed: {0}")]
+    Training(String),
+    #[error("evaluation cancelled")]
+    Cancelled,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn request(body: Value) -> Result<Plan, EvalError> {
+        let request: EvalRequest = serde_json::from_value(body).unwrap();
+        request.validate(&EngineConfig::default(), 7)
+    }
+
+    #[test]
+    fn the_seeds_body_parses_with_defaults() {
+        let plan = request(json!({
+            "agent_type": "dqn", "agent_state": {}, "environments": ["CartPole-v1"],
+            "hyperparameters": {"learning_rate": 0.001, "gamma": 0.99, "epsilon": 0.1},
+        }))
+        .unwrap();
+        assert_eq!(plan.algo, Algo::Dqn);
+        assert_eq!(plan.num_episodes, 100);
+        assert_eq!(plan.seed, 7);
+        assert_eq!(plan.budgets, vec![Some(50_000)]);
+        assert!(plan.include_episodes);
+
+        let quick = request(json!({
+            "agent_type": "PPO", "environments": ["CartPole-v1", "LunarLander-v2"],
+            "quick_mode": true, "seed": 3,
+        }))
+        .unwrap();
+        assert_eq!(quick.num_episodes, 50);
+        assert_eq!(quick.environments, ["CartPole-v1", "LunarLander-v3"]);
+        assert_eq!(quick.budgets, vec![Some(20_000), Some(200_000)]);
+        assert_eq!(quick.seed, 3);
+    }
+
+    #[test]
+    fn agent_state_names_a_checkpoint_or_nothing() {
+        for (state, expected) in [
+            (json!({}), None),
+            (json!(""), None),
+            (json!(null), None),
+            (
+                json!("ppo-CartPole-v1-seed0"),
+                Some("ppo-CartPole-v1-seed0"),
+            ),
+            (json!({"checkpoint_id": "abc"}), Some("abc")),
+        ] {
+            assert_eq!(checkpoint_id(&state).unwrap().as_deref(), expected);
+        }
+        let err = checkpoint_id(&json!({"weights": [1, 2]})).unwrap_err();
+        assert!(err.to_string().contains("checkpoint_id"), "{err}");
+    }
+
+    #[test]
+    fn bad_requests_say_what_is_valid() {
+        let cases = [
+            (
+                json!({"agent_type": "SAC", "environments": ["CartPole-v1"]}),
+                "unknown agent_type 'SAC'; valid: DQN, A2C, PPO, DDPG",
+            ),
+            (
+                json!({"agent_type": "DQN", "environments": []}),
+                "environments is empty",
+            ),
+            (
+                json!({"agent_type": "DQN", "environments": ["CartPole-v9"]}),
+                "CartPole-v9",
+            ),
+            (
+                json!({"agent_type": "DQN", "environments": ["CartPole-v1", "CartPole-v1"]}),
+                "listed twice",
+            ),
+            (
+                json!({"agent_type": "DQN", "environments": ["CartPole-v1"], "num_episodes": 0}),
+                "num_episodes must be between 1 and 10000, got 0",
+            ),
+            (
+                json!({"agent_type": "DQN", "environments": ["CartPole-v1"], "num_episodes": 10001}),
+                "got 10001",
+            ),
+            (
+                json!({"agent_type": "DDPG", "environments": ["CartPole-v1"]}),
+                "DDPG cannot train on CartPole-v1",
+            ),
+            (
+                json!({"agent_type": "DQN", "environments": ["CartPole-v1"],
+                       "hyperparameters": {"learning_rat": 0.1}}),
+                "unknown DQN hyperparameter 'learning_rat'",
+            ),
+        ];
+        for (body, message) in cases {
+            let err = request(body.clone()).unwrap_err().to_string();
+            assert!(err.contains(message), "{body}: {err}");
+        }
+        let err = serde_json::from_value::<EvalRequest>(json!({
+            "agent_type": "DQN", "environments": ["CartPole-v1"], "episodes": 5
+        }))
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("unknown field `episodes`"),
+            "{err}"
+        );
+    }
+}
