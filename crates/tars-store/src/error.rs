@@ -1,0 +1,118 @@
+//! `StoreError`, the one error type of this crate, and `Conflict`, the ways a write can lose a
+//! race or collide with an existing row.
+
+use uuid::Uuid;
+
+/// Everything a store call can fail with.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The write collides with the current state: reload and retry, or pick another key.
+    #[error(transparent)]
+    Conflict(#[from] Conflict),
+    /// A row the call refers to does not exist.
+    #[error("{what} {id} not found")]
+    NotFound { what: &'static str, id: String },
+    /// The caller's input is invalid; `reason` says what was wrong and what is valid.
+    #[error("invalid {field}: {reason}")]
+    Invalid { field: &'static str, reason: String },
+    /// The database failed or is unreachable.
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    /// The embedded migrations could not be applied (or undone).
+    #[error("applying the database migrations failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+/// Why a write was refused because of what is already stored.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Conflict {
+    /// A promotion expected the pair at one version but found another: someone promoted first.
+    #[error("{}", version_message(agent_type, environment, *expected, *actual))]
+    Version {
+        agent_type: String,
+        environment: String,
+        /// The version the caller read (`None`: it expected no baselines).
+        expected: Option<i32>,
+        /// The version stored now (`None`: there are no baselines).
+        actual: Option<i32>,
+    },
+    /// A direct insert names an (agent type, environment, rank) that already has a baseline.
+    #[error(
+        "baseline {agent_type}/{environment} already has a rank {rank} row; \
+         promote to re-rank, or insert at a free rank"
+    )]
+    RankTaken {
+        agent_type: String,
+        environment: String,
+        rank: i32,
+    },
+    /// A caller-supplied id is already used.
+    #[error("{what} {id} already exists; use a new id or let the store pick one")]
+    IdTaken { what: &'static str, id: Uuid },
+}
+
+fn version_message(
+    agent_type: &str,
+    environment: &str,
+    expected: Option<i32>,
+    actual: Option<i32>,
+) -> String {
+    let pair = format!("baseline {agent_type}/{environment}");
+    let tail = "someone promoted first; reload and retry";
+    match (actual, expected) {
+        (Some(actual), Some(expected)) => {
+            format!("{pair} is at version {actual}, not {expected}: {tail}")
+        }
+        (Some(actual), None) => format!("{pair} is at version {actual}, not empty: {tail}"),
+        (None, Some(expected)) => {
+            format!(
+                "{pair} has no rows, not version {expected}: they were removed; reload and retry"
+            )
+        }
+        (None, None) => format!("{pair} has no rows, as expected"),
+    }
+}
+
+impl StoreError {
+    pub(crate) fn invalid(field: &'static str, reason: impl Into<String>) -> StoreError {
+        StoreError::Invalid {
+            field,
+            reason: reason.into(),
+        }
+    }
+
+    pub(crate) fn not_found(what: &'static str, id: impl ToString) -> StoreError {
+        StoreError::NotFound {
+            what,
+            id: id.to_string(),
+        }
+    }
+}
+
+/// Whether a database error is a UNIQUE (or primary-key) violation, on either backend.
+pub(crate) fn is_unique_violation(error: &sqlx::Error) -> bool {
+    error
+        .as_database_error()
+        .is_some_and(|db_error| db_error.is_unique_violation())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn version_conflict_says_who_won_and_what_to_do() {
+        let conflict = Conflict::Version {
+            agent_type: "DQN".into(),
+            environment: "CartPole-v1".into(),
+            expected: Some(12),
+            actual: Some(13),
+        };
+        assert_eq!(
+            StoreError::from(conflict).to_string(),
+            "baseline DQN/CartPole-v1 is at version 13, not 12: someone promoted first; reload and retry"
+        );
+    }
+}

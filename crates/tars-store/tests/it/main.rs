@@ -1,0 +1,12 @@
+//! Integration tests of `tars-store`: one behavioural suite, run against SQLite (a temporary
+//! file) and PostgreSQL (`TARS_TEST_DATABASE_URL`, one fresh schema per test).
+
+#[macro_use]
+mod support;
+
+mod baselines;
+mod concurrency;
+mod connect;
+mod migrations;
+mod promotion;
+mod runs;
