@@ -35,12 +35,17 @@ pub use model::{
     MAX_ENVIRONMENT_CHARS, NewBaseline, NewResult, NewRun, Promotion, ResultRow, RunRow,
 };
 
-use model::{check_actor, check_agent_type, check_baseline_values, check_environment};
+use model::{check_actor, check_agent_type, check_baseline_values};
 use std::collections::HashMap;
 use uuid::Uuid;
 
 /// The embedded migrations, one set per backend, applied by [`Store::connect`]. Public for
 /// tools that roll back (`Migrator::undo`) or inspect them.
+///
+/// Files are sqlx's reversible pairs, `<version>_<name>.up.sql` and `.down.sql`, with the same
+/// names in both folders. Versions are `20261101000NNN`: the last digits continue the seed's
+/// numbering, so `20261101000007_eval_baselines` is the seed's `007_eval_baselines.sql` and its
+/// `.down.sql` the seed's `007_rollback.sql`. A shipped migration is never edited; add one.
 pub mod migrations {
     use sqlx::migrate::Migrator;
 
@@ -204,7 +209,6 @@ impl Store {
     ) -> Result<Vec<HistoryRow>, StoreError> {
         check_limit(limit)?;
         let agent_type = model::normalize_agent_type(agent_type);
-        check_environment(environment)?;
         dispatch!(self, history(&agent_type, environment, limit))
     }
 
