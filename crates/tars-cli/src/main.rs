@@ -3,6 +3,8 @@
 //! pipe while printing (e.g. `tars env list | head -1`) counts as success.
 
 mod commands;
+mod config;
+mod service;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -23,6 +25,12 @@ enum Command {
     Train(commands::train::TrainArgs),
     /// Evaluate a checkpoint with SB3's evaluate_policy semantics.
     Evaluate(commands::train::EvaluateArgs),
+    /// Evaluate an agent configuration, compare it with the baselines, store the run.
+    Eval(commands::eval::EvalArgs),
+    /// List, inspect, insert, promote and bootstrap the ranked baselines.
+    Baseline(commands::baseline::BaselineArgs),
+    /// Show the effective configuration.
+    Config(commands::config::ConfigCommandArgs),
     /// Solve games: Nash equilibria, zero-sum values, NashConv.
     Nash(commands::nash::NashArgs),
     /// Measure throughput against the peer tools' figures.
@@ -34,9 +42,19 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Env(args) => commands::env::run(args),
         Command::Train(args) => commands::train::train(args),
         Command::Evaluate(args) => commands::train::evaluate(args),
+        Command::Eval(args) => commands::eval::run(args),
+        Command::Baseline(args) => commands::baseline::run(args),
+        Command::Config(args) => commands::config::run(args),
         Command::Nash(args) => commands::nash::run(args),
         Command::Bench(args) => commands::bench::run(args),
     }
+}
+
+/// The async runtime of the commands that talk to storage or the network.
+pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
 }
 
 fn main() -> ExitCode {
@@ -56,4 +74,13 @@ fn is_broken_pipe(err: &anyhow::Error) -> bool {
             .downcast_ref::<std::io::Error>()
             .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_command_line_is_well_formed() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
+    }
 }

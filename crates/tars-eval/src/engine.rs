@@ -109,6 +109,9 @@ pub struct Training {
 /// One environment's result; field names are the API's.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EnvResult {
+    /// Set by whoever stores the result (`tars baseline promote` takes it).
+    #[serde(default)]
+    pub result_id: String,
     pub environment: String,
     pub metrics: MetricsOut,
     pub baseline: Option<BaselineOut>,
@@ -354,6 +357,7 @@ impl Engine {
         );
         let include = plan.include_episodes;
         Ok(EnvResult {
+            result_id: String::new(),
             environment: env.to_string(),
             metrics: MetricsOut {
                 metrics,

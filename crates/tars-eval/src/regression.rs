@@ -228,7 +228,7 @@ pub fn detect(
     );
     let reason = if drop_failed {
         format!(
-            "mean reward {:.1} is {:.0}% below baseline {:.1} {where_} on the normalised scale; {}",
+            "mean reward {:.1} is {:.0}% below baseline {:.1} {where_}; {}",
             candidate.mean_reward,
             drop * 100.0,
             baseline.mean_reward,
@@ -315,7 +315,7 @@ mod tests {
         assert!(r.confidence > 0.999);
         assert_eq!(
             r.reason,
-            "mean reward 22.9 is 94% below baseline 450.0 (rank 1, v12) on CartPole-v1 on the normalised scale; p < 0.001"
+            "mean reward 22.9 is 94% below baseline 450.0 (rank 1, v12) on CartPole-v1; p < 0.001"
         );
     }
 

@@ -1,7 +1,10 @@
 //! One module per top-level `tars` command; each exposes clap `Args` and a `run` function.
 
+pub mod baseline;
 pub mod bench;
 pub mod bench_train;
+pub mod config;
 pub mod env;
+pub mod eval;
 pub mod nash;
 pub mod train;

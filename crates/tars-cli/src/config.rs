@@ -1,0 +1,597 @@
+//! The effective configuration: defaults < `tars.toml` < `TARS_*` environment variables <
+//! command-line flags, each value remembering where it came from (`tars config show`).
+//!
+//! Keys are flat names; the detector thresholds also read as a `[thresholds]` table in
+//! `tars.toml`. The environment variable of a key is `TARS_` + its upper-cased name
+//! (`thresholds.failure_rate` → `TARS_FAILURE_RATE`), its flag `--` + the name with dashes.
+//! The file is `--config`, else `TARS_CONFIG`, else `./tars.toml` when it exists.
+
+use anyhow::{Context, bail};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use tars_eval::{EngineConfig, Thresholds};
+
+/// The keys, their defaults and valid ranges.
+const KEYS: &[Key] = &[
+    Key::int("port", 8099, 1, 65_535, "HTTP port of `tars serve`"),
+    Key::text("host", "127.0.0.1", "address `tars serve` binds"),
+    Key::text("data_dir", "", "holds the SQLite file and checkpoints"),
+    Key::text("database_url", "", "sqlite://PATH or postgres://…"),
+    Key::int(
+        "default_episodes",
+        100,
+        1,
+        10_000,
+        "episodes per environment",
+    ),
+    Key::int(
+        "quick_mode_episodes",
+        50,
+        1,
+        10_000,
+        "episodes in quick mode",
+    ),
+    Key::int("max_concurrent", 4, 1, 64, "environments evaluated at once"),
+    Key::int(
+        "env_cache_size",
+        50,
+        1,
+        10_000,
+        "trained policies kept in memory",
+    ),
+    Key::int(
+        "bootstrap_reps",
+        10_000,
+        100,
+        1_000_000,
+        "bootstrap resamples",
+    ),
+    Key::float(
+        "thresholds.failure_rate",
+        0.15,
+        0.0,
+        1.0,
+        "max failure rate",
+    ),
+    Key::float(
+        "thresholds.reward_drop_pct",
+        0.10,
+        0.0,
+        1.0,
+        "max normalised drop",
+    ),
+    Key::int(
+        "thresholds.loss_trend_window",
+        10,
+        3,
+        10_000,
+        "loss points in the trend",
+    ),
+    Key::float(
+        "thresholds.variance_multiplier",
+        2.5,
+        1.0,
+        1e6,
+        "max std / baseline std",
+    ),
+];
+
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    Int { default: i64, min: i64, max: i64 },
+    Float { default: f64, min: f64, max: f64 },
+    Text { default: &'static str },
+}
+
+#[derive(Debug)]
+struct Key {
+    name: &'static str,
+    kind: Kind,
+    help: &'static str,
+}
+
+impl Key {
+    const fn int(name: &'static str, default: i64, min: i64, max: i64, help: &'static str) -> Key {
+        let kind = Kind::Int { default, min, max };
+        Key { name, kind, help }
+    }
+    const fn float(
+        name: &'static str,
+        default: f64,
+        min: f64,
+        max: f64,
+        help: &'static str,
+    ) -> Key {
+        let kind = Kind::Float { default, min, max };
+        Key { name, kind, help }
+    }
+    const fn text(name: &'static str, default: &'static str, help: &'static str) -> Key {
+        let kind = Kind::Text { default };
+        Key { name, kind, help }
+    }
+
+    fn short_name(&self) -> &'static str {
+        self.name.strip_prefix("thresholds.").unwrap_or(self.name)
+    }
+
+    fn env_var(&self) -> String {
+        format!("TARS_{}", self.short_name().to_uppercase())
+    }
+
+    fn flag(&self) -> String {
+        format!("--{}", self.short_name().replace('_', "-"))
+    }
+
+    /// Parses and range-checks `raw`; the error names the key, the value and what is valid.
+    fn parse(&self, raw: &str, source: &Source) -> anyhow::Result<Value> {
+        let invalid = |valid: String| {
+            anyhow::anyhow!(
+                "invalid {} = '{raw}' (from {source}): expected {valid}",
+                self.name
+            )
+        };
+        match self.kind {
+            Kind::Int { min, max, .. } => match raw.trim().parse::<i64>() {
+                Ok(v) if (min..=max).contains(&v) => Ok(Value::Int(v)),
+                _ => Err(invalid(format!("an integer in {min}..={max}"))),
+            },
+            Kind::Float { min, max, .. } => match raw.trim().parse::<f64>() {
+                Ok(v) if (min..=max).contains(&v) => Ok(Value::Float(v)),
+                _ => Err(invalid(format!("a number in [{min}, {max}]"))),
+            },
+            Kind::Text { .. } if raw.trim().is_empty() => Err(invalid("a non-empty value".into())),
+            Kind::Text { .. } => Ok(Value::Text(raw.trim().to_string())),
+        }
+    }
+}
+
+/// One configured value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Int(i64),
+    Float(f64),
+    Text(String),
+}
+
+impl fmt::Display for Value {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Value::Int(v) => write!(f, "{v}"),
+            Value::Float(v) => write!(f, "{v}"),
+            Value::Text(v) => f.write_str(v),
+        }
+    }
+}
+
+/// Where a value came from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Source {
+    Default,
+    /// Derived from another key (e.g. `database_url` from `data_dir`).
+    Derived(&'static str),
+    File(PathBuf),
+    Env(String),
+    Flag(String),
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Source::Default => f.write_str("default"),
+            Source::Derived(key) => write!(f, "default, from {key}"),
+            Source::File(path) => write!(f, "{}", path.display()),
+            Source::Env(var) => f.write_str(var),
+            Source::Flag(flag) => f.write_str(flag),
+        }
+    }
+}
+
+/// One flag per key, on every command that reads the configuration.
+#[derive(Debug, Default, Clone, clap::Args)]
+#[command(next_help_heading = "Configuration (flags > TARS_* env vars > tars.toml > defaults)")]
+pub struct ConfigArgs {
+    /// Configuration file [env: TARS_CONFIG] (default: ./tars.toml when present).
+    #[arg(long, value_name = "FILE", global = true)]
+    pub config: Option<PathBuf>,
+    /// HTTP port of `tars serve` (default 8099) [env: TARS_PORT].
+    #[arg(long, value_name = "PORT", global = true)]
+    pub port: Option<String>,
+    /// Address `tars serve` binds (default 127.0.0.1) [env: TARS_HOST].
+    #[arg(long, value_name = "ADDR", global = true)]
+    pub host: Option<String>,
+    /// Directory of the SQLite file and checkpoints [env: TARS_DATA_DIR].
+    #[arg(long, value_name = "DIR", global = true)]
+    pub data_dir: Option<String>,
+    /// sqlite://PATH or postgres://USER@HOST/DB [env: TARS_DATABASE_URL].
+    #[arg(long, value_name = "URL", global = true)]
+    pub database_url: Option<String>,
+    /// Episodes per environment (default 100) [env: TARS_DEFAULT_EPISODES].
+    #[arg(long, value_name = "N", global = true)]
+    pub default_episodes: Option<String>,
+    /// Episodes in quick mode (default 50) [env: TARS_QUICK_MODE_EPISODES].
+    #[arg(long, value_name = "N", global = true)]
+    pub quick_mode_episodes: Option<String>,
+    /// Environments evaluated at once (default 4) [env: TARS_MAX_CONCURRENT].
+    #[arg(long, value_name = "N", global = true)]
+    pub max_concurrent: Option<String>,
+    /// Trained policies kept in memory (default 50) [env: TARS_ENV_CACHE_SIZE].
+    #[arg(long, value_name = "N", global = true)]
+    pub env_cache_size: Option<String>,
+    /// Bootstrap resamples of the confidence intervals (default 10000) [env: TARS_BOOTSTRAP_REPS].
+    #[arg(long, value_name = "N", global = true)]
+    pub bootstrap_reps: Option<String>,
+    /// Max failure rate (default 0.15) [env: TARS_FAILURE_RATE].
+    #[arg(long, value_name = "X", global = true)]
+    pub failure_rate: Option<String>,
+    /// Max normalised reward drop (default 0.10) [env: TARS_REWARD_DROP_PCT].
+    #[arg(long, value_name = "X", global = true)]
+    pub reward_drop_pct: Option<String>,
+    /// Training-loss points in the trend (default 10) [env: TARS_LOSS_TREND_WINDOW].
+    #[arg(long, value_name = "N", global = true)]
+    pub loss_trend_window: Option<String>,
+    /// Max std / baseline std (default 2.5) [env: TARS_VARIANCE_MULTIPLIER].
+    #[arg(long, value_name = "X", global = true)]
+    pub variance_multiplier: Option<String>,
+}
+
+impl ConfigArgs {
+    /// The flags given, by key.
+    fn given(&self) -> Vec<(&'static str, &String)> {
+        [
+            ("port", &self.port),
+            ("host", &self.host),
+            ("data_dir", &self.data_dir),
+            ("database_url", &self.database_url),
+            ("default_episodes", &self.default_episodes),
+            ("quick_mode_episodes", &self.quick_mode_episodes),
+            ("max_concurrent", &self.max_concurrent),
+            ("env_cache_size", &self.env_cache_size),
+            ("bootstrap_reps", &self.bootstrap_reps),
+            ("thresholds.failure_rate", &self.failure_rate),
+            ("thresholds.reward_drop_pct", &self.reward_drop_pct),
+            ("thresholds.loss_trend_window", &self.loss_trend_window),
+            ("thresholds.variance_multiplier", &self.variance_multiplier),
+        ]
+        .into_iter()
+        .filter_map(|(name, value)| value.as_ref().map(|v| (name, v)))
+        .collect()
+    }
+}
+
+/// The effective configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    values: BTreeMap<&'static str, (Value, Source)>,
+}
+
+impl Config {
+    /// Loads defaults, the file, the environment and the flags, in that order.
+    pub fn load(args: &ConfigArgs) -> anyhow::Result<Config> {
+        Self::load_from(args, |var| std::env::var(var).ok())
+    }
+
+    fn load_from(
+        args: &ConfigArgs,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> anyhow::Result<Config> {
+        let mut values = BTreeMap::new();
+        for key in KEYS {
+            let value = match key.kind {
+                Kind::Int { default, .. } => Value::Int(default),
+                Kind::Float { default, .. } => Value::Float(default),
+                Kind::Text { default } => Value::Text(default.to_string()),
+            };
+            values.insert(key.name, (value, Source::Default));
+        }
+        let file = match (&args.config, env("TARS_CONFIG")) {
+            (Some(path), _) => Some(path.clone()),
+            (None, Some(path)) => Some(PathBuf::from(path)),
+            (None, None) => Some(PathBuf::from("tars.toml")).filter(|p| p.exists()),
+        };
+        if let Some(path) = file {
+            for (name, raw) in read_file(&path)? {
+                let key = find(&name).with_context(|| format!("in {}", path.display()))?;
+                let value = key.parse(&raw, &Source::File(path.clone()))?;
+                values.insert(key.name, (value, Source::File(path.clone())));
+            }
+        }
+        for key in KEYS {
+            if let Some(raw) = env(&key.env_var()) {
+                let source = Source::Env(key.env_var());
+                values.insert(key.name, (key.parse(&raw, &source)?, source));
+            }
+        }
+        for (name, raw) in args.given() {
+            let key = find(name)?;
+            let source = Source::Flag(key.flag());
+            values.insert(key.name, (key.parse(raw, &source)?, source));
+        }
+
+        // Derived defaults: the data directory, and the SQLite file inside it.
+        if values["data_dir"].0 == Value::Text(String::new()) {
+            let dir = default_data_dir(&env);
+            values.insert("data_dir", (Value::Text(dir), Source::Default));
+        }
+        if values["database_url"].0 == Value::Text(String::new()) {
+            let dir = PathBuf::from(values["data_dir"].0.to_string());
+            let url = format!("sqlite://{}", dir.join("tars.db").display());
+            values.insert(
+                "database_url",
+                (Value::Text(url), Source::Derived("data_dir")),
+            );
+        }
+        let config = Config { values };
+        let url = config.database_url();
+        if !(url.starts_with("sqlite:")
+            || url.starts_with("postgres://")
+            || url.starts_with("postgresql://"))
+        {
+            bail!(
+                "invalid database_url = '{}' (from {}): expected sqlite://PATH or postgres://USER@HOST/DB",
+                mask_url(url),
+                config.values["database_url"].1
+            );
+        }
+        Ok(config)
+    }
+
+    fn int(&self, name: &str) -> i64 {
+        match self.values[name].0 {
+            Value::Int(v) => v,
+            _ => unreachable!("{name} is an integer key"),
+        }
+    }
+
+    fn float(&self, name: &str) -> f64 {
+        match self.values[name].0 {
+            Value::Float(v) => v,
+            _ => unreachable!("{name} is a number key"),
+        }
+    }
+
+    fn text(&self, name: &str) -> &str {
+        match &self.values[name].0 {
+            Value::Text(v) => v,
+            _ => unreachable!("{name} is a text key"),
+        }
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        PathBuf::from(self.text("data_dir"))
+    }
+
+    pub fn database_url(&self) -> &str {
+        self.text("database_url")
+    }
+
+    pub fn engine(&self) -> EngineConfig {
+        EngineConfig {
+            default_episodes: self.int("default_episodes") as u32,
+            quick_mode_episodes: self.int("quick_mode_episodes") as u32,
+            max_concurrent: self.int("max_concurrent") as usize,
+            env_cache_size: self.int("env_cache_size") as usize,
+            bootstrap_reps: self.int("bootstrap_reps") as usize,
+            thresholds: Thresholds {
+                failure_rate: self.float("thresholds.failure_rate"),
+                reward_drop_pct: self.float("thresholds.reward_drop_pct"),
+                loss_trend_window: self.int("thresholds.loss_trend_window") as usize,
+                variance_multiplier: self.float("thresholds.variance_multiplier"),
+            },
+        }
+    }
+
+    /// Every key with its value (secrets masked), source, env var and meaning, in key order.
+    pub fn rows(&self) -> Vec<[String; 5]> {
+        KEYS.iter()
+            .map(|key| {
+                let (value, source) = &self.values[key.name];
+                let shown = match key.name {
+                    "database_url" => mask_url(&value.to_string()),
+                    _ => value.to_string(),
+                };
+                [
+                    key.name.to_string(),
+                    shown,
+                    source.to_string(),
+                    key.env_var(),
+                    key.help.to_string(),
+                ]
+            })
+            .collect()
+    }
+}
+
+fn find(name: &str) -> anyhow::Result<&'static Key> {
+    KEYS.iter()
+        .find(|key| key.name == name || key.short_name() == name)
+        .with_context(|| {
+            let valid: Vec<&str> = KEYS.iter().map(|k| k.name).collect();
+            format!(
+                "unknown configuration key '{name}'; valid keys: {}",
+                valid.join(", ")
+            )
+        })
+}
+
+/// Reads `tars.toml` into flat `(key, raw value)` pairs; `[thresholds]` keys get its prefix.
+fn read_file(path: &Path) -> anyhow::Result<Vec<(String, String)>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading configuration file {}", path.display()))?;
+    let table: toml::Table = text
+        .parse()
+        .with_context(|| format!("parsing configuration file {}", path.display()))?;
+    let mut pairs = Vec::new();
+    for (name, value) in table {
+        match value {
+            toml::Value::Table(section) if name == "thresholds" => {
+                for (inner, value) in section {
+                    pairs.push((format!("thresholds.{inner}"), raw(&value)));
+                }
+            }
+            value => pairs.push((name, raw(&value))),
+        }
+    }
+    Ok(pairs)
+}
+
+/// A scalar as text, parsed later like an environment variable; tables and arrays are not values.
+fn raw(value: &toml::Value) -> String {
+    match value {
+        toml::Value::String(s) => s.clone(),
+        toml::Value::Integer(i) => i.to_string(),
+        toml::Value::Float(f) => f.to_string(),
+        toml::Value::Boolean(b) => b.to_string(),
+        _ => "(a table, array or date)".to_string(),
+    }
+}
+
+/// `TARS_DATA_DIR` is a key like any other; otherwise `$XDG_DATA_HOME/tars`, else
+/// `~/.local/share/tars`.
+fn default_data_dir(env: &impl Fn(&str) -> Option<String>) -> String {
+    if let Some(xdg) = env("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
+        return PathBuf::from(xdg).join("tars").display().to_string();
+    }
+    let home = env("HOME").unwrap_or_else(|| ".".to_string());
+    PathBuf::from(home)
+        .join(".local/share/tars")
+        .display()
+        .to_string()
+}
+
+/// Hides the password of a URL: `postgres://user:secret@host/db` → `postgres://user:***@host/db`.
+pub fn mask_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    match rest.split_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+            None => url.to_string(),
+        },
+        None => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn load(args: &ConfigArgs, env: &[(&str, &str)]) -> anyhow::Result<Config> {
+        let env: HashMap<String, String> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::load_from(args, |var| env.get(var).cloned())
+    }
+
+    #[test]
+    fn defaults_are_the_seeds() {
+        let config = load(&ConfigArgs::default(), &[("HOME", "/home/u")]).unwrap();
+        assert_eq!(config.int("port"), 8099);
+        let engine = config.engine();
+        assert_eq!(engine, EngineConfig::default());
+        assert_eq!(
+            config.data_dir(),
+            PathBuf::from("/home/u/.local/share/tars")
+        );
+        assert_eq!(
+            config.database_url(),
+            "sqlite:///home/u/.local/share/tars/tars.db"
+        );
+    }
+
+    #[test]
+    fn flags_beat_env_beat_file_beat_defaults() {
+        let dir = std::env::temp_dir().join(format!("tars-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("tars.toml");
+        std::fs::write(
+            &file,
+            "port = 9000\nmax_concurrent = 2\n[thresholds]\nfailure_rate = 0.2\nreward_drop_pct = 0.3\n",
+        )
+        .unwrap();
+        let args = ConfigArgs {
+            config: Some(file.clone()),
+            reward_drop_pct: Some("0.05".into()),
+            database_url: Some("postgres://tars:hunter2@db/tars".into()),
+            ..ConfigArgs::default()
+        };
+        let config = load(
+            &args,
+            &[("TARS_PORT", "9100"), ("TARS_DATA_DIR", "/srv/tars")],
+        )
+        .unwrap();
+        assert_eq!(config.int("port"), 9100);
+        let engine = config.engine();
+        assert_eq!(engine.max_concurrent, 2);
+        assert_eq!(engine.thresholds.failure_rate, 0.2);
+        assert_eq!(engine.thresholds.reward_drop_pct, 0.05);
+        assert_eq!(config.data_dir(), PathBuf::from("/srv/tars"));
+        let rows = config.rows();
+        let row = |name: &str| rows.iter().find(|r| r[0] == name).unwrap().clone();
+        assert_eq!(row("port")[2], "TARS_PORT");
+        assert_eq!(row("max_concurrent")[2], file.display().to_string());
+        assert_eq!(row("thresholds.reward_drop_pct")[2], "--reward-drop-pct");
+        assert_eq!(row("thresholds.reward_drop_pct")[3], "TARS_REWARD_DROP_PCT");
+        assert_eq!(
+            row("database_url")[1],
+            "postgres://tars:***@db/tars",
+            "secret masked"
+        );
+        assert_eq!(row("database_url")[2], "--database-url");
+        assert_eq!(row("default_episodes")[2], "default");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn invalid_values_name_the_key_the_value_and_the_range() {
+        let flag = ConfigArgs {
+            max_concurrent: Some("many".into()),
+            ..ConfigArgs::default()
+        };
+        let none = ConfigArgs::default();
+        type Case<'a> = (&'a ConfigArgs, &'a [(&'a str, &'a str)], &'a str);
+        let cases: [Case; 4] = [
+            (
+                &none,
+                &[("TARS_PORT", "0")],
+                "invalid port = '0' (from TARS_PORT): expected an integer in 1..=65535",
+            ),
+            (
+                &none,
+                &[("TARS_FAILURE_RATE", "1.5")],
+                "invalid thresholds.failure_rate = '1.5' (from TARS_FAILURE_RATE): expected a number in [0, 1]",
+            ),
+            (
+                &flag,
+                &[],
+                "invalid max_concurrent = 'many' (from --max-concurrent): expected an integer in 1..=64",
+            ),
+            (
+                &none,
+                &[("TARS_DATABASE_URL", "mysql://x")],
+                "invalid database_url = 'mysql://x' (from TARS_DATABASE_URL): expected sqlite://PATH or postgres://",
+            ),
+        ];
+        for (args, env, message) in cases {
+            let err = format!("{:#}", load(args, env).unwrap_err());
+            assert!(err.contains(message), "{err}");
+        }
+        let dir = std::env::temp_dir().join(format!("tars-config-bad-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("tars.toml");
+        std::fs::write(&file, "max_concurent = 2\n").unwrap();
+        let args = ConfigArgs {
+            config: Some(file),
+            ..ConfigArgs::default()
+        };
+        let err = format!("{:#}", load(&args, &[]).unwrap_err());
+        assert!(
+            err.contains("unknown configuration key 'max_concurent'; valid keys: port, host,"),
+            "{err}"
+        );
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}

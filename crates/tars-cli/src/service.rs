@@ -1,0 +1,285 @@
+//! What `tars eval`, `tars baseline` (and later the HTTP service) do around the engine:
+//! read baselines and checkpoints from storage, run the engine off the async runtime, store
+//! every run, and turn results into baselines.
+//!
+//! A completed evaluation is never lost: when the store cannot save it, the response is
+//! written to `<data_dir>/unsaved/<evaluation_id>.json` and the caller is told where.
+
+use crate::config::Config;
+use anyhow::Context;
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use tars_agents::checkpoint::METADATA_FILE;
+use tars_eval::{Baseline, Engine, EvalRequest, EvalResponse, Inputs, LoadedCheckpoint, Reporter};
+use tars_store::{BaselineRow, NewResult, NewRun, Promotion, Store};
+use uuid::Uuid;
+
+/// The engine, the store and the configuration of one process.
+pub struct Service {
+    pub config: Config,
+    pub store: Store,
+    pub engine: Arc<Engine>,
+}
+
+/// An evaluation's response and where it was kept.
+pub struct Outcome {
+    pub response: EvalResponse,
+    /// `None` when stored; else the file the response was saved to, and the store's error.
+    pub unsaved: Option<(PathBuf, String)>,
+}
+
+impl Service {
+    /// Connects to the configured database (applying migrations) and builds the engine.
+    pub async fn open(config: Config) -> anyhow::Result<Service> {
+        let store = Store::connect(config.database_url())
+            .await
+            .with_context(|| {
+                format!(
+                    "opening the database {}",
+                    crate::config::mask_url(config.database_url())
+                )
+            })?;
+        let engine = Arc::new(Engine::new(config.engine()));
+        Ok(Service {
+            config,
+            store,
+            engine,
+        })
+    }
+
+    /// Validates, evaluates and stores one request.
+    pub async fn evaluate(
+        &self,
+        request: &EvalRequest,
+        reporter: Arc<dyn Reporter + Send + Sync>,
+    ) -> anyhow::Result<Outcome> {
+        let plan = request.validate(self.engine.config(), 0)?;
+        let mut inputs = Inputs::default();
+        if plan.compare_to_baseline {
+            for env in &plan.environments {
+                if let Some(baseline) = self.rank1(plan.algo.name(), env).await? {
+                    inputs.baselines.insert(env.clone(), baseline);
+                }
+            }
+        }
+        if let Some(id) = &plan.checkpoint_id {
+            inputs.checkpoint = Some(load_checkpoint(&self.config.data_dir(), id)?);
+        }
+        let engine = self.engine.clone();
+        let run_plan = plan.clone();
+        let mut response = tokio::task::spawn_blocking(move || {
+            engine.evaluate(&run_plan, &inputs, reporter.as_ref())
+        })
+        .await
+        .context("the evaluation thread panicked")??;
+
+        response.evaluation_id = Uuid::new_v4().to_string();
+        for result in &mut response.results {
+            result.result_id = Uuid::new_v4().to_string();
+        }
+        let run = new_run(request, &response)?;
+        let unsaved = match self.store.save_run(&run).await {
+            Ok(_) => None,
+            Err(err) => {
+                let path = self.save_unsaved(&response)?;
+                Some((path, err.to_string()))
+            }
+        };
+        Ok(Outcome { response, unsaved })
+    }
+
+    fn save_unsaved(&self, response: &EvalResponse) -> anyhow::Result<PathBuf> {
+        let dir = self.config.data_dir().join("unsaved");
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        let path = dir.join(format!("{}.json", response.evaluation_id));
+        let full = json!({"response": response, "episodes": episodes(response)});
+        std::fs::write(&path, serde_json::to_vec_pretty(&full)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+        Ok(path)
+    }
+
+    /// The rank-1 baseline of (agent, env) as the detector sees it, with its episode returns
+    /// when it was promoted from a stored evaluation.
+    pub async fn rank1(&self, agent: &str, env: &str) -> anyhow::Result<Option<Baseline>> {
+        let Some(row) = self.store.baseline(agent, env, 1).await? else {
+            return Ok(None);
+        };
+        let returns = self.store.baseline_returns(row.id).await?;
+        Ok(Some(detector_baseline(&row, returns)))
+    }
+
+    /// Promotes a stored evaluation result of `result_id` to `rank` (default: the rank its mean
+    /// reward earns among the current baselines), expecting the pair at `expected_version`
+    /// (default: the version read now).
+    pub async fn promote(
+        &self,
+        result_id: Uuid,
+        rank: Option<i32>,
+        expected_version: Option<Option<i32>>,
+        actor: Option<String>,
+    ) -> anyhow::Result<BaselineRow> {
+        let result = self.store.result(result_id).await?.with_context(|| {
+            format!("evaluation result {result_id} not found; `tars eval` prints result ids")
+        })?;
+        let run = self
+            .store
+            .run(result.run_id)
+            .await?
+            .with_context(|| format!("evaluation run {} not found", result.run_id))?;
+        let number = |key: &str| {
+            result.metrics[key]
+                .as_f64()
+                .with_context(|| format!("stored metrics of {result_id} lack {key}"))
+        };
+        let mean_reward = number("mean_reward")?;
+        let rows = self
+            .store
+            .baselines(Some(&run.agent_type), Some(&result.environment))
+            .await?;
+        let earned = 1 + rows.iter().filter(|r| r.mean_reward >= mean_reward).count() as i32;
+        let expected_version = match expected_version {
+            Some(version) => version,
+            None => {
+                self.store
+                    .current_version(&run.agent_type, &result.environment)
+                    .await?
+            }
+        };
+        let promotion = Promotion {
+            agent_type: run.agent_type.clone(),
+            environment: result.environment.clone(),
+            mean_reward,
+            std_reward: number("std_reward")?,
+            success_rate: number("success_rate")?,
+            hyperparameters: result.hyperparameters.clone(),
+            rank: rank.unwrap_or(earned),
+            expected_version,
+            eval_result_id: Some(result_id),
+            actor,
+        };
+        Ok(self.store.promote(&promotion).await?)
+    }
+}
+
+/// The detector's view of a stored baseline row.
+pub fn detector_baseline(row: &BaselineRow, returns: Option<Vec<f64>>) -> Baseline {
+    Baseline {
+        mean_reward: row.mean_reward,
+        std_reward: row.std_reward,
+        success_rate: row.success_rate,
+        returns,
+        rank: row.rank,
+        version: i64::from(row.version),
+    }
+}
+
+/// Returns and lengths per environment, which the response may omit but storage keeps.
+fn episodes(response: &EvalResponse) -> Value {
+    response
+        .results
+        .iter()
+        .map(|r| {
+            (
+                r.environment.clone(),
+                json!({"returns": r.episode_returns, "lengths": r.episode_lengths}),
+            )
+        })
+        .collect::<serde_json::Map<_, _>>()
+        .into()
+}
+
+fn new_run(request: &EvalRequest, response: &EvalResponse) -> anyhow::Result<NewRun> {
+    let results = response
+        .results
+        .iter()
+        .map(|r| {
+            Ok(NewResult {
+                id: Some(r.result_id.parse()?),
+                environment: r.environment.clone(),
+                metrics: serde_json::to_value(&r.metrics.metrics)?,
+                episode_returns: r.episode_returns.clone(),
+                episode_lengths: r.episode_lengths.iter().map(|&l| u64::from(l)).collect(),
+                hyperparameters: r.training.hyperparameters.clone(),
+                regression: r
+                    .regression
+                    .as_ref()
+                    .map(serde_json::to_value)
+                    .transpose()?,
+            })
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    Ok(NewRun {
+        id: Some(response.evaluation_id.parse()?),
+        agent_type: response.agent_type.clone(),
+        request: serde_json::to_value(request)?,
+        response: serde_json::to_value(response)?,
+        seed: response.seed,
+        duration_seconds: response.duration_seconds,
+        results,
+    })
+}
+
+/// Loads checkpoint `id`: a directory path, or a name under `<data_dir>/checkpoints/`.
+pub fn load_checkpoint(data_dir: &Path, id: &str) -> anyhow::Result<LoadedCheckpoint> {
+    let direct = PathBuf::from(id);
+    let dir = if direct.join(METADATA_FILE).exists() {
+        direct
+    } else {
+        data_dir.join("checkpoints").join(id)
+    };
+    if !dir.join(METADATA_FILE).exists() {
+        anyhow::bail!(
+            "checkpoint '{id}' not found: neither {} nor {} holds {METADATA_FILE} \
+             (`tars train` writes checkpoints to <data_dir>/checkpoints/<algo>-<env>-seed<seed>)",
+            PathBuf::from(id).display(),
+            dir.display()
+        );
+    }
+    let (policy, metadata) = crate::commands::train::read_checkpoint(&dir)?;
+    Ok(LoadedCheckpoint {
+        id: id.to_string(),
+        policy,
+        metadata,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::ConfigArgs;
+    use tars_eval::engine::Quiet;
+
+    /// A store that fails after the evaluation ran must not cost the result.
+    #[test]
+    fn a_result_the_store_cannot_save_is_written_to_a_file() {
+        let dir = std::env::temp_dir().join(format!("tars-unsaved-{}", std::process::id()));
+        let args = ConfigArgs {
+            data_dir: Some(dir.display().to_string()),
+            ..ConfigArgs::default()
+        };
+        let config = Config::load(&args).unwrap();
+        let request: EvalRequest = serde_json::from_value(json!({
+            "agent_type": "PPO", "environments": ["CartPole-v1"], "num_episodes": 3,
+            "hyperparameters": {"n_timesteps": 512},
+        }))
+        .unwrap();
+        let outcome = crate::runtime().unwrap().block_on(async {
+            let service = Service::open(config).await.unwrap();
+            service.store.close().await;
+            service.evaluate(&request, Arc::new(Quiet)).await.unwrap()
+        });
+        let (path, err) = outcome.unsaved.expect("the closed store refused the run");
+        assert!(!err.is_empty());
+        let saved: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        assert_eq!(
+            saved["response"]["evaluation_id"],
+            json!(outcome.response.evaluation_id)
+        );
+        assert_eq!(
+            saved["episodes"]["CartPole-v1"]["returns"],
+            json!(outcome.response.results[0].episode_returns)
+        );
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}

@@ -1,0 +1,350 @@
+//! `tars eval`, `tars baseline` and `tars config` end to end on an embedded SQLite store in a
+//! fresh data directory: real training, real storage, real verdicts.
+
+use serde_json::Value;
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+/// A fresh data directory per test; no configuration leaks in from the machine.
+struct Sandbox {
+    dir: PathBuf,
+}
+
+impl Sandbox {
+    fn new(name: &str) -> Sandbox {
+        let dir = std::env::temp_dir().join(format!("tars-eval-cli-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Sandbox { dir }
+    }
+
+    fn tars(&self, args: &[&str]) -> Output {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_tars"));
+        for (var, _) in std::env::vars() {
+            if var.starts_with("TARS_") {
+                command.env_remove(var);
+            }
+        }
+        command
+            .args(args)
+            .current_dir(&self.dir)
+            .env("TARS_DATA_DIR", self.dir.join("data"))
+            .output()
+            .expect("tars runs")
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let output = self.tars(args);
+        assert!(
+            output.status.success(),
+            "tars {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).unwrap()
+    }
+
+    fn json(&self, args: &[&str]) -> Value {
+        serde_json::from_str(&self.ok(args)).unwrap()
+    }
+
+    fn fails(&self, args: &[&str], message: &str) {
+        let output = self.tars(args);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "tars {args:?}: {stderr}");
+        assert!(stderr.contains(message), "tars {args:?}: {stderr}");
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[test]
+fn the_seeds_test_4_bad_dqn_config_is_caught_and_gated() {
+    let sandbox = Sandbox::new("seed4");
+    // The seed's §3.2 row, inserted from summary statistics.
+    sandbox.ok(&[
+        "baseline",
+        "insert",
+        "--agent",
+        "DQN",
+        "--env",
+        "CartPole-v1",
+        "--mean",
+        "450",
+        "--std",
+        "25",
+        "--success",
+        "0.95",
+        "--baseline-version",
+        "12",
+        "--rank",
+        "1",
+        "--hyperparameters",
+        r#"{"learning_rate": 0.001, "gamma": 0.99, "epsilon": 0.1}"#,
+    ]);
+    let args = [
+        "eval",
+        "--agent",
+        "dqn",
+        "--env",
+        "CartPole-v1",
+        "--hp",
+        "learning_rate=0.5",
+        "--hp",
+        "gamma=0.5",
+        "--hp",
+        "epsilon=0.9",
+        "--hp",
+        "n_timesteps=10000",
+        "--episodes",
+        "50",
+        "--compare",
+        "--json",
+        "--gate",
+    ];
+    let output = sandbox.tars(&args);
+    assert_eq!(output.status.code(), Some(1), "--gate fails on a rollback");
+    let response: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(response["regression"]["detected"], Value::Bool(true));
+    assert_eq!(response["regression"]["should_rollback"], Value::Bool(true));
+    let reason = response["regression"]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("below baseline 450.0 (rank 1, v12) on CartPole-v1; p < 0.001"),
+        "{reason}"
+    );
+    let mean = response["results"][0]["metrics"]["mean_reward"]
+        .as_f64()
+        .unwrap();
+    assert!(mean < 100.0, "{mean}");
+    assert_eq!(
+        response["results"][0]["metrics"]["episode_returns"]
+            .as_array()
+            .unwrap()
+            .len(),
+        50
+    );
+}
+
+#[test]
+fn bootstrap_promote_and_history_rank_stored_results() {
+    let sandbox = Sandbox::new("baselines");
+    let boot = sandbox.json(&[
+        "baseline",
+        "bootstrap",
+        "--agent",
+        "ppo",
+        "--env",
+        "CartPole-v1",
+        "--timesteps",
+        "20000",
+        "--episodes",
+        "20",
+    ]);
+    assert_eq!(boot["rank"], 1);
+    assert_eq!(boot["version"], 1);
+    assert_eq!(boot["agent_type"], "PPO");
+    let shown = sandbox.json(&[
+        "baseline",
+        "show",
+        "--agent",
+        "ppo",
+        "--env",
+        "CartPole-v1",
+        "--json",
+    ]);
+    assert_eq!(shown["n_returns"], 20, "promoted with its episode returns");
+
+    // A worse configuration, evaluated and compared, then promoted: it earns rank 2.
+    let worse = sandbox.json(&[
+        "eval",
+        "--agent",
+        "ppo",
+        "--env",
+        "CartPole-v1",
+        "--hp",
+        "n_timesteps=2048",
+        "--episodes",
+        "20",
+        "--compare",
+        "--json",
+    ]);
+    let result = &worse["results"][0];
+    assert_eq!(result["baseline"]["n_returns"], 20);
+    assert_eq!(result["regression"]["checks"][0]["name"], "reward_drop");
+    let result_id = result["result_id"].as_str().unwrap();
+    let promoted = sandbox.json(&["baseline", "promote", result_id, "--actor", "ci"]);
+    assert_eq!(promoted["rank"], 2);
+    assert_eq!(promoted["version"], 2);
+
+    // A stale expected version is a conflict, and nothing changes.
+    sandbox.fails(
+        &["baseline", "promote", result_id, "--expected-version", "1"],
+        "is at version 2, not 1",
+    );
+    let list = sandbox.json(&["baseline", "list", "--json"]);
+    let ranks: Vec<i64> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["rank"].as_i64().unwrap())
+        .collect();
+    assert_eq!(ranks, [1, 2]);
+    let history = sandbox.json(&[
+        "baseline",
+        "history",
+        "--agent",
+        "PPO",
+        "--env",
+        "CartPole-v1",
+        "--json",
+    ]);
+    let actions: Vec<&str> = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, ["promote", "promote"], "newest first");
+    assert_eq!(history[0]["actor"], "ci");
+}
+
+#[test]
+fn bad_input_is_refused_before_anything_runs() {
+    let sandbox = Sandbox::new("bad");
+    for (args, message) in [
+        (
+            vec!["eval", "--agent", "sac", "--env", "CartPole-v1"],
+            "unknown agent_type 'sac'; valid: DQN, A2C, PPO, DDPG",
+        ),
+        (
+            vec![
+                "eval",
+                "--agent",
+                "dqn",
+                "--env",
+                "CartPole-v1",
+                "--episodes",
+                "0",
+            ],
+            "num_episodes must be between 1 and 10000, got 0",
+        ),
+        (
+            vec!["eval", "--agent", "ddpg", "--env", "CartPole-v1"],
+            "DDPG cannot train on CartPole-v1",
+        ),
+        (
+            vec!["eval", "--agent", "dqn", "--env", "Pong-v5"],
+            "Pong-v5",
+        ),
+        (
+            vec![
+                "eval",
+                "--agent",
+                "dqn",
+                "--env",
+                "CartPole-v1",
+                "--hp",
+                "gama=0.9",
+            ],
+            "unknown DQN hyperparameter 'gama'",
+        ),
+        (
+            vec![
+                "eval",
+                "--agent",
+                "ppo",
+                "--env",
+                "CartPole-v1",
+                "--checkpoint",
+                "nope",
+            ],
+            "checkpoint 'nope' not found",
+        ),
+        (
+            vec![
+                "eval",
+                "--agent",
+                "dqn",
+                "--env",
+                "CartPole-v1",
+                "--max-concurrent",
+                "0",
+            ],
+            "invalid max_concurrent = '0' (from --max-concurrent): expected an integer in 1..=64",
+        ),
+        (
+            vec!["baseline", "promote", "not-a-uuid"],
+            "'not-a-uuid' is not a result id",
+        ),
+        (
+            vec!["baseline", "show", "--agent", "dqn", "--env", "CartPole-v1"],
+            "no rank-1 baseline for DQN on CartPole-v1",
+        ),
+        (
+            vec![
+                "baseline",
+                "insert",
+                "--agent",
+                "dqn",
+                "--env",
+                "CartPole-v1",
+                "--mean",
+                "1",
+                "--std",
+                "1",
+                "--success",
+                "2",
+            ],
+            "success_rate",
+        ),
+    ] {
+        sandbox.fails(&args, message);
+    }
+    let list = sandbox.json(&["baseline", "list", "--json"]);
+    assert_eq!(list, Value::Array(vec![]), "nothing was stored");
+}
+
+#[test]
+fn config_show_reports_each_value_and_its_source() {
+    let sandbox = Sandbox::new("config");
+    std::fs::write(
+        sandbox.dir.join("tars.toml"),
+        "max_concurrent = 2\n[thresholds]\nfailure_rate = 0.2\n",
+    )
+    .unwrap();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_tars"));
+    let output = command
+        .args(["config", "show", "--json", "--reward-drop-pct", "0.05"])
+        .current_dir(&sandbox.dir)
+        .env("TARS_DATA_DIR", "/srv/tars")
+        .env(
+            "TARS_DATABASE_URL",
+            "postgres://tars:hunter2@db.example/tars",
+        )
+        .env_remove("TARS_CONFIG")
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let shown: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(shown["max_concurrent"]["value"], "2");
+    assert_eq!(shown["max_concurrent"]["source"], "tars.toml");
+    assert_eq!(shown["thresholds.failure_rate"]["value"], "0.2");
+    assert_eq!(
+        shown["thresholds.reward_drop_pct"]["source"],
+        "--reward-drop-pct"
+    );
+    assert_eq!(shown["data_dir"]["source"], "TARS_DATA_DIR");
+    assert_eq!(
+        shown["database_url"]["value"],
+        "postgres://tars:***@db.example/tars"
+    );
+    assert_eq!(shown["port"]["value"], "8099");
+    assert!(!String::from_utf8_lossy(&output.stdout).contains("hunter2"));
+}
