@@ -3,8 +3,6 @@
 //! pipe while printing (e.g. `tars env list | head -1`) counts as success.
 
 mod commands;
-mod config;
-mod service;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;

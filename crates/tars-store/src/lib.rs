@@ -24,12 +24,14 @@
 //! free and nothing is re-ranked.
 
 mod error;
+mod jobs;
 mod model;
 mod postgres;
 mod promotion;
 mod sqlite;
 
 pub use error::{Conflict, StoreError};
+pub use jobs::{Inserted, JobRow, JobStatus, NewJob};
 pub use model::{
     BaselineRow, HistoryAction, HistoryRow, MAX_ACTOR_CHARS, MAX_AGENT_TYPE_CHARS,
     MAX_ENVIRONMENT_CHARS, NewBaseline, NewResult, NewRun, Promotion, ResultRow, RunRow,

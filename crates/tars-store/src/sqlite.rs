@@ -28,8 +28,8 @@ const N_READERS: u32 = 4;
 
 #[derive(Debug, Clone)]
 pub(crate) struct Db {
-    read: SqlitePool,
-    write: SqlitePool,
+    pub(crate) read: SqlitePool,
+    pub(crate) write: SqlitePool,
 }
 
 pub(crate) async fn connect(url: &str) -> Result<Db, StoreError> {

@@ -1,14 +1,14 @@
 //! `tars baseline list|show|history|insert|promote|bootstrap`: the ranked baselines that
 //! evaluations are compared with.
 
-use crate::config::{Config, ConfigArgs};
-use crate::service::Service;
 use serde_json::{Value, json};
 use std::io::Write;
 use std::process::ExitCode;
 use std::sync::Arc;
 use tars_eval::EvalRequest;
 use tars_eval::engine::Quiet;
+use tars_server::config::{Config, ConfigArgs};
+use tars_server::service::Service;
 use tars_store::{BaselineRow, HistoryRow, NewBaseline};
 use uuid::Uuid;
 

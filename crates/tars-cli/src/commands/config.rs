@@ -1,9 +1,9 @@
 //! `tars config show`: the effective configuration and where each value came from.
 
-use crate::config::{Config, ConfigArgs};
 use serde_json::json;
 use std::io::Write;
 use std::process::ExitCode;
+use tars_server::config::{Config, ConfigArgs};
 
 /// Arguments of `tars config`.
 #[derive(Debug, clap::Args)]

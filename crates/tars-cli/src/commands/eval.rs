@@ -2,8 +2,6 @@
 //! baselines, store the run, and print a table or the API's response JSON.
 
 use crate::commands::train::parse_overrides;
-use crate::config::{Config, ConfigArgs};
-use crate::service::{Outcome, Service};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use serde_json::Value;
 use std::collections::HashMap;
@@ -13,6 +11,8 @@ use std::sync::{Arc, Mutex};
 use tars_agents::{Control, Progress};
 use tars_eval::engine::Event;
 use tars_eval::{EvalRequest, EvalResponse, Reporter};
+use tars_server::config::{Config, ConfigArgs};
+use tars_server::service::{Outcome, Service};
 
 /// Arguments of `tars eval`.
 #[derive(Debug, clap::Args)]

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 use tars_agents::checkpoint::{self, METADATA_FILE, WEIGHTS_FILE};
-use tars_agents::{Algo, Control, Observer, Policy, Progress};
+use tars_agents::{Algo, Control, Observer, Progress};
 
 /// Arguments of `tars train`.
 #[derive(Debug, clap::Args)]
@@ -69,16 +69,9 @@ pub fn parse_overrides(pairs: &[String]) -> anyhow::Result<Map<String, Value>> {
     Ok(overrides)
 }
 
-/// The data directory: `TARS_DATA_DIR`, else `$XDG_DATA_HOME/tars`, else `~/.local/share/tars`.
-pub fn data_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("TARS_DATA_DIR") {
-        return PathBuf::from(dir);
-    }
-    if let Some(xdg) = std::env::var_os("XDG_DATA_HOME") {
-        return PathBuf::from(xdg).join("tars");
-    }
-    let home = std::env::var_os("HOME").map_or_else(|| PathBuf::from("."), PathBuf::from);
-    home.join(".local/share/tars")
+/// The configured data directory (`--data-dir`/`TARS_DATA_DIR`/`tars.toml`, else the XDG one).
+pub fn data_dir() -> anyhow::Result<PathBuf> {
+    Ok(tars_server::Config::load(&tars_server::ConfigArgs::default())?.data_dir())
 }
 
 /// Shows training progress: a bar on a terminal, a plain line every 10% otherwise.
@@ -121,17 +114,7 @@ pub fn write_checkpoint(dir: &Path, weights: &[u8], metadata: &str) -> anyhow::R
     Ok(())
 }
 
-/// Reads a checkpoint directory into a policy.
-pub fn read_checkpoint(dir: &Path) -> anyhow::Result<(Policy, checkpoint::Metadata)> {
-    let context = || format!("loading checkpoint {}", dir.display());
-    let weights = std::fs::read(dir.join(WEIGHTS_FILE))
-        .with_context(|| format!("reading {}", dir.join(WEIGHTS_FILE).display()))
-        .with_context(context)?;
-    let metadata = std::fs::read_to_string(dir.join(METADATA_FILE))
-        .with_context(|| format!("reading {}", dir.join(METADATA_FILE).display()))
-        .with_context(context)?;
-    checkpoint::decode(&weights, &metadata).with_context(context)
-}
+pub use tars_server::service::read_checkpoint;
 
 pub fn train(args: TrainArgs) -> anyhow::Result<ExitCode> {
     let algo: Algo = args.algo.parse()?;
@@ -177,14 +160,15 @@ pub fn train(args: TrainArgs) -> anyhow::Result<ExitCode> {
         args.seed.wrapping_add(1_000_000),
         true,
     )?;
-    let dir = args.out.unwrap_or_else(|| {
-        data_dir().join("checkpoints").join(format!(
+    let dir = match args.out {
+        Some(dir) => dir,
+        None => data_dir()?.join("checkpoints").join(format!(
             "{}-{}-seed{}",
             algo.name().to_lowercase(),
             env_id,
             args.seed
-        ))
-    });
+        )),
+    };
     let (weights, metadata) = checkpoint::encode(
         &policy,
         &output.hyperparams,

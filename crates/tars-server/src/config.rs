@@ -16,6 +16,38 @@ use tars_eval::{EngineConfig, Thresholds};
 const KEYS: &[Key] = &[
     Key::int("port", 8099, 1, 65_535, "HTTP port of `tars serve`"),
     Key::text("host", "127.0.0.1", "address `tars serve` binds"),
+    Key::int(
+        "sync_wait_seconds",
+        30,
+        0,
+        3_600,
+        "POST /v1/evaluate waits this long before 202",
+    ),
+    Key::int("queue_capacity", 64, 1, 100_000, "queued jobs before 503"),
+    Key::int("job_workers", 1, 1, 64, "jobs evaluated at once"),
+    Key::float(
+        "rate_limit_rps",
+        50.0,
+        0.0,
+        1e9,
+        "requests/s per principal and per IP (0 = off)",
+    ),
+    Key::int(
+        "rate_limit_burst",
+        100,
+        1,
+        1_000_000_000,
+        "requests allowed in a burst",
+    ),
+    Key::int(
+        "max_body_bytes",
+        1_048_576,
+        1_024,
+        1_073_741_824,
+        "largest request body",
+    ),
+    Key::int("request_timeout_seconds", 600, 1, 86_400, "longest request"),
+    Key::text("log_format", "text", "text or json"),
     Key::text("data_dir", "", "holds the SQLite file and checkpoints"),
     Key::text("database_url", "", "sqlite://PATH or postgres://…"),
     Key::int(
@@ -187,76 +219,89 @@ impl fmt::Display for Source {
     }
 }
 
-/// One flag per key, on every command that reads the configuration.
-#[derive(Debug, Default, Clone, clap::Args)]
-#[command(next_help_heading = "Configuration (flags > TARS_* env vars > tars.toml > defaults)")]
+/// The configuration flags: `--config FILE` and one flag per key (built from the key table, so
+/// every key has one), on every command that reads the configuration.
+#[derive(Debug, Default, Clone)]
 pub struct ConfigArgs {
-    /// Configuration file [env: TARS_CONFIG] (default: ./tars.toml when present).
-    #[arg(long, value_name = "FILE", global = true)]
     pub config: Option<PathBuf>,
-    /// HTTP port of `tars serve` (default 8099) [env: TARS_PORT].
-    #[arg(long, value_name = "PORT", global = true)]
-    pub port: Option<String>,
-    /// Address `tars serve` binds (default 127.0.0.1) [env: TARS_HOST].
-    #[arg(long, value_name = "ADDR", global = true)]
-    pub host: Option<String>,
-    /// Directory of the SQLite file and checkpoints [env: TARS_DATA_DIR].
-    #[arg(long, value_name = "DIR", global = true)]
-    pub data_dir: Option<String>,
-    /// sqlite://PATH or postgres://USER@HOST/DB [env: TARS_DATABASE_URL].
-    #[arg(long, value_name = "URL", global = true)]
-    pub database_url: Option<String>,
-    /// Episodes per environment (default 100) [env: TARS_DEFAULT_EPISODES].
-    #[arg(long, value_name = "N", global = true)]
-    pub default_episodes: Option<String>,
-    /// Episodes in quick mode (default 50) [env: TARS_QUICK_MODE_EPISODES].
-    #[arg(long, value_name = "N", global = true)]
-    pub quick_mode_episodes: Option<String>,
-    /// Environments evaluated at once (default 4) [env: TARS_MAX_CONCURRENT].
-    #[arg(long, value_name = "N", global = true)]
-    pub max_concurrent: Option<String>,
-    /// Trained policies kept in memory (default 50) [env: TARS_ENV_CACHE_SIZE].
-    #[arg(long, value_name = "N", global = true)]
-    pub env_cache_size: Option<String>,
-    /// Bootstrap resamples of the confidence intervals (default 10000) [env: TARS_BOOTSTRAP_REPS].
-    #[arg(long, value_name = "N", global = true)]
-    pub bootstrap_reps: Option<String>,
-    /// Max failure rate (default 0.15) [env: TARS_FAILURE_RATE].
-    #[arg(long, value_name = "X", global = true)]
-    pub failure_rate: Option<String>,
-    /// Max normalised reward drop (default 0.10) [env: TARS_REWARD_DROP_PCT].
-    #[arg(long, value_name = "X", global = true)]
-    pub reward_drop_pct: Option<String>,
-    /// Training-loss points in the trend (default 10) [env: TARS_LOSS_TREND_WINDOW].
-    #[arg(long, value_name = "N", global = true)]
-    pub loss_trend_window: Option<String>,
-    /// Max std / baseline std (default 2.5) [env: TARS_VARIANCE_MULTIPLIER].
-    #[arg(long, value_name = "X", global = true)]
-    pub variance_multiplier: Option<String>,
+    /// `(key, raw value)` for each flag given.
+    pub values: Vec<(&'static str, String)>,
 }
 
 impl ConfigArgs {
-    /// The flags given, by key.
-    fn given(&self) -> Vec<(&'static str, &String)> {
-        [
-            ("port", &self.port),
-            ("host", &self.host),
-            ("data_dir", &self.data_dir),
-            ("database_url", &self.database_url),
-            ("default_episodes", &self.default_episodes),
-            ("quick_mode_episodes", &self.quick_mode_episodes),
-            ("max_concurrent", &self.max_concurrent),
-            ("env_cache_size", &self.env_cache_size),
-            ("bootstrap_reps", &self.bootstrap_reps),
-            ("thresholds.failure_rate", &self.failure_rate),
-            ("thresholds.reward_drop_pct", &self.reward_drop_pct),
-            ("thresholds.loss_trend_window", &self.loss_trend_window),
-            ("thresholds.variance_multiplier", &self.variance_multiplier),
-        ]
-        .into_iter()
-        .filter_map(|(name, value)| value.as_ref().map(|v| (name, v)))
-        .collect()
+    /// Flags as if given on the command line, e.g. `ConfigArgs::with(&[("data_dir", "/tmp/x")])`.
+    pub fn with(values: &[(&'static str, &str)]) -> ConfigArgs {
+        ConfigArgs {
+            config: None,
+            values: values.iter().map(|(k, v)| (*k, v.to_string())).collect(),
+        }
     }
+}
+
+const HEADING: &str = "Configuration (flags > TARS_* env vars > tars.toml > defaults)";
+
+impl clap::Args for ConfigArgs {
+    fn augment_args(command: clap::Command) -> clap::Command {
+        let mut command = command.next_help_heading(HEADING).arg(
+            clap::Arg::new("config")
+                .long("config")
+                .value_name("FILE")
+                .global(true)
+                .value_parser(clap::value_parser!(PathBuf))
+                .help("Configuration file [env: TARS_CONFIG] (default: ./tars.toml when present)"),
+        );
+        for key in KEYS {
+            let default = match key.kind {
+                Kind::Int { default, .. } => format!(" (default {default})"),
+                Kind::Float { default, .. } => format!(" (default {default})"),
+                Kind::Text { default } if !default.is_empty() => format!(" (default {default})"),
+                Kind::Text { .. } => String::new(),
+            };
+            command = command.arg(
+                clap::Arg::new(key.name)
+                    .long(key.flag()[2..].to_string())
+                    .value_name("VALUE")
+                    .global(true)
+                    .help(format!(
+                        "{}{default} [env: {}]",
+                        capitalise(key.help),
+                        key.env_var()
+                    )),
+            );
+        }
+        command
+    }
+
+    fn augment_args_for_update(command: clap::Command) -> clap::Command {
+        Self::augment_args(command)
+    }
+}
+
+impl clap::FromArgMatches for ConfigArgs {
+    fn from_arg_matches(matches: &clap::ArgMatches) -> Result<Self, clap::Error> {
+        let mut args = ConfigArgs::default();
+        args.update_from_arg_matches(matches)?;
+        Ok(args)
+    }
+
+    fn update_from_arg_matches(&mut self, matches: &clap::ArgMatches) -> Result<(), clap::Error> {
+        if let Some(path) = matches.get_one::<PathBuf>("config") {
+            self.config = Some(path.clone());
+        }
+        for key in KEYS {
+            if let Some(raw) = matches.get_one::<String>(key.name) {
+                self.values.push((key.name, raw.clone()));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn capitalise(text: &str) -> String {
+    let mut chars = text.chars();
+    chars.next().map_or_else(String::new, |first| {
+        first.to_uppercase().chain(chars).collect()
+    })
 }
 
 /// The effective configuration.
@@ -302,7 +347,7 @@ impl Config {
                 values.insert(key.name, (key.parse(&raw, &source)?, source));
             }
         }
-        for (name, raw) in args.given() {
+        for (name, raw) in &args.values {
             let key = find(name)?;
             let source = Source::Flag(key.flag());
             values.insert(key.name, (key.parse(raw, &source)?, source));
@@ -322,6 +367,13 @@ impl Config {
             );
         }
         let config = Config { values };
+        if !matches!(config.text("log_format"), "text" | "json") {
+            bail!(
+                "invalid log_format = '{}' (from {}): expected text or json",
+                config.text("log_format"),
+                config.values["log_format"].1
+            );
+        }
         let url = config.database_url();
         if !(url.starts_with("sqlite:")
             || url.starts_with("postgres://")
@@ -359,6 +411,27 @@ impl Config {
 
     pub fn data_dir(&self) -> PathBuf {
         PathBuf::from(self.text("data_dir"))
+    }
+
+    pub fn port(&self) -> u16 {
+        self.int("port") as u16
+    }
+
+    pub fn host(&self) -> &str {
+        self.text("host")
+    }
+
+    /// Integer settings of the service (`sync_wait_seconds`, `queue_capacity`, …).
+    pub fn get_int(&self, name: &str) -> i64 {
+        self.int(name)
+    }
+
+    pub fn get_float(&self, name: &str) -> f64 {
+        self.float(name)
+    }
+
+    pub fn get_text(&self, name: &str) -> &str {
+        self.text(name)
     }
 
     pub fn database_url(&self) -> &str {
@@ -514,9 +587,10 @@ mod tests {
         .unwrap();
         let args = ConfigArgs {
             config: Some(file.clone()),
-            reward_drop_pct: Some("0.05".into()),
-            database_url: Some("postgres://tars:hunter2@db/tars".into()),
-            ..ConfigArgs::default()
+            ..ConfigArgs::with(&[
+                ("thresholds.reward_drop_pct", "0.05"),
+                ("database_url", "postgres://tars:hunter2@db/tars"),
+            ])
         };
         let config = load(
             &args,
@@ -547,10 +621,7 @@ mod tests {
 
     #[test]
     fn invalid_values_name_the_key_the_value_and_the_range() {
-        let flag = ConfigArgs {
-            max_concurrent: Some("many".into()),
-            ..ConfigArgs::default()
-        };
+        let flag = ConfigArgs::with(&[("max_concurrent", "many")]);
         let none = ConfigArgs::default();
         type Case<'a> = (&'a ConfigArgs, &'a [(&'a str, &'a str)], &'a str);
         let cases: [Case; 4] = [

@@ -10,7 +10,7 @@ use anyhow::Context;
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use tars_agents::checkpoint::METADATA_FILE;
+use tars_agents::checkpoint::{self, METADATA_FILE, WEIGHTS_FILE};
 use tars_eval::{Baseline, Engine, EvalRequest, EvalResponse, Inputs, LoadedCheckpoint, Reporter};
 use tars_store::{BaselineRow, NewResult, NewRun, Promotion, Store};
 use uuid::Uuid;
@@ -236,12 +236,24 @@ pub fn load_checkpoint(data_dir: &Path, id: &str) -> anyhow::Result<LoadedCheckp
             dir.display()
         );
     }
-    let (policy, metadata) = crate::commands::train::read_checkpoint(&dir)?;
+    let (policy, metadata) = read_checkpoint(&dir)?;
     Ok(LoadedCheckpoint {
         id: id.to_string(),
         policy,
         metadata,
     })
+}
+
+/// Reads a checkpoint directory (`model.safetensors` + `metadata.json`) into a policy.
+pub fn read_checkpoint(dir: &Path) -> anyhow::Result<(tars_agents::Policy, checkpoint::Metadata)> {
+    let context = || format!("loading checkpoint {}", dir.display());
+    let weights = std::fs::read(dir.join(WEIGHTS_FILE))
+        .with_context(|| format!("reading {}", dir.join(WEIGHTS_FILE).display()))
+        .with_context(context)?;
+    let metadata = std::fs::read_to_string(dir.join(METADATA_FILE))
+        .with_context(|| format!("reading {}", dir.join(METADATA_FILE).display()))
+        .with_context(context)?;
+    checkpoint::decode(&weights, &metadata).with_context(context)
 }
 
 #[cfg(test)]
@@ -254,17 +266,15 @@ mod tests {
     #[test]
     fn a_result_the_store_cannot_save_is_written_to_a_file() {
         let dir = std::env::temp_dir().join(format!("tars-unsaved-{}", std::process::id()));
-        let args = ConfigArgs {
-            data_dir: Some(dir.display().to_string()),
-            ..ConfigArgs::default()
-        };
+        let args = ConfigArgs::with(&[("data_dir", &dir.display().to_string())]);
         let config = Config::load(&args).unwrap();
         let request: EvalRequest = serde_json::from_value(json!({
             "agent_type": "PPO", "environments": ["CartPole-v1"], "num_episodes": 3,
             "hyperparameters": {"n_timesteps": 512},
         }))
         .unwrap();
-        let outcome = crate::runtime().unwrap().block_on(async {
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        let outcome = runtime.block_on(async {
             let service = Service::open(config).await.unwrap();
             service.store.close().await;
             service.evaluate(&request, Arc::new(Quiet)).await.unwrap()

@@ -1,0 +1,124 @@
+//! The API's one error shape, `{"error": {"code", "message", "details"}}`, and the status code
+//! of each kind of failure. Handlers return `Result<_, ApiError>`; nothing else reaches a client
+//! (no stack traces, no internal messages for 5xx beyond a sentence).
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+/// An error response.
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    pub status: StatusCode,
+    /// Stable, machine-readable (`invalid_request`, `unauthorized`, `conflict`…).
+    pub code: &'static str,
+    /// What was wrong and what is valid.
+    pub message: String,
+    pub details: Value,
+    /// Seconds for `Retry-After` (429, 503).
+    pub retry_after: Option<u64>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+            details: Value::Null,
+            retry_after: None,
+        }
+    }
+
+    pub fn with_details(mut self, details: Value) -> ApiError {
+        self.details = details;
+        self
+    }
+
+    pub fn retry_after(mut self, seconds: u64) -> ApiError {
+        self.retry_after = Some(seconds);
+        self
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", message)
+    }
+
+    pub fn unprocessable(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", message)
+    }
+
+    pub fn unauthorized(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+    }
+
+    pub fn forbidden(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::FORBIDDEN, "forbidden", message)
+    }
+
+    pub fn not_found(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::NOT_FOUND, "not_found", message)
+    }
+
+    pub fn conflict(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::CONFLICT, "conflict", message)
+    }
+
+    pub fn unavailable(message: impl Into<String>, retry_after: u64) -> ApiError {
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
+            .retry_after(retry_after)
+    }
+
+    /// A failure that is ours, not the client's: logged in full, reported as one sentence.
+    pub fn internal(context: &str, err: impl std::fmt::Display) -> ApiError {
+        tracing::error!(error = %err, "{context}");
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            format!("{context} failed; the server log has the details"),
+        )
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body =
+            json!({"error": {"code": self.code, "message": self.message, "details": self.details}});
+        let mut response = (self.status, Json(body)).into_response();
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        response
+    }
+}
+
+impl From<tars_store::StoreError> for ApiError {
+    fn from(err: tars_store::StoreError) -> ApiError {
+        use tars_store::StoreError;
+        match &err {
+            StoreError::Conflict(_) => ApiError::conflict(err.to_string()),
+            StoreError::NotFound { .. } => ApiError::not_found(err.to_string()),
+            StoreError::Invalid { .. } => ApiError::unprocessable(err.to_string()),
+            _ => ApiError::internal("the database call", err),
+        }
+    }
+}
+
+impl From<tars_eval::EvalError> for ApiError {
+    fn from(err: tars_eval::EvalError) -> ApiError {
+        use tars_eval::EvalError;
+        match &err {
+            EvalError::Request(_) | EvalError::Agent(_) | EvalError::Env(_) => {
+                ApiError::unprocessable(err.to_string())
+            }
+            EvalError::Checkpoint(_) => ApiError::unprocessable(err.to_string()),
+            EvalError::Cancelled => {
+                ApiError::new(StatusCode::CONFLICT, "cancelled", err.to_string())
+            }
+            _ => ApiError::internal("the evaluation", err),
+        }
+    }
+}

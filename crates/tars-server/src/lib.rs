@@ -1,0 +1,12 @@
+//! The T.A.R.S. service layer: the effective configuration ([`config`]), the evaluation
+//! service that joins the engine with storage ([`service`]), and the HTTP API on top of them.
+//!
+//! Everything here may touch sockets, files and clocks; the domain crates below do not.
+
+pub mod config;
+pub mod error;
+pub mod service;
+
+pub use config::{Config, ConfigArgs};
+pub use error::ApiError;
+pub use service::Service;

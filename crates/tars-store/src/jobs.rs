@@ -1,0 +1,332 @@
+//! Evaluation jobs (`eval_jobs`): stored before they are queued, claimed by one worker with a
+//! compare-and-set on the status, finished with a run id or an error. On start, a service
+//! re-queues what a crash left running ([`Store::requeue_unfinished`]): evaluations are
+//! deterministic, so running one again gives the result the lost run would have given.
+//!
+//! The SQL is the same on both backends; only id binding differs (PostgreSQL `UUID`, SQLite
+//! hyphenated text), and the clock (`NOW()` / `strftime`).
+
+use crate::{Backend, Store, StoreError};
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use sqlx::types::Json;
+use sqlx::{Row, postgres::PgRow, sqlite::SqliteRow};
+use std::fmt;
+use uuid::Uuid;
+
+/// Where a job is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum JobStatus {
+    Queued,
+    Running,
+    Succeeded,
+    Failed,
+    Cancelled,
+}
+
+impl JobStatus {
+    pub const ALL: [JobStatus; 5] = [
+        JobStatus::Queued,
+        JobStatus::Running,
+        JobStatus::Succeeded,
+        JobStatus::Failed,
+        JobStatus::Cancelled,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobStatus::Queued => "queued",
+            JobStatus::Running => "running",
+            JobStatus::Succeeded => "succeeded",
+            JobStatus::Failed => "failed",
+            JobStatus::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            JobStatus::Succeeded | JobStatus::Failed | JobStatus::Cancelled
+        )
+    }
+
+    fn parse(text: &str) -> Result<JobStatus, sqlx::Error> {
+        JobStatus::ALL
+            .into_iter()
+            .find(|s| s.as_str() == text)
+            .ok_or_else(|| sqlx::Error::Decode(format!("unknown job status '{text}'").into()))
+    }
+}
+
+impl fmt::Display for JobStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A job to store.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewJob {
+    pub id: Uuid,
+    pub request: Value,
+    /// Who submitted it (idempotency keys are per principal).
+    pub principal: String,
+    pub idempotency_key: Option<String>,
+}
+
+/// A stored job.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobRow {
+    pub id: Uuid,
+    pub status: JobStatus,
+    pub request: Value,
+    pub principal: String,
+    pub idempotency_key: Option<String>,
+    /// The stored evaluation run, once succeeded.
+    pub run_id: Option<Uuid>,
+    pub error: Option<String>,
+    /// Times a worker claimed it (more than 1 after a restart re-ran it).
+    pub attempts: i32,
+    pub created_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+/// What [`Store::insert_job`] did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Inserted {
+    New(JobRow),
+    /// The principal already submitted a job with this idempotency key: that job.
+    Existing(JobRow),
+}
+
+const INSERT: &str = "INSERT INTO eval_jobs (id, status, request, principal, idempotency_key)
+     VALUES ($1, 'queued', $2, $3, $4)
+     ON CONFLICT (principal, idempotency_key) DO NOTHING";
+const BY_ID: &str = "SELECT * FROM eval_jobs WHERE id = $1";
+const BY_KEY: &str = "SELECT * FROM eval_jobs WHERE principal = $1 AND idempotency_key = $2";
+const QUEUED: &str = "SELECT id FROM eval_jobs WHERE status = 'queued' ORDER BY created_at, id";
+const REQUEUE: &str = "UPDATE eval_jobs SET status = 'queued' WHERE status = 'running'";
+
+/// The same statements with each backend's clock.
+macro_rules! with_now {
+    ($name:ident, $now:literal) => {
+        const $name: [&str; 2] = [
+            concat!(
+                "UPDATE eval_jobs SET status = 'running', started_at = ",
+                $now,
+                ", attempts = attempts + 1 WHERE id = $1 AND status = 'queued'"
+            ),
+            concat!(
+                "UPDATE eval_jobs SET status = $2, run_id = $3, error = $4, finished_at = ",
+                $now,
+                " WHERE id = $1 AND status = $5"
+            ),
+        ];
+    };
+}
+with_now!(PG, "NOW()");
+with_now!(SQLITE, "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')");
+const CLAIM: usize = 0;
+const FINISH: usize = 1;
+
+impl Store {
+    /// Stores a queued job, or returns the principal's job with the same idempotency key.
+    pub async fn insert_job(&self, job: &NewJob) -> Result<Inserted, StoreError> {
+        if job.principal.is_empty() || job.principal.chars().count() > 200 {
+            return Err(StoreError::invalid(
+                "principal",
+                "must be 1 to 200 characters".to_string(),
+            ));
+        }
+        if let Some(key) = &job.idempotency_key
+            && (key.is_empty() || key.chars().count() > 200)
+        {
+            return Err(StoreError::invalid(
+                "idempotency key",
+                format!("must be 1 to 200 characters, got {}", key.chars().count()),
+            ));
+        }
+        let inserted = match &self.backend {
+            Backend::Postgres(pool) => sqlx::query(INSERT)
+                .bind(job.id)
+                .bind(Json(&job.request))
+                .bind(&job.principal)
+                .bind(&job.idempotency_key)
+                .execute(pool)
+                .await?
+                .rows_affected(),
+            Backend::Sqlite(db) => sqlx::query(INSERT)
+                .bind(job.id.hyphenated().to_string())
+                .bind(Json(&job.request))
+                .bind(&job.principal)
+                .bind(&job.idempotency_key)
+                .execute(&db.write)
+                .await?
+                .rows_affected(),
+        };
+        if inserted == 1 {
+            let row = self.job(job.id).await?.expect("just inserted");
+            return Ok(Inserted::New(row));
+        }
+        let key = job.idempotency_key.as_deref().unwrap_or_default();
+        let existing = match &self.backend {
+            Backend::Postgres(pool) => {
+                sqlx::query(BY_KEY)
+                    .bind(&job.principal)
+                    .bind(key)
+                    .try_map(|row: PgRow| pg_job(&row))
+                    .fetch_optional(pool)
+                    .await?
+            }
+            Backend::Sqlite(db) => {
+                sqlx::query(BY_KEY)
+                    .bind(&job.principal)
+                    .bind(key)
+                    .try_map(|row: SqliteRow| sqlite_job(&row))
+                    .fetch_optional(&db.write)
+                    .await?
+            }
+        };
+        match existing {
+            Some(row) => Ok(Inserted::Existing(row)),
+            None => Err(StoreError::Conflict(crate::Conflict::IdTaken {
+                what: "eval job",
+                id: job.id,
+            })),
+        }
+    }
+
+    pub async fn job(&self, id: Uuid) -> Result<Option<JobRow>, StoreError> {
+        Ok(match &self.backend {
+            Backend::Postgres(pool) => {
+                sqlx::query(BY_ID)
+                    .bind(id)
+                    .try_map(|row: PgRow| pg_job(&row))
+                    .fetch_optional(pool)
+                    .await?
+            }
+            Backend::Sqlite(db) => {
+                sqlx::query(BY_ID)
+                    .bind(id.hyphenated().to_string())
+                    .try_map(|row: SqliteRow| sqlite_job(&row))
+                    .fetch_optional(&db.write)
+                    .await?
+            }
+        })
+    }
+
+    /// Moves a queued job to running; `false` when it is not queued (claimed, cancelled, gone).
+    pub async fn claim_job(&self, id: Uuid) -> Result<bool, StoreError> {
+        let affected = match &self.backend {
+            Backend::Postgres(pool) => sqlx::query(PG[CLAIM])
+                .bind(id)
+                .execute(pool)
+                .await?
+                .rows_affected(),
+            Backend::Sqlite(db) => sqlx::query(SQLITE[CLAIM])
+                .bind(id.hyphenated().to_string())
+                .execute(&db.write)
+                .await?
+                .rows_affected(),
+        };
+        Ok(affected == 1)
+    }
+
+    /// Ends a job that is in status `from` (running, or queued for a cancel); `false` when it
+    /// is not in that status any more.
+    pub async fn finish_job(
+        &self,
+        id: Uuid,
+        from: JobStatus,
+        to: JobStatus,
+        run_id: Option<Uuid>,
+        error: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        let affected = match &self.backend {
+            Backend::Postgres(pool) => sqlx::query(PG[FINISH])
+                .bind(id)
+                .bind(to.as_str())
+                .bind(run_id)
+                .bind(error)
+                .bind(from.as_str())
+                .execute(pool)
+                .await?
+                .rows_affected(),
+            Backend::Sqlite(db) => sqlx::query(SQLITE[FINISH])
+                .bind(id.hyphenated().to_string())
+                .bind(to.as_str())
+                .bind(run_id.map(|id| id.hyphenated().to_string()))
+                .bind(error)
+                .bind(from.as_str())
+                .execute(&db.write)
+                .await?
+                .rows_affected(),
+        };
+        Ok(affected == 1)
+    }
+
+    /// Re-queues jobs left running by a process that stopped, and returns every queued job id,
+    /// oldest first.
+    pub async fn requeue_unfinished(&self) -> Result<Vec<Uuid>, StoreError> {
+        match &self.backend {
+            Backend::Postgres(pool) => {
+                sqlx::query(REQUEUE).execute(pool).await?;
+                let ids = sqlx::query(QUEUED)
+                    .try_map(|row: PgRow| row.try_get::<Uuid, _>("id"))
+                    .fetch_all(pool)
+                    .await?;
+                Ok(ids)
+            }
+            Backend::Sqlite(db) => {
+                sqlx::query(REQUEUE).execute(&db.write).await?;
+                let ids = sqlx::query(QUEUED)
+                    .try_map(|row: SqliteRow| text_uuid(&row, "id"))
+                    .fetch_all(&db.write)
+                    .await?;
+                Ok(ids)
+            }
+        }
+    }
+}
+
+fn pg_job(row: &PgRow) -> Result<JobRow, sqlx::Error> {
+    Ok(JobRow {
+        id: row.try_get("id")?,
+        status: JobStatus::parse(row.try_get("status")?)?,
+        request: row.try_get::<Json<Value>, _>("request")?.0,
+        principal: row.try_get("principal")?,
+        idempotency_key: row.try_get("idempotency_key")?,
+        run_id: row.try_get("run_id")?,
+        error: row.try_get("error")?,
+        attempts: row.try_get("attempts")?,
+        created_at: row.try_get("created_at")?,
+        started_at: row.try_get("started_at")?,
+        finished_at: row.try_get("finished_at")?,
+    })
+}
+
+fn sqlite_job(row: &SqliteRow) -> Result<JobRow, sqlx::Error> {
+    let run_id: Option<String> = row.try_get("run_id")?;
+    Ok(JobRow {
+        id: text_uuid(row, "id")?,
+        status: JobStatus::parse(row.try_get("status")?)?,
+        request: row.try_get::<Json<Value>, _>("request")?.0,
+        principal: row.try_get("principal")?,
+        idempotency_key: row.try_get("idempotency_key")?,
+        run_id: run_id
+            .map(|id| id.parse())
+            .transpose()
+            .map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
+        error: row.try_get("error")?,
+        attempts: row.try_get("attempts")?,
+        created_at: row.try_get("created_at")?,
+        started_at: row.try_get("started_at")?,
+        finished_at: row.try_get("finished_at")?,
+    })
+}
+
+fn text_uuid(row: &SqliteRow, column: &str) -> Result<Uuid, sqlx::Error> {
+    let text: String = row.try_get(column)?;
+    text.parse().map_err(|e| sqlx::Error::Decode(Box::new(e)))
+}

@@ -1,0 +1,112 @@
+//! Evaluation jobs: idempotent submission, exactly-once claims, finishing, restart recovery.
+
+use crate::support::TestDb;
+use serde_json::json;
+use tars_store::{Inserted, JobStatus, NewJob};
+use uuid::Uuid;
+
+fn job(principal: &str, key: Option<&str>) -> NewJob {
+    NewJob {
+        id: Uuid::new_v4(),
+        request: json!({"agent_type": "DQN", "environments": ["CartPole-v1"]}),
+        principal: principal.to_string(),
+        idempotency_key: key.map(String::from),
+    }
+}
+
+async fn idempotency_keys_are_per_principal(db: &TestDb) {
+    let first = job("alice", Some("k1"));
+    let Inserted::New(row) = db.store.insert_job(&first).await.unwrap() else {
+        panic!("first submission is new")
+    };
+    assert_eq!(row.status, JobStatus::Queued);
+    assert_eq!(row.request, first.request);
+    let again = job("alice", Some("k1"));
+    match db.store.insert_job(&again).await.unwrap() {
+        Inserted::Existing(existing) => assert_eq!(existing.id, first.id),
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        db.store.insert_job(&job("bob", Some("k1"))).await.unwrap(),
+        Inserted::New(_)
+    ));
+    // Without a key every submission is new.
+    assert!(matches!(
+        db.store.insert_job(&job("alice", None)).await.unwrap(),
+        Inserted::New(_)
+    ));
+    assert!(matches!(
+        db.store.insert_job(&job("alice", None)).await.unwrap(),
+        Inserted::New(_)
+    ));
+    let err = db
+        .store
+        .insert_job(&job("alice", Some("")))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("idempotency key"), "{err}");
+}
+
+async fn a_job_is_claimed_once_and_finished_once(db: &TestDb) {
+    let new = job("alice", None);
+    db.store.insert_job(&new).await.unwrap();
+    assert!(db.store.claim_job(new.id).await.unwrap());
+    assert!(
+        !db.store.claim_job(new.id).await.unwrap(),
+        "second claim loses"
+    );
+    let row = db.store.job(new.id).await.unwrap().unwrap();
+    assert_eq!((row.status, row.attempts), (JobStatus::Running, 1));
+    assert!(row.started_at.is_some());
+    // A cancel of a queued job does not apply to a running one.
+    assert!(
+        !db.store
+            .finish_job(new.id, JobStatus::Queued, JobStatus::Cancelled, None, None)
+            .await
+            .unwrap()
+    );
+    assert!(
+        db.store
+            .finish_job(
+                new.id,
+                JobStatus::Running,
+                JobStatus::Failed,
+                None,
+                Some("boom")
+            )
+            .await
+            .unwrap()
+    );
+    let row = db.store.job(new.id).await.unwrap().unwrap();
+    assert_eq!(row.status, JobStatus::Failed);
+    assert_eq!(row.error.as_deref(), Some("boom"));
+    assert!(row.finished_at.is_some());
+    assert!(db.store.job(Uuid::new_v4()).await.unwrap().is_none());
+}
+
+async fn a_restart_requeues_running_jobs_oldest_first(db: &TestDb) {
+    let (a, b, c) = (job("p", None), job("p", None), job("p", None));
+    for j in [&a, &b, &c] {
+        db.store.insert_job(j).await.unwrap();
+    }
+    assert!(db.store.claim_job(a.id).await.unwrap());
+    assert!(db.store.claim_job(c.id).await.unwrap());
+    db.store
+        .finish_job(c.id, JobStatus::Running, JobStatus::Succeeded, None, None)
+        .await
+        .unwrap();
+    let mut queued = db.store.requeue_unfinished().await.unwrap();
+    let mut expected = vec![a.id, b.id];
+    // Oldest first by creation time; jobs created in the same millisecond may come either way.
+    queued.sort();
+    expected.sort();
+    assert_eq!(queued, expected, "a was running, b queued, c finished");
+    assert!(db.store.claim_job(a.id).await.unwrap());
+    assert_eq!(db.store.job(a.id).await.unwrap().unwrap().attempts, 2);
+}
+
+on_both_backends!(
+    idempotency_keys_are_per_principal,
+    a_job_is_claimed_once_and_finished_once,
+    a_restart_requeues_running_jobs_oldest_first,
+);
