@@ -6,12 +6,21 @@
 //!   `clip_grad_norm_(0.5)`, one Adam step. Budget: 0.6 ms.
 //! - `mlp_forward_backward`: forward and backward of the policy net alone, for reference.
 //! - `sgemm_floor`: only the 16 `sgemm` calls of a PPO minibatch update, same shapes: the
-//!   floor any engine built on `matrixmultiply` pays.
+//!   floor any engine built on the `gemm` crate pays.
+//! - `dqn_gradient_step`: one gradient step of SB3's `DQN.train` at the RL Zoo's CartPole
+//!   size — 4→256→256→2 ReLU Q-network and its target, batch 64: target forward on the next
+//!   observations, online forward, Huber TD loss, backward, `clip_grad_norm_(10)`, Adam. The
+//!   Zoo's 5e4-step budget takes 24,704 of them.
+//!   `dqn_gradient_step_1_thread` runs it on a one-thread rayon pool.
+//! - `dqn_act`: the greedy action for one observation, taken at almost every environment step.
 
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use tars_agents::nn::{Activation, Adam, AdamConfig, Categorical, Init, Mlp, clip_grad_norm};
+use tars_agents::nn::{
+    Activation, Adam, AdamConfig, Categorical, Init, Mlp, TdLoss, argmax_rows, clip_grad_norm,
+    max_rows, td_loss_backward,
+};
 use tars_envs::Rng;
 
 const OBS_DIM: usize = 4;
@@ -241,24 +250,119 @@ fn gemm(
     assert!(operand.len() >= BATCH * 64 && c.len() >= m * n && m * k <= operand.len());
     // SAFETY: every shape used here fits in the 256 x 64 operand and in `c`.
     unsafe {
-        matrixmultiply::sgemm(
+        gemm::gemm(
             m,
-            k,
             n,
-            1.0,
-            operand.as_ptr(),
-            a.0 as isize,
-            a.1 as isize,
-            operand.as_ptr(),
-            b.0 as isize,
-            b.1 as isize,
-            beta,
+            k,
             c.as_mut_ptr(),
-            n as isize,
             1,
+            n as isize,
+            beta != 0.0,
+            operand.as_ptr(),
+            a.1 as isize,
+            a.0 as isize,
+            operand.as_ptr(),
+            b.1 as isize,
+            b.0 as isize,
+            beta,
+            1.0,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
         )
     }
 }
 
-criterion_group!(benches, bench, sgemm_floor);
+/// The Q-network, its target and the reused buffers of a DQN learner at the Zoo's CartPole
+/// size.
+struct DqnLearner {
+    q_net: Mlp,
+    q_net_target: Mlp,
+    optimizer: Adam,
+    next_q: Vec<f32>,
+    targets: Vec<f32>,
+    grad_q: Vec<f32>,
+}
+
+const DQN_BATCH: usize = 64;
+
+impl DqnLearner {
+    fn new(rng: &mut Rng) -> DqnLearner {
+        let q_net = Mlp::new(
+            OBS_DIM,
+            &[256, 256],
+            N_ACTIONS,
+            Activation::Relu,
+            Init::TorchDefault,
+            rng,
+        );
+        let mut optimizer = Adam::new(AdamConfig::default());
+        optimizer.set_lr(2.3e-3);
+        DqnLearner {
+            q_net_target: q_net.clone(),
+            q_net,
+            optimizer,
+            next_q: vec![0.0; DQN_BATCH],
+            targets: vec![0.0; DQN_BATCH],
+            grad_q: vec![0.0; DQN_BATCH * N_ACTIONS],
+        }
+    }
+
+    /// One step of SB3's `DQN.train` inner loop on a replay sample; returns the loss.
+    fn update(&mut self, sample: &Minibatch, next_obs: &[f32], rewards: &[f32]) -> f32 {
+        let next_q_values = self.q_net_target.forward(next_obs);
+        max_rows(next_q_values, N_ACTIONS, &mut self.next_q);
+        for ((target, &reward), &next_q) in self.targets.iter_mut().zip(rewards).zip(&self.next_q) {
+            *target = reward + 0.99 * next_q;
+        }
+        let q_values = self.q_net.forward(&sample.obs[..DQN_BATCH * OBS_DIM]);
+        let loss = td_loss_backward(
+            q_values,
+            N_ACTIONS,
+            &sample.actions[..DQN_BATCH],
+            &self.targets,
+            TdLoss::Huber,
+            &mut self.grad_q,
+        );
+        self.q_net.params.zero_grad();
+        self.q_net.backward(&self.grad_q);
+        clip_grad_norm(&mut [&mut self.q_net.params], 10.0);
+        self.optimizer.step(&mut [&mut self.q_net.params]);
+        loss
+    }
+}
+
+fn dqn(c: &mut Criterion) {
+    let mut rng = Rng::new(1);
+    let sample = minibatch(&mut rng);
+    let next_obs: Vec<f32> = (0..DQN_BATCH * OBS_DIM)
+        .map(|_| rng.normal() as f32)
+        .collect();
+    let rewards = vec![1.0f32; DQN_BATCH];
+    let mut learner = DqnLearner::new(&mut rng);
+    c.bench_function("dqn_gradient_step", |b| {
+        b.iter(|| black_box(learner.update(&sample, black_box(&next_obs), &rewards)))
+    });
+    // The same on a one-thread pool: the hidden layer's products are not split.
+    let one_thread = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .expect("a one-thread pool");
+    c.bench_function("dqn_gradient_step_1_thread", |b| {
+        one_thread.install(|| {
+            b.iter(|| black_box(learner.update(&sample, black_box(&next_obs), &rewards)))
+        })
+    });
+    let mut action = [0usize];
+    c.bench_function("dqn_act", |b| {
+        b.iter(|| {
+            let q_values = learner.q_net.forward(black_box(&next_obs[..OBS_DIM]));
+            argmax_rows(q_values, N_ACTIONS, &mut action);
+            black_box(action[0])
+        })
+    });
+}
+
+criterion_group!(benches, bench, sgemm_floor, dqn);
 criterion_main!(benches);

@@ -12,7 +12,8 @@
 //! 2. Once `num_timesteps > learning_starts`, take `gradient_steps` steps (`-1`: as many as
 //!    environment steps just collected) of Adam on the Huber (smooth L1) TD loss towards
 //!    `r + γ (1 - terminated) max_a' Q_target(s', a')`, clipping the gradient norm to
-//!    `max_grad_norm` (`DQN.train`).
+//!    `max_grad_norm` (`DQN.train`). The target network is fixed during this phase, so its
+//!    values are computed once per distinct sampled transition before the first step.
 
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
@@ -28,6 +29,10 @@ use crate::policy::{
 };
 use crate::replay::{Batch, ReplayBuffer};
 use crate::{Algo, Error, Schedule};
+
+/// Rows per forward pass of the target network when it evaluates a training phase's
+/// distinct next observations.
+const TARGET_BATCH: usize = 256;
 
 /// DQN's hyperparameters with SB3's names; `Default` is SB3's `DQN(...)` defaults.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -203,10 +208,15 @@ pub fn train(
     let mut optimizer = Adam::new(AdamConfig::default());
     optimizer.set_lr(hp.learning_rate.initial() as f32);
 
-    // Storage: the replay buffer and the reused per-step buffers.
+    // Storage: the replay buffer and the reused per-phase and per-step buffers.
     let mut replay = ReplayBuffer::new(hp.buffer_size, obs_dim, 1);
     let mut batch = Batch::default();
-    let (mut next_q, mut targets) = (vec![0.0f32; batch_size], vec![0.0f32; batch_size]);
+    // A training phase's sampled indices, its distinct ones, where each distinct index's
+    // target value sits (`u32::MAX`: not sampled in this phase), and those values.
+    let (mut sampled, mut distinct) = (Vec::new(), Vec::new());
+    let mut slot_of = vec![u32::MAX; hp.buffer_size];
+    let (mut next_obs, mut next_q) = (Vec::new(), Vec::new());
+    let mut targets = vec![0.0f32; batch_size];
     let (mut batch_actions, mut grad_q) = (
         vec![0usize; batch_size],
         vec![0.0f32; batch_size * n_actions],
@@ -293,17 +303,33 @@ pub fn train(
             steps => steps as usize,
         };
         optimizer.set_lr(hp.learning_rate.value(progress_remaining) as f32);
-        for _ in 0..gradient_steps {
-            replay.sample(batch_size, &mut rng, &mut batch);
-            // Target: r + γ (1 - terminated) max_a' Q_target(s', a'), without gradient.
-            max_rows(
-                q_net_target.forward(&batch.next_observations),
-                n_actions,
-                &mut next_q,
-            );
-            for (idx, target) in targets.iter_mut().enumerate() {
-                *target = batch.rewards[idx] + (1.0 - batch.dones[idx]) * gamma * next_q[idx];
-                batch_actions[idx] = batch.actions[idx] as usize;
+        // Targets: r + γ (1 - terminated) max_a' Q_target(s', a'), without gradient. Only
+        // `_on_step` updates the target network, so it is fixed for the whole phase: draw
+        // every minibatch first (the same draws, in the same order, as sampling before each
+        // step) and evaluate Q_target once per distinct transition, in large batches. With
+        // the Zoo's CartPole settings a phase samples 8,192 transitions from as few as 1,024.
+        replay.sample_indices(gradient_steps * batch_size, &mut rng, &mut sampled);
+        distinct.clear();
+        for &idx in &sampled {
+            if slot_of[idx] == u32::MAX {
+                slot_of[idx] = distinct.len() as u32;
+                distinct.push(idx);
+            }
+        }
+        next_q.resize(distinct.len(), 0.0);
+        for (indices, next_q) in distinct
+            .chunks(TARGET_BATCH)
+            .zip(next_q.chunks_mut(TARGET_BATCH))
+        {
+            replay.gather_next_observations(indices, &mut next_obs);
+            max_rows(q_net_target.forward(&next_obs), n_actions, next_q);
+        }
+        for indices in sampled.chunks_exact(batch_size) {
+            replay.gather(indices, &mut batch);
+            for (row, &idx) in indices.iter().enumerate() {
+                let next_q = next_q[slot_of[idx] as usize];
+                targets[row] = batch.rewards[row] + (1.0 - batch.dones[row]) * gamma * next_q;
+                batch_actions[row] = batch.actions[row] as usize;
             }
             let q_values = q_net.forward(&batch.observations);
             let loss = td_loss_backward(
@@ -321,6 +347,7 @@ pub fn train(
             loss_sum += f64::from(loss);
             n_losses += 1;
         }
+        distinct.iter().for_each(|&idx| slot_of[idx] = u32::MAX);
     }
 
     let policy = Policy::new(Algo::Dqn, spec.id, PolicyNet::QValues { net: q_net }, None);

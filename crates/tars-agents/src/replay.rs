@@ -109,24 +109,59 @@ impl ReplayBuffer {
     /// (`np.random.randint(0, upper_bound, size=batch_size)`).
     pub fn sample(&self, batch_size: usize, rng: &mut Rng, batch: &mut Batch) {
         assert!(self.len() > 0, "sampling from an empty replay buffer");
-        let (obs_dim, action_dim) = (self.obs_dim, self.action_dim);
-        batch.observations.resize(batch_size * obs_dim, 0.0);
-        batch.next_observations.resize(batch_size * obs_dim, 0.0);
-        batch.actions.resize(batch_size * action_dim, 0.0);
-        batch.rewards.resize(batch_size, 0.0);
-        batch.dones.resize(batch_size, 0.0);
+        batch.resize(batch_size, self.obs_dim, self.action_dim);
         for row in 0..batch_size {
             let idx = rng.below(self.len() as u64) as usize;
-            let (src, dst) = (idx * obs_dim..(idx + 1) * obs_dim, row * obs_dim);
-            batch.observations[dst..dst + obs_dim].copy_from_slice(&self.observations[src.clone()]);
-            batch.next_observations[dst..dst + obs_dim]
-                .copy_from_slice(&self.next_observations[src]);
-            let (src, dst) = (idx * action_dim, row * action_dim);
-            batch.actions[dst..dst + action_dim]
-                .copy_from_slice(&self.actions[src..src + action_dim]);
-            batch.rewards[row] = self.rewards[idx];
-            batch.dones[row] = self.dones[idx];
+            self.copy_transition(idx, row, batch);
         }
+    }
+
+    /// Writes `n_samples` indices drawn uniformly with replacement into `indices`: the same
+    /// draws, in the same order, as `n_samples / batch_size` calls of [`ReplayBuffer::sample`],
+    /// for a caller that needs every minibatch of a training phase up front.
+    pub fn sample_indices(&self, n_samples: usize, rng: &mut Rng, indices: &mut Vec<usize>) {
+        assert!(self.len() > 0, "sampling from an empty replay buffer");
+        indices.clear();
+        indices.extend((0..n_samples).map(|_| rng.below(self.len() as u64) as usize));
+    }
+
+    /// Fills `batch` with the transitions at `indices`, in order.
+    pub fn gather(&self, indices: &[usize], batch: &mut Batch) {
+        batch.resize(indices.len(), self.obs_dim, self.action_dim);
+        for (row, &idx) in indices.iter().enumerate() {
+            self.copy_transition(idx, row, batch);
+        }
+    }
+
+    /// Writes the next observations of the transitions at `indices` into `out`
+    /// (`[indices.len(), obs_dim]`), resizing it.
+    pub fn gather_next_observations(&self, indices: &[usize], out: &mut Vec<f32>) {
+        let obs_dim = self.obs_dim;
+        out.clear();
+        for &idx in indices {
+            out.extend_from_slice(&self.next_observations[idx * obs_dim..(idx + 1) * obs_dim]);
+        }
+    }
+
+    fn copy_transition(&self, idx: usize, row: usize, batch: &mut Batch) {
+        let (obs_dim, action_dim) = (self.obs_dim, self.action_dim);
+        let (src, dst) = (idx * obs_dim..(idx + 1) * obs_dim, row * obs_dim);
+        batch.observations[dst..dst + obs_dim].copy_from_slice(&self.observations[src.clone()]);
+        batch.next_observations[dst..dst + obs_dim].copy_from_slice(&self.next_observations[src]);
+        let (src, dst) = (idx * action_dim, row * action_dim);
+        batch.actions[dst..dst + action_dim].copy_from_slice(&self.actions[src..src + action_dim]);
+        batch.rewards[row] = self.rewards[idx];
+        batch.dones[row] = self.dones[idx];
+    }
+}
+
+impl Batch {
+    fn resize(&mut self, batch_size: usize, obs_dim: usize, action_dim: usize) {
+        self.observations.resize(batch_size * obs_dim, 0.0);
+        self.next_observations.resize(batch_size * obs_dim, 0.0);
+        self.actions.resize(batch_size * action_dim, 0.0);
+        self.rewards.resize(batch_size, 0.0);
+        self.dones.resize(batch_size, 0.0);
     }
 }
 
@@ -155,5 +190,35 @@ mod tests {
             seen[step as usize] = true;
         }
         assert_eq!(seen, [false, false, true, true, true]);
+    }
+
+    #[test]
+    fn sampled_indices_are_the_draws_of_successive_samples() {
+        let mut buffer = ReplayBuffer::new(50, 1, 1);
+        for step in 0..40 {
+            let s = step as f32;
+            buffer.add(&[s], &[s + 0.5], &[s], -s, step % 7 == 0);
+        }
+        let (mut rng_a, mut rng_b) = (Rng::new(5), Rng::new(5));
+        let mut indices = Vec::new();
+        buffer.sample_indices(3 * 8, &mut rng_a, &mut indices);
+        let (mut sampled, mut gathered) = (Batch::default(), Batch::default());
+        for chunk in indices.chunks(8) {
+            buffer.sample(8, &mut rng_b, &mut sampled);
+            buffer.gather(chunk, &mut gathered);
+            assert_eq!(sampled.observations, gathered.observations);
+            assert_eq!(sampled.next_observations, gathered.next_observations);
+            assert_eq!(sampled.rewards, gathered.rewards);
+            assert_eq!(sampled.dones, gathered.dones);
+            assert_eq!(sampled.actions, gathered.actions);
+            let mut next_observations = Vec::new();
+            buffer.gather_next_observations(chunk, &mut next_observations);
+            assert_eq!(next_observations, gathered.next_observations);
+        }
+        assert_eq!(
+            rng_a.next_u64(),
+            rng_b.next_u64(),
+            "the same number of draws"
+        );
     }
 }

@@ -4,8 +4,9 @@
 //! MLP at batch 256), so this engine does only what the algorithms need:
 //!
 //! - [`Mlp`]: dense layers built from SB3's `net_arch`, with an explicit backward pass over
-//!   activations cached by the last forward (no autograd). Matrix products go through
-//!   `matrixmultiply::sgemm`; workspaces are reused, so a training step does not allocate.
+//!   activations cached by the last forward (no autograd). Matrix products go through the
+//!   `gemm` crate's sgemm (split over rayon's pool when large, with bit-identical results);
+//!   workspaces are reused, so a training step does not allocate.
 //! - [`Params`]: every network keeps its parameters in one flat `Vec<f32>` with a matching
 //!   gradient vector, which makes optimisers, [`clip_grad_norm`], [`Params::polyak_update`]
 //!   and checkpoint export ([`Mlp::named_tensors`]) simple loops.
