@@ -94,6 +94,7 @@ pub struct Quiet;
 impl Reporter for Quiet {}
 
 /// How the policy of one environment was obtained.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Training {
     /// `"trained"`, `"cache"` or `"checkpoint"`.
@@ -102,11 +103,13 @@ pub struct Training {
     /// Seconds the training took when it ran (also for a cache hit: the original run's).
     pub train_seconds: f64,
     /// The resolved hyperparameters (SB3 names) the policy was trained with.
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub hyperparameters: Value,
     pub checkpoint_id: Option<String>,
 }
 
 /// One environment's result; field names are the API's.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EnvResult {
     /// Set by whoever stores the result (`tars baseline promote` takes it).
@@ -129,6 +132,7 @@ pub struct EnvResult {
 }
 
 /// The metrics object: [`Metrics`] plus the raw episodes when asked for.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MetricsOut {
     #[serde(flatten)]
@@ -140,6 +144,7 @@ pub struct MetricsOut {
 }
 
 /// The baseline a result was compared with.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BaselineOut {
     #[serde(flatten)]
@@ -149,6 +154,7 @@ pub struct BaselineOut {
 }
 
 /// The response of an evaluation; `evaluation_id` is set by whoever stores it.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EvalResponse {
     pub evaluation_id: String,
@@ -224,9 +230,11 @@ impl Engine {
         let slots: Vec<Mutex<Option<Result<EnvResult, EvalError>>>> =
             (0..n).map(|_| Mutex::new(None)).collect();
         let workers = self.config.max_concurrent.clamp(1, n);
+        let parent = tracing::Span::current();
         std::thread::scope(|scope| {
             for _ in 0..workers {
                 scope.spawn(|| {
+                    let _parent = parent.enter();
                     loop {
                         let idx = next.fetch_add(1, Ordering::Relaxed);
                         if idx >= n {
@@ -276,6 +284,14 @@ impl Engine {
     ) -> Result<EnvResult, EvalError> {
         let start = Instant::now();
         let env = plan.environments[idx].as_str();
+        let _env_span = tracing::info_span!(
+            "evaluate_agent_in_env",
+            agent_type = plan.algo.name(),
+            environment = env,
+            episodes = plan.num_episodes
+        )
+        .entered();
+        let load_span = tracing::info_span!("load_agent").entered();
         let (mut policy, curve, training) = match (&inputs.checkpoint, plan.budgets[idx]) {
             (Some(checkpoint), _) => (
                 checkpoint.policy.clone(),
@@ -302,20 +318,24 @@ impl Engine {
             }
         };
 
+        drop(load_span);
         reporter.event(
             env,
             Event::Evaluating {
                 episodes: plan.num_episodes,
             },
         );
-        let episodes = tars_agents::evaluate(
-            &mut policy,
-            plan.num_episodes as usize,
-            plan.seed.wrapping_add(1_000_000),
-            true,
-        )?;
+        let episodes = tracing::info_span!("run_episodes").in_scope(|| {
+            tars_agents::evaluate(
+                &mut policy,
+                plan.num_episodes as usize,
+                plan.seed.wrapping_add(1_000_000),
+                true,
+            )
+        })?;
         let scale = normalization(env).expect("validated environments have a scale");
         let losses = training_losses(plan.algo, &curve);
+        let metrics_span = tracing::info_span!("compute_metrics").entered();
         let metrics = compute_metrics(
             &episodes.episode_returns,
             &episodes.episode_lengths,
@@ -327,11 +347,13 @@ impl Engine {
                 seed: plan.seed,
             },
         );
+        drop(metrics_span);
         let baseline = plan
             .compare_to_baseline
             .then(|| inputs.baselines.get(env))
             .flatten();
         let regression = baseline.map(|baseline| {
+            let _span = tracing::info_span!("detect_regression").entered();
             detect(
                 env,
                 scale,

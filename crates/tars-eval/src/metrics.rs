@@ -34,6 +34,7 @@ impl Default for BootstrapConfig {
 }
 
 /// Metrics of one environment's evaluation episodes (field names are the API's).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Metrics {
     pub n_episodes: usize,

@@ -45,6 +45,7 @@ impl Default for Thresholds {
 
 /// What the detector knows about the baseline (the seed's `eval_baselines` row, and its
 /// per-episode returns when the baseline was measured by T.A.R.S.).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Baseline {
     pub mean_reward: f64,
@@ -57,6 +58,7 @@ pub struct Baseline {
     pub version: i64,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
@@ -78,6 +80,7 @@ impl Severity {
 }
 
 /// One check's outcome.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Check {
     pub name: String,
@@ -89,6 +92,7 @@ pub struct Check {
 }
 
 /// The detector's verdict (field names are the API's).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Regression {
     pub detected: bool,

@@ -10,6 +10,7 @@ use tars_agents::Algo;
 pub const MAX_EPISODES: u32 = 10_000;
 
 /// What a client asks for. Field names are the seeds'.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EvalRequest {
@@ -18,8 +19,10 @@ pub struct EvalRequest {
     /// Empty (`{}`, `""`, `null` or absent): train from `hyperparameters` on the default
     /// budget. A string or `{"checkpoint_id": "…"}`: evaluate that stored checkpoint.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub agent_state: Value,
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub hyperparameters: Map<String, Value>,
     pub environments: Vec<String>,
     /// Episodes per environment (default `default_episodes`, 100; 1..=10,000).
