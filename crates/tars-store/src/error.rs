@@ -48,6 +48,9 @@ pub enum Conflict {
         environment: String,
         rank: i32,
     },
+    /// A user with this name exists already.
+    #[error("user '{username}' already exists; pick another name")]
+    UserExists { username: String },
     /// A caller-supplied id is already used.
     #[error("{what} {id} already exists; use a new id or let the store pick one")]
     IdTaken { what: &'static str, id: Uuid },

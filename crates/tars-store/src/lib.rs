@@ -29,12 +29,16 @@ mod model;
 mod postgres;
 mod promotion;
 mod sqlite;
+mod users;
 
 pub use error::{Conflict, StoreError};
 pub use jobs::{Inserted, JobRow, JobStatus, NewJob};
 pub use model::{
     BaselineRow, HistoryAction, HistoryRow, MAX_ACTOR_CHARS, MAX_AGENT_TYPE_CHARS,
     MAX_ENVIRONMENT_CHARS, NewBaseline, NewResult, NewRun, Promotion, ResultRow, RunRow,
+};
+pub use users::{
+    MAX_USERNAME_CHARS, NewRefreshToken, NewUser, NextRefreshToken, ROLES, RefreshUse, UserRow,
 };
 
 use model::{check_actor, check_agent_type, check_baseline_values};

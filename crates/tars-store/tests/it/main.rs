@@ -11,3 +11,4 @@ mod jobs;
 mod migrations;
 mod promotion;
 mod runs;
+mod users;
