@@ -27,6 +27,8 @@ enum Command {
     Eval(commands::eval::EvalArgs),
     /// List, inspect, insert, promote and bootstrap the ranked baselines.
     Baseline(commands::baseline::BaselineArgs),
+    /// Add, list, re-password and remove the users of the HTTP API.
+    User(commands::user::UserArgs),
     /// Show the effective configuration.
     Config(commands::config::ConfigCommandArgs),
     /// Solve games: Nash equilibria, zero-sum values, NashConv.
@@ -43,6 +45,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Eval(args) => commands::eval::run(args),
         Command::Baseline(args) => commands::baseline::run(args),
         Command::Config(args) => commands::config::run(args),
+        Command::User(args) => commands::user::run(args),
         Command::Nash(args) => commands::nash::run(args),
         Command::Bench(args) => commands::bench::run(args),
     }

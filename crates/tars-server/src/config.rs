@@ -107,6 +107,43 @@ const KEYS: &[Key] = &[
         1e6,
         "max std / baseline std",
     ),
+    Key::text(
+        "jwt_algorithm",
+        "HS256",
+        "access-token signature: HS256 or RS256",
+    ),
+    Key::secret(
+        "jwt_secret",
+        "HS256 key; unset: generated once into <data_dir>/jwt_secret",
+    ),
+    Key::text(
+        "jwt_private_key_file",
+        "",
+        "RS256 private key (PEM) that signs access tokens",
+    ),
+    Key::text(
+        "jwt_public_key_file",
+        "",
+        "RS256 public key (PEM) that verifies access tokens",
+    ),
+    Key::int(
+        "access_token_ttl",
+        900,
+        1,
+        86_400,
+        "seconds an access token is valid",
+    ),
+    Key::int(
+        "refresh_token_ttl",
+        604_800,
+        1,
+        31_536_000,
+        "seconds a refresh token is valid",
+    ),
+    Key::secret(
+        "admin_password",
+        "password of the first user, admin (unset: generated and printed once)",
+    ),
 ];
 
 #[derive(Debug, Clone, Copy)]
@@ -114,6 +151,7 @@ enum Kind {
     Int { default: i64, min: i64, max: i64 },
     Float { default: f64, min: f64, max: f64 },
     Text { default: &'static str },
+    Secret,
 }
 
 #[derive(Debug)]
@@ -140,6 +178,12 @@ impl Key {
     }
     const fn text(name: &'static str, default: &'static str, help: &'static str) -> Key {
         let kind = Kind::Text { default };
+        Key { name, kind, help }
+    }
+    /// Text that `tars config show` prints as `***` and errors never echo, unset by default. It
+    /// has no flag: a command line is visible to every user of the machine.
+    const fn secret(name: &'static str, help: &'static str) -> Key {
+        let kind = Kind::Secret;
         Key { name, kind, help }
     }
 
@@ -174,6 +218,12 @@ impl Key {
             },
             Kind::Text { .. } if raw.trim().is_empty() => Err(invalid("a non-empty value".into())),
             Kind::Text { .. } => Ok(Value::Text(raw.trim().to_string())),
+            // Not trimmed (a password may end in a space), and never echoed.
+            Kind::Secret if raw.is_empty() => Err(anyhow::anyhow!(
+                "invalid {} (from {source}): expected a non-empty value",
+                self.name
+            )),
+            Kind::Secret => Ok(Value::Text(raw.to_string())),
         }
     }
 }
@@ -250,12 +300,12 @@ impl clap::Args for ConfigArgs {
                 .value_parser(clap::value_parser!(PathBuf))
                 .help("Configuration file [env: TARS_CONFIG] (default: ./tars.toml when present)"),
         );
-        for key in KEYS {
+        for key in KEYS.iter().filter(|key| !matches!(key.kind, Kind::Secret)) {
             let default = match key.kind {
                 Kind::Int { default, .. } => format!(" (default {default})"),
                 Kind::Float { default, .. } => format!(" (default {default})"),
                 Kind::Text { default } if !default.is_empty() => format!(" (default {default})"),
-                Kind::Text { .. } => String::new(),
+                Kind::Text { .. } | Kind::Secret => String::new(),
             };
             command = command.arg(
                 clap::Arg::new(key.name)
@@ -288,7 +338,7 @@ impl clap::FromArgMatches for ConfigArgs {
         if let Some(path) = matches.get_one::<PathBuf>("config") {
             self.config = Some(path.clone());
         }
-        for key in KEYS {
+        for key in KEYS.iter().filter(|key| !matches!(key.kind, Kind::Secret)) {
             if let Some(raw) = matches.get_one::<String>(key.name) {
                 self.values.push((key.name, raw.clone()));
             }
@@ -326,6 +376,7 @@ impl Config {
                 Kind::Int { default, .. } => Value::Int(default),
                 Kind::Float { default, .. } => Value::Float(default),
                 Kind::Text { default } => Value::Text(default.to_string()),
+                Kind::Secret => Value::Text(String::new()),
             };
             values.insert(key.name, (value, Source::Default));
         }
@@ -372,6 +423,13 @@ impl Config {
                 "invalid log_format = '{}' (from {}): expected text or json",
                 config.text("log_format"),
                 config.values["log_format"].1
+            );
+        }
+        if !matches!(config.text("jwt_algorithm"), "HS256" | "RS256") {
+            bail!(
+                "invalid jwt_algorithm = '{}' (from {}): expected HS256 or RS256",
+                config.text("jwt_algorithm"),
+                config.values["jwt_algorithm"].1
             );
         }
         let url = config.database_url();
@@ -438,6 +496,41 @@ impl Config {
         self.text("database_url")
     }
 
+    /// `"HS256"` or `"RS256"`.
+    pub fn jwt_algorithm(&self) -> &str {
+        self.text("jwt_algorithm")
+    }
+
+    /// The HS256 key, when configured (else the server keeps one in `<data_dir>/jwt_secret`).
+    pub fn jwt_secret(&self) -> Option<&str> {
+        Some(self.text("jwt_secret")).filter(|secret| !secret.is_empty())
+    }
+
+    pub fn jwt_private_key_file(&self) -> Option<PathBuf> {
+        Some(self.text("jwt_private_key_file"))
+            .filter(|path| !path.is_empty())
+            .map(PathBuf::from)
+    }
+
+    pub fn jwt_public_key_file(&self) -> Option<PathBuf> {
+        Some(self.text("jwt_public_key_file"))
+            .filter(|path| !path.is_empty())
+            .map(PathBuf::from)
+    }
+
+    pub fn access_token_ttl(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.int("access_token_ttl") as u64)
+    }
+
+    pub fn refresh_token_ttl(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.int("refresh_token_ttl") as u64)
+    }
+
+    /// The first admin's password, when configured (else one is generated and printed once).
+    pub fn admin_password(&self) -> Option<&str> {
+        Some(self.text("admin_password")).filter(|password| !password.is_empty())
+    }
+
     pub fn engine(&self) -> EngineConfig {
         EngineConfig {
             default_episodes: self.int("default_episodes") as u32,
@@ -459,8 +552,9 @@ impl Config {
         KEYS.iter()
             .map(|key| {
                 let (value, source) = &self.values[key.name];
-                let shown = match key.name {
-                    "database_url" => mask_url(&value.to_string()),
+                let shown = match (key.name, key.kind) {
+                    ("database_url", _) => mask_url(&value.to_string()),
+                    (_, Kind::Secret) if *value != Value::Text(String::new()) => "***".into(),
                     _ => value.to_string(),
                 };
                 [
@@ -664,5 +758,68 @@ mod tests {
             "{err}"
         );
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn secrets_are_masked_never_echoed_and_have_no_flag() {
+        let config = load(
+            &ConfigArgs::with(&[("jwt_algorithm", "RS256")]),
+            &[
+                ("TARS_JWT_SECRET", "0123456789abcdef0123456789abcdef"),
+                ("TARS_ADMIN_PASSWORD", " pass phrase "),
+                ("TARS_ACCESS_TOKEN_TTL", "60"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            config.jwt_secret(),
+            Some("0123456789abcdef0123456789abcdef")
+        );
+        assert_eq!(
+            config.admin_password(),
+            Some(" pass phrase "),
+            "not trimmed"
+        );
+        assert_eq!(config.jwt_algorithm(), "RS256");
+        assert_eq!(config.access_token_ttl().as_secs(), 60);
+        assert_eq!(config.refresh_token_ttl().as_secs(), 7 * 24 * 3600);
+        assert_eq!(config.jwt_private_key_file(), None);
+        let rows = config.rows();
+        let row = |name: &str| rows.iter().find(|r| r[0] == name).unwrap().clone();
+        assert_eq!(
+            row("jwt_secret")[1..4],
+            ["***", "TARS_JWT_SECRET", "TARS_JWT_SECRET"]
+        );
+        assert_eq!(row("admin_password")[1], "***");
+        let unset = load(&ConfigArgs::default(), &[]).unwrap();
+        assert_eq!(unset.jwt_secret(), None);
+        assert_eq!(
+            unset.rows().iter().find(|r| r[0] == "jwt_secret").unwrap()[1],
+            ""
+        );
+
+        let err = format!(
+            "{:#}",
+            load(&ConfigArgs::default(), &[("TARS_JWT_ALGORITHM", "none")]).unwrap_err()
+        );
+        assert_eq!(
+            err,
+            "invalid jwt_algorithm = 'none' (from TARS_JWT_ALGORITHM): expected HS256 or RS256"
+        );
+        let err = format!(
+            "{:#}",
+            load(&ConfigArgs::default(), &[("TARS_JWT_SECRET", "")]).unwrap_err()
+        );
+        assert_eq!(
+            err,
+            "invalid jwt_secret (from TARS_JWT_SECRET): expected a non-empty value"
+        );
+        let command = <ConfigArgs as clap::Args>::augment_args(clap::Command::new("tars"));
+        let flags: Vec<_> = command
+            .get_arguments()
+            .filter_map(|arg| arg.get_long())
+            .collect();
+        assert!(flags.contains(&"jwt-algorithm") && flags.contains(&"access-token-ttl"));
+        assert!(!flags.contains(&"jwt-secret") && !flags.contains(&"admin-password"));
     }
 }

@@ -3,6 +3,7 @@
 //!
 //! Everything here may touch sockets, files and clocks; the domain crates below do not.
 
+pub mod auth;
 pub mod config;
 pub mod error;
 pub mod service;

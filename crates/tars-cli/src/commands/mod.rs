@@ -8,3 +8,4 @@ pub mod env;
 pub mod eval;
 pub mod nash;
 pub mod train;
+pub mod user;
