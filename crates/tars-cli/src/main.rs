@@ -27,6 +27,8 @@ enum Command {
     Eval(commands::eval::EvalArgs),
     /// List, inspect, insert, promote and bootstrap the ranked baselines.
     Baseline(commands::baseline::BaselineArgs),
+    /// Run the HTTP service (evaluations, jobs, baselines, auth, metrics, OpenAPI).
+    Serve(commands::serve::ServeArgs),
     /// Add, list, re-password and remove the users of the HTTP API.
     User(commands::user::UserArgs),
     /// Show the effective configuration.
@@ -46,6 +48,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Baseline(args) => commands::baseline::run(args),
         Command::Config(args) => commands::config::run(args),
         Command::User(args) => commands::user::run(args),
+        Command::Serve(args) => commands::serve::run(args),
         Command::Nash(args) => commands::nash::run(args),
         Command::Bench(args) => commands::bench::run(args),
     }

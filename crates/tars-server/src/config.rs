@@ -14,7 +14,13 @@ use tars_eval::{EngineConfig, Thresholds};
 
 /// The keys, their defaults and valid ranges.
 const KEYS: &[Key] = &[
-    Key::int("port", 8099, 1, 65_535, "HTTP port of `tars serve`"),
+    Key::int(
+        "port",
+        8099,
+        0,
+        65_535,
+        "HTTP port of `tars serve` (0: any free port)",
+    ),
     Key::text("host", "127.0.0.1", "address `tars serve` binds"),
     Key::int(
         "sync_wait_seconds",
@@ -721,8 +727,8 @@ mod tests {
         let cases: [Case; 4] = [
             (
                 &none,
-                &[("TARS_PORT", "0")],
-                "invalid port = '0' (from TARS_PORT): expected an integer in 1..=65535",
+                &[("TARS_PORT", "70000")],
+                "invalid port = '70000' (from TARS_PORT): expected an integer in 0..=65535",
             ),
             (
                 &none,

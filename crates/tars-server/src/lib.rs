@@ -3,9 +3,13 @@
 //!
 //! Everything here may touch sockets, files and clocks; the domain crates below do not.
 
+pub mod app;
 pub mod auth;
 pub mod config;
 pub mod error;
+pub mod jobs;
+pub mod middleware;
+pub mod routes;
 pub mod service;
 
 pub use config::{Config, ConfigArgs};

@@ -24,6 +24,7 @@
 //! free and nothing is re-ranked.
 
 mod error;
+mod health;
 mod jobs;
 mod model;
 mod postgres;

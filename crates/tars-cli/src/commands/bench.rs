@@ -27,6 +27,15 @@ enum BenchTarget {
     },
     /// Nash solvers: all equilibria and Lemke–Howson, beside nashpy.
     Nash,
+    /// Whole evaluations (training included) against the seeds' time targets.
+    Eval {
+        /// Only the quick-mode rows.
+        #[arg(long)]
+        quick: bool,
+        /// Print JSON lines instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Agents: train with RL Zoo budgets over several seeds, evaluate, beside SB3.
     Train {
         /// Seeds per row.
@@ -64,6 +73,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
             json,
         } => envs(seconds, num_envs, json)?,
         BenchTarget::Nash => super::nash::bench()?,
+        BenchTarget::Eval { quick, json } => super::bench_eval::run(quick, json)?,
         BenchTarget::Train { seeds, only, json } => {
             super::bench_train::run(seeds, only.as_deref(), json)?
         }

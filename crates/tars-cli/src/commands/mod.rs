@@ -2,10 +2,12 @@
 
 pub mod baseline;
 pub mod bench;
+pub mod bench_eval;
 pub mod bench_train;
 pub mod config;
 pub mod env;
 pub mod eval;
 pub mod nash;
+pub mod serve;
 pub mod train;
 pub mod user;

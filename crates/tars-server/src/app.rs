@@ -1,0 +1,252 @@
+//! The service assembled: state, router, OpenAPI document and `serve` with graceful shutdown.
+
+use crate::auth::Auth;
+use crate::config::Config;
+use crate::jobs::{Jobs, LocalQueue};
+use crate::middleware::{self, RateLimiter};
+use crate::routes;
+use crate::service::Service;
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, FromRef};
+use axum::routing::{get, post};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+use utoipa::OpenApi;
+
+/// What every handler can reach. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub service: Arc<Service>,
+    pub jobs: Arc<Jobs>,
+    pub auth: Arc<Auth>,
+    pub metrics: PrometheusHandle,
+    pub sync_wait: Duration,
+    pub shutting_down: Arc<AtomicBool>,
+}
+
+impl FromRef<AppState> for Arc<Auth> {
+    fn from_ref(state: &AppState) -> Arc<Auth> {
+        state.auth.clone()
+    }
+}
+
+/// The process-wide Prometheus recorder (installed once; every server in the process shares it).
+pub fn metrics_handle() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            PrometheusBuilder::new()
+                .install_recorder()
+                .expect("no other metrics recorder is installed")
+        })
+        .clone()
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "T.A.R.S. evaluation service", description = "Evaluate, gate and rank reinforcement-learning agent configurations."),
+    paths(routes::evaluate, routes::get_job, routes::cancel_job, routes::get_baselines,
+          routes::get_history, routes::post_baseline, routes::health, routes::ready, routes::metrics),
+    components(schemas(tars_eval::EvalRequest, tars_eval::EvalResponse, routes::JobView,
+                       routes::BaselineView, routes::BaselineBody)),
+    modifiers(&Bearer),
+)]
+struct ApiDoc;
+
+struct Bearer;
+
+impl utoipa::Modify for Bearer {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// The OpenAPI document of the whole API (auth endpoints included).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    let mut doc = ApiDoc::openapi();
+    doc.merge(crate::auth::openapi());
+    doc
+}
+
+/// Builds the state: store, engine, auth (creating the first admin if needed), jobs.
+pub async fn state(config: Config) -> anyhow::Result<AppState> {
+    let sync_wait = Duration::from_secs(config.get_int("sync_wait_seconds") as u64);
+    let capacity = config.get_int("queue_capacity") as usize;
+    let service = Arc::new(Service::open(config).await?);
+    let auth = Arc::new(Auth::new(service.store.clone(), &service.config)?);
+    auth.bootstrap_admin().await?;
+    let jobs = Jobs::new(service.clone(), Arc::new(LocalQueue::new(capacity)));
+    Ok(AppState {
+        service,
+        jobs,
+        auth,
+        metrics: metrics_handle(),
+        sync_wait,
+        shutting_down: Arc::new(AtomicBool::new(false)),
+    })
+}
+
+/// The router with every layer.
+pub fn router(state: AppState) -> Router {
+    let config = &state.service.config;
+    let limiter = Arc::new(RateLimiter::new(
+        config.get_float("rate_limit_rps"),
+        config.get_int("rate_limit_burst") as f64,
+    ));
+    let timeout = Duration::from_secs(config.get_int("request_timeout_seconds") as u64);
+    let body_limit = config.get_int("max_body_bytes") as usize;
+    Router::new()
+        .route("/v1/evaluate", post(routes::evaluate))
+        .route(
+            "/v1/jobs/{job_id}",
+            get(routes::get_job).delete(routes::cancel_job),
+        )
+        .route("/v1/baselines", post(routes::post_baseline))
+        .route("/v1/baselines/{agent_type}", get(routes::get_baselines))
+        .route(
+            "/v1/baselines/{agent_type}/history",
+            get(routes::get_history),
+        )
+        .route("/health", get(routes::health))
+        .route("/ready", get(routes::ready))
+        .route("/metrics", get(routes::metrics))
+        .route("/openapi.json", get(routes::openapi))
+        .merge(crate::auth::router())
+        .fallback(routes::not_found)
+        .with_state(state)
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(axum::middleware::from_fn_with_state(
+            timeout,
+            middleware::timeout,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            limiter,
+            middleware::rate_limit,
+        ))
+        .layer(axum::middleware::from_fn(middleware::observe))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+            panic_response,
+        ))
+}
+
+fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    tracing::error!("a request handler panicked");
+    crate::error::ApiError::new(
+        axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+        "internal",
+        "the server failed on this request; the server log has the details",
+    )
+    .into_response()
+}
+
+/// A running server: its address and the handle that stops it.
+pub struct Running {
+    pub addr: SocketAddr,
+    pub state: AppState,
+    shutdown: tokio::sync::watch::Sender<bool>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Running {
+    /// Graceful stop: no new connections or jobs, in-flight requests and queued jobs finish.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.shutdown.send_replace(true);
+        self.task.await?
+    }
+
+    /// Serves until a signal stops the server (see [`start`]).
+    pub async fn wait(self) -> anyhow::Result<()> {
+        self.task.await?
+    }
+}
+
+/// Binds, resumes stored jobs, starts the workers and serves until [`Running::stop`] or, with
+/// `signals`, SIGTERM/Ctrl-C.
+pub async fn start(config: Config, signals: bool) -> anyhow::Result<Running> {
+    let addr: SocketAddr = format!("{}:{}", config.host(), config.port())
+        .parse()
+        .map_err(|e| {
+            anyhow::anyhow!("invalid host/port {}:{}: {e}", config.host(), config.port())
+        })?;
+    let workers = config.get_int("job_workers") as usize;
+    let state = state(config).await?;
+    let resumed = state.jobs.resume().await?;
+    if resumed > 0 {
+        tracing::info!(resumed, "re-queued jobs left by a previous run");
+    }
+    let worker_tasks = state.jobs.spawn_workers(workers);
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
+    let addr = listener.local_addr()?;
+    let (shutdown, mut stop) = tokio::sync::watch::channel(false);
+    let app = router(state.clone());
+    let task_state = state.clone();
+    let task = tokio::spawn(async move {
+        let stopped = async move {
+            if signals {
+                tokio::select! {
+                    _ = stop.changed() => {}
+                    _ = shutdown_signal() => {}
+                }
+            } else {
+                let _ = stop.changed().await;
+            }
+            task_state.shutting_down.store(true, Ordering::Relaxed);
+            tracing::info!("shutting down: finishing in-flight requests and queued jobs");
+        };
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(stopped)
+        .await?;
+        task_state.jobs.close();
+        for worker in worker_tasks {
+            let _ = worker.await;
+        }
+        task_state.service.store.close().await;
+        Ok(())
+    });
+    Ok(Running {
+        addr,
+        state,
+        shutdown,
+        task,
+    })
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = terminate => {}
+    }
+}

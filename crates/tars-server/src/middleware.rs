@@ -1,0 +1,218 @@
+//! Cross-cutting HTTP concerns: the JSON body extractor with API-shaped rejections, rate
+//! limits (token buckets per IP and per bearer token), request timeouts, W3C `traceparent`,
+//! and the HTTP metrics.
+
+use crate::error::ApiError;
+use axum::extract::{ConnectInfo, FromRequest, MatchedPath, Request, State};
+use axum::http::{HeaderValue, header};
+use axum::middleware::Next;
+use axum::response::Response;
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::net::SocketAddr;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+use tracing::Instrument;
+
+/// `axum::Json` whose rejections (bad syntax, wrong types, missing content type, too large)
+/// are API errors.
+pub struct ApiJson<T>(pub T);
+
+impl<S, T> FromRequest<S> for ApiJson<T>
+where
+    axum::Json<T>: FromRequest<S, Rejection = axum::extract::rejection::JsonRejection>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(value)) => Ok(ApiJson(value)),
+            Err(rejection) => {
+                let status = rejection.status();
+                let code = match status.as_u16() {
+                    413 => "payload_too_large",
+                    415 => "unsupported_media_type",
+                    _ => "invalid_request",
+                };
+                Err(ApiError::new(status, code, rejection.body_text()))
+            }
+        }
+    }
+}
+
+/// Token buckets: `rate` tokens per second up to `burst`, one bucket per key.
+pub struct RateLimiter {
+    rate: f64,
+    burst: f64,
+    buckets: Mutex<HashMap<u64, (f64, Instant)>>,
+}
+
+impl RateLimiter {
+    pub fn new(rate: f64, burst: f64) -> RateLimiter {
+        RateLimiter {
+            rate,
+            burst,
+            buckets: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Takes one token for `key`, or says in how many seconds one will be there.
+    pub fn check(&self, key: &str) -> Result<(), u64> {
+        if self.rate <= 0.0 {
+            return Ok(());
+        }
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        key.hash(&mut hasher);
+        let now = Instant::now();
+        let mut buckets = self.buckets.lock().expect("rate limiter lock");
+        if buckets.len() > 100_000 {
+            let (rate, burst) = (self.rate, self.burst);
+            buckets.retain(|_, (tokens, at)| {
+                *tokens + now.duration_since(*at).as_secs_f64() * rate < burst
+            });
+        }
+        let (tokens, at) = buckets.entry(hasher.finish()).or_insert((self.burst, now));
+        *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * self.rate).min(self.burst);
+        *at = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            Ok(())
+        } else {
+            Err(((1.0 - *tokens) / self.rate).ceil().max(1.0) as u64)
+        }
+    }
+}
+
+/// Per-IP and per-bearer-token rate limits; 429 with `Retry-After`.
+pub async fn rate_limit(
+    State(limiter): State<std::sync::Arc<RateLimiter>>,
+    request: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    let ip = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(addr)| addr.ip().to_string());
+    let token = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| format!("token:{v}"));
+    for (scope, key) in [
+        ("ip", ip.map(|ip| format!("ip:{ip}"))),
+        ("principal", token),
+    ] {
+        let Some(key) = key else { continue };
+        if let Err(seconds) = limiter.check(&key) {
+            metrics::counter!("tars_http_rate_limited_total", "scope" => scope).increment(1);
+            return Err(ApiError::new(
+                axum::http::StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                format!("too many requests from this {scope}; retry in {seconds} s"),
+            )
+            .retry_after(seconds));
+        }
+    }
+    Ok(next.run(request).await)
+}
+
+/// Ends requests that take longer than the configured timeout with a 503.
+pub async fn timeout(
+    State(limit): State<Duration>,
+    request: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    tokio::time::timeout(limit, next.run(request))
+        .await
+        .map_err(|_| {
+            ApiError::unavailable(
+                format!("the request took longer than {} s", limit.as_secs()),
+                1,
+            )
+        })
+}
+
+/// A W3C trace context: the incoming `traceparent`'s trace id (or a new one), a new span id
+/// for this request, the span every log line of the request carries, and the response header.
+/// Also records `tars_http_requests_total` and `tars_http_request_duration_seconds`.
+pub async fn observe(request: Request, next: Next) -> Response {
+    let trace_id = request
+        .headers()
+        .get("traceparent")
+        .and_then(|v| v.to_str().ok())
+        .and_then(parse_traceparent)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
+    let span_id = uuid::Uuid::new_v4().simple().to_string()[..16].to_string();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
+    let method = request.method().to_string();
+    let span = tracing::info_span!("http_request", %method, %route, trace_id = %trace_id, span_id = %span_id);
+    let start = Instant::now();
+    let mut response = next.run(request).instrument(span).await;
+    let status = response.status().as_u16().to_string();
+    metrics::counter!("tars_http_requests_total", "method" => method.clone(), "route" => route.clone(), "status" => status)
+        .increment(1);
+    metrics::histogram!("tars_http_request_duration_seconds", "method" => method, "route" => route)
+        .record(start.elapsed().as_secs_f64());
+    if let Ok(value) = HeaderValue::from_str(&format!("00-{trace_id}-{span_id}-01")) {
+        response.headers_mut().insert("traceparent", value);
+    }
+    response
+}
+
+/// The trace id of a valid `traceparent` (`00-<32 hex>-<16 hex>-<2 hex>`, ids not all zero).
+fn parse_traceparent(value: &str) -> Option<String> {
+    let parts: Vec<&str> = value.trim().split('-').collect();
+    let hex = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_hexdigit());
+    match parts.as_slice() {
+        [version, trace, parent, flags]
+            if hex(version, 2)
+                && *version != "ff"
+                && hex(trace, 32)
+                && hex(parent, 16)
+                && hex(flags, 2)
+                && trace.bytes().any(|b| b != b'0')
+                && parent.bytes().any(|b| b != b'0') =>
+        {
+            Some(trace.to_ascii_lowercase())
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn traceparent_parsing_follows_the_w3c_format() {
+        let valid = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        assert_eq!(
+            parse_traceparent(valid).as_deref(),
+            Some("4bf92f3577b34da6a3ce929d0e0e4736")
+        );
+        for bad in [
+            "",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7",
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e473g-00f067aa0ba902b7-01",
+        ] {
+            assert_eq!(parse_traceparent(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn buckets_allow_a_burst_then_the_rate() {
+        let limiter = RateLimiter::new(1.0, 3.0);
+        for _ in 0..3 {
+            limiter.check("a").unwrap();
+        }
+        assert_eq!(limiter.check("a"), Err(1));
+        limiter.check("b").unwrap();
+        assert!(RateLimiter::new(0.0, 1.0).check("a").is_ok(), "0 = off");
+    }
+}

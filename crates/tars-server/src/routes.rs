@@ -1,0 +1,436 @@
+//! The API's handlers: evaluation and jobs, baselines, health and readiness, metrics, OpenAPI.
+//! Each states the role it needs; the paths, fields and status codes are the seeds'.
+
+use crate::app::AppState;
+use crate::auth::{Principal, Role};
+use crate::error::ApiError;
+use crate::jobs::{SubmitError, Submitted};
+use crate::middleware::ApiJson;
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use tars_eval::EvalRequest;
+use tars_store::{JobRow, JobStatus, NewBaseline, Promotion};
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+/// A job's state, and its result once it succeeded.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct JobView {
+    pub job_id: Uuid,
+    /// queued, running, succeeded, failed or cancelled.
+    pub status: String,
+    pub status_url: String,
+    /// Per environment: phase and training timesteps (running jobs only).
+    #[schema(value_type = Object)]
+    pub progress: Option<Value>,
+    /// The evaluation response (succeeded jobs only).
+    #[schema(value_type = Object)]
+    pub result: Option<Value>,
+    pub error: Option<String>,
+    pub attempts: i32,
+    pub created_at: String,
+    pub started_at: Option<String>,
+    pub finished_at: Option<String>,
+}
+
+async fn job_view(state: &AppState, row: JobRow) -> Result<JobView, ApiError> {
+    let result = match row.run_id {
+        Some(run_id) => state
+            .service
+            .store
+            .run(run_id)
+            .await?
+            .map(|run| run.response),
+        None => None,
+    };
+    Ok(JobView {
+        job_id: row.id,
+        status: row.status.as_str().to_string(),
+        status_url: format!("/v1/jobs/{}", row.id),
+        progress: state.jobs.progress(row.id),
+        result,
+        error: row.error,
+        attempts: row.attempts,
+        created_at: row.created_at.to_rfc3339(),
+        started_at: row.started_at.map(|t| t.to_rfc3339()),
+        finished_at: row.finished_at.map(|t| t.to_rfc3339()),
+    })
+}
+
+/// Evaluate an agent configuration (operator). 200 with the results when done within the
+/// wait limit, else 202 with the job; `Prefer: respond-async` gives 202 at once.
+#[utoipa::path(post, path = "/v1/evaluate", request_body = EvalRequest,
+    params(("Idempotency-Key" = Option<String>, Header, description = "de-duplicates submissions"),
+           ("Prefer" = Option<String>, Header, description = "respond-async: 202 at once")),
+    responses((status = 200, body = tars_eval::EvalResponse), (status = 202, body = JobView),
+              (status = 401), (status = 403), (status = 422), (status = 503)),
+    security(("bearer" = [])))]
+pub async fn evaluate(
+    State(state): State<AppState>,
+    principal: Principal,
+    headers: HeaderMap,
+    ApiJson(request): ApiJson<EvalRequest>,
+) -> Result<Response, ApiError> {
+    principal.require(Role::Operator)?;
+    let key = headers
+        .get("idempotency-key")
+        .map(|v| {
+            v.to_str()
+                .map(str::to_string)
+                .map_err(|_| ApiError::bad_request("Idempotency-Key must be visible ASCII"))
+        })
+        .transpose()?;
+    let respond_async = headers
+        .get("prefer")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|p| p.trim() == "respond-async"));
+    let row = match state.jobs.submit(&request, &principal.subject, key).await {
+        Ok(Submitted::New(row) | Submitted::Existing(row)) => row,
+        Err(SubmitError::Invalid(err)) => return Err(err.into()),
+        Err(SubmitError::Store(err)) => return Err(err.into()),
+        Err(SubmitError::QueueFull) => {
+            return Err(ApiError::unavailable(
+                "the evaluation queue is full; retry later",
+                30,
+            ));
+        }
+    };
+    let status = if respond_async {
+        row.status
+    } else {
+        state.jobs.wait(row.id, state.sync_wait).await?
+    };
+    let row = state
+        .service
+        .store
+        .job(row.id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("job vanished"))?;
+    if status == JobStatus::Succeeded
+        && let Some(run_id) = row.run_id
+        && let Some(run) = state.service.store.run(run_id).await?
+    {
+        return Ok((StatusCode::OK, Json(run.response)).into_response());
+    }
+    if status == JobStatus::Failed && !respond_async {
+        let message = row
+            .error
+            .clone()
+            .unwrap_or_else(|| "the evaluation failed".into());
+        return Err(ApiError::unprocessable(message).with_details(json!({"job_id": row.id})));
+    }
+    let view = job_view(&state, row).await?;
+    let location = view.status_url.clone();
+    let mut response = (StatusCode::ACCEPTED, Json(view)).into_response();
+    if let Ok(value) = location.parse() {
+        response.headers_mut().insert(header::LOCATION, value);
+    }
+    Ok(response)
+}
+
+fn job_id(id: &str) -> Result<Uuid, ApiError> {
+    id.parse()
+        .map_err(|_| ApiError::not_found(format!("job '{id}' does not exist (job ids are UUIDs)")))
+}
+
+/// A job's status, progress and result (viewer).
+#[utoipa::path(get, path = "/v1/jobs/{job_id}", params(("job_id" = String, Path)),
+    responses((status = 200, body = JobView), (status = 404)), security(("bearer" = [])))]
+pub async fn get_job(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> Result<Json<JobView>, ApiError> {
+    principal.require(Role::Viewer)?;
+    let id = job_id(&id)?;
+    let row = state
+        .service
+        .store
+        .job(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("job {id} does not exist")))?;
+    Ok(Json(job_view(&state, row).await?))
+}
+
+/// Cancel a job (operator): a queued job at once, a running one at its next training step.
+#[utoipa::path(delete, path = "/v1/jobs/{job_id}", params(("job_id" = String, Path)),
+    responses((status = 200, body = JobView), (status = 404), (status = 409)),
+    security(("bearer" = [])))]
+pub async fn cancel_job(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> Result<Json<JobView>, ApiError> {
+    principal.require(Role::Operator)?;
+    let id = job_id(&id)?;
+    let before = state
+        .service
+        .store
+        .job(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("job {id} does not exist")))?;
+    if before.status.is_final() {
+        return Err(ApiError::conflict(format!(
+            "job {id} already {}; only queued or running jobs can be cancelled",
+            before.status
+        )));
+    }
+    state.jobs.cancel(id).await?;
+    let row = state.service.store.job(id).await?.unwrap_or(before);
+    Ok(Json(job_view(&state, row).await?))
+}
+
+/// A stored baseline row, as the seed's table has it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BaselineView {
+    pub id: Uuid,
+    pub agent_type: String,
+    pub environment: String,
+    pub mean_reward: f64,
+    pub std_reward: f64,
+    pub success_rate: f64,
+    #[schema(value_type = Object)]
+    pub hyperparameters: Value,
+    pub version: i32,
+    pub rank: i32,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl From<tars_store::BaselineRow> for BaselineView {
+    fn from(r: tars_store::BaselineRow) -> BaselineView {
+        BaselineView {
+            id: r.id,
+            agent_type: r.agent_type,
+            environment: r.environment,
+            mean_reward: r.mean_reward,
+            std_reward: r.std_reward,
+            success_rate: r.success_rate,
+            hyperparameters: r.hyperparameters,
+            version: r.version,
+            rank: r.rank,
+            created_at: r.created_at.to_rfc3339(),
+            updated_at: r.updated_at.to_rfc3339(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct BaselineQuery {
+    /// Gymnasium id, e.g. CartPole-v1 (all environments when absent).
+    pub environment: Option<String>,
+    /// History rows to return (default 50).
+    pub limit: Option<i64>,
+}
+
+fn agent(agent_type: &str) -> Result<String, ApiError> {
+    agent_type
+        .parse::<tars_agents::Algo>()
+        .map(|a| a.name().to_string())
+        .map_err(|_| {
+            ApiError::not_found(format!(
+                "unknown agent_type '{agent_type}'; valid: DQN, A2C, PPO, DDPG"
+            ))
+        })
+}
+
+fn environment(env: &str) -> Result<&'static str, ApiError> {
+    tars_envs::spec(env)
+        .map(|spec| spec.id)
+        .map_err(|err| ApiError::unprocessable(err.to_string()))
+}
+
+/// Baselines of an agent type, best rank first (viewer).
+#[utoipa::path(get, path = "/v1/baselines/{agent_type}", params(("agent_type" = String, Path), BaselineQuery),
+    responses((status = 200, body = [BaselineView]), (status = 404)), security(("bearer" = [])))]
+pub async fn get_baselines(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(agent_type): Path<String>,
+    Query(query): Query<BaselineQuery>,
+) -> Result<Json<Vec<BaselineView>>, ApiError> {
+    principal.require(Role::Viewer)?;
+    let agent = agent(&agent_type)?;
+    let env = query.environment.as_deref().map(environment).transpose()?;
+    let rows = state.service.store.baselines(Some(&agent), env).await?;
+    Ok(Json(rows.into_iter().map(BaselineView::from).collect()))
+}
+
+/// Every change to an agent type's baselines on one environment, newest first (viewer).
+#[utoipa::path(get, path = "/v1/baselines/{agent_type}/history", params(("agent_type" = String, Path), BaselineQuery),
+    responses((status = 200, body = [Object]), (status = 404), (status = 422)), security(("bearer" = [])))]
+pub async fn get_history(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(agent_type): Path<String>,
+    Query(query): Query<BaselineQuery>,
+) -> Result<Json<Vec<Value>>, ApiError> {
+    principal.require(Role::Viewer)?;
+    let agent = agent(&agent_type)?;
+    let env = environment(query.environment.as_deref().ok_or_else(|| {
+        ApiError::unprocessable("environment is required, e.g. ?environment=CartPole-v1")
+    })?)?;
+    let limit = query.limit.unwrap_or(50).clamp(1, 1000);
+    let rows = state.service.store.history(&agent, env, limit).await?;
+    Ok(Json(
+        rows.iter()
+            .map(|h| {
+                json!({
+                    "id": h.id, "baseline_id": h.baseline_id, "agent_type": h.agent_type,
+                    "environment": h.environment, "rank": h.rank, "version": h.version,
+                    "mean_reward": h.mean_reward, "std_reward": h.std_reward,
+                    "success_rate": h.success_rate, "hyperparameters": h.hyperparameters,
+                    "action": h.action.as_str(), "eval_result_id": h.eval_result_id,
+                    "actor": h.actor, "created_at": h.created_at.to_rfc3339(),
+                })
+            })
+            .collect(),
+    ))
+}
+
+/// A baseline: the seed table's columns. With `expected_version` it is a promotion (re-ranks,
+/// 409 when someone moved first); without, a direct insert (409 when the rank is taken).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BaselineBody {
+    pub agent_type: String,
+    pub environment: String,
+    pub mean_reward: f64,
+    pub std_reward: f64,
+    pub success_rate: f64,
+    #[serde(default = "empty_object")]
+    #[schema(value_type = Object)]
+    pub hyperparameters: Value,
+    /// Stored as given (direct insert only).
+    pub version: Option<i32>,
+    #[serde(default = "one")]
+    pub rank: i32,
+    /// The version the client read; 0 when there were no baselines yet.
+    pub expected_version: Option<i32>,
+    /// The stored evaluation result the numbers come from.
+    pub eval_result_id: Option<Uuid>,
+}
+
+fn empty_object() -> Value {
+    json!({})
+}
+
+fn one() -> i32 {
+    1
+}
+
+/// Create or promote a baseline (admin).
+#[utoipa::path(post, path = "/v1/baselines", request_body = BaselineBody,
+    responses((status = 201, body = BaselineView), (status = 409), (status = 422)),
+    security(("bearer" = [])))]
+pub async fn post_baseline(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiJson(body): ApiJson<BaselineBody>,
+) -> Result<(StatusCode, Json<BaselineView>), ApiError> {
+    principal.require(Role::Admin)?;
+    let agent_type = agent(&body.agent_type).map_err(|e| ApiError::unprocessable(e.message))?;
+    let environment = environment(&body.environment)?.to_string();
+    let store = &state.service.store;
+    let row = match body.expected_version {
+        Some(expected) => {
+            store
+                .promote(&Promotion {
+                    agent_type,
+                    environment,
+                    mean_reward: body.mean_reward,
+                    std_reward: body.std_reward,
+                    success_rate: body.success_rate,
+                    hyperparameters: body.hyperparameters,
+                    rank: body.rank,
+                    expected_version: (expected > 0).then_some(expected),
+                    eval_result_id: body.eval_result_id,
+                    actor: Some(principal.subject.clone()),
+                })
+                .await?
+        }
+        None => {
+            store
+                .insert_baseline(&NewBaseline {
+                    agent_type,
+                    environment,
+                    mean_reward: body.mean_reward,
+                    std_reward: body.std_reward,
+                    success_rate: body.success_rate,
+                    hyperparameters: body.hyperparameters,
+                    version: body.version.unwrap_or(1),
+                    rank: body.rank,
+                })
+                .await?
+        }
+    };
+    Ok((StatusCode::CREATED, Json(row.into())))
+}
+
+/// Liveness with the state of each dependency (the seed's shape); 503 when one is down.
+#[utoipa::path(get, path = "/health", responses((status = 200, body = Object), (status = 503, body = Object)))]
+pub async fn health(State(state): State<AppState>) -> Response {
+    let store = &state.service.store;
+    let up = store.ping().await.is_ok();
+    let connection = if up { "connected" } else { "disconnected" };
+    let database_key = if store.backend() == "postgres" {
+        "postgres"
+    } else {
+        "database"
+    };
+    let body = json!({
+        "status": if up { "healthy" } else { "unhealthy" },
+        "service": "eval-engine",
+        "version": env!("CARGO_PKG_VERSION"),
+        database_key: connection,
+        "redis": "not configured",
+        "queue_depth": state.jobs.queue_depth(),
+    });
+    let status = if up {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(body)).into_response()
+}
+
+/// Readiness: the database answers and the service is not shutting down.
+#[utoipa::path(get, path = "/ready", responses((status = 200), (status = 503)))]
+pub async fn ready(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    if state
+        .shutting_down
+        .load(std::sync::atomic::Ordering::Relaxed)
+    {
+        return Err(ApiError::unavailable("shutting down", 5));
+    }
+    state
+        .service
+        .store
+        .ping()
+        .await
+        .map_err(|err| ApiError::unavailable(format!("database unreachable: {err}"), 5))?;
+    Ok(Json(json!({"status": "ready"})))
+}
+
+/// Prometheus text exposition.
+#[utoipa::path(get, path = "/metrics", responses((status = 200, content_type = "text/plain")))]
+pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.metrics.render(),
+    )
+}
+
+/// This API's OpenAPI 3.1 document.
+pub async fn openapi() -> Json<utoipa::openapi::OpenApi> {
+    Json(crate::app::openapi())
+}
+
+/// Any path the API does not have.
+pub async fn not_found() -> ApiError {
+    ApiError::not_found("no such endpoint; GET /openapi.json lists them")
+}

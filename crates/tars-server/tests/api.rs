@@ -1,0 +1,553 @@
+//! The service over real HTTP on an ephemeral port, each test with its own data directory:
+//! the seed's verification section (000… §7.1 tests 1–4), auth failures, 409, 413, 429,
+//! asynchronous jobs, idempotency, cancellation, restart recovery, traceparent, metrics and the
+//! committed OpenAPI document.
+
+use reqwest::{Client, StatusCode};
+use serde_json::{Value, json};
+use std::time::Duration;
+use tars_server::app::{self, Running};
+use tars_server::{Config, ConfigArgs};
+
+const ADMIN_PASSWORD: &str = "correct horse battery staple";
+
+struct Server {
+    running: Option<Running>,
+    base: String,
+    client: Client,
+    dir: std::path::PathBuf,
+}
+
+impl Server {
+    async fn start(name: &str, extra: &[(&'static str, &str)]) -> Server {
+        let dir = std::env::temp_dir().join(format!("tars-api-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        Server::start_in(dir, extra).await
+    }
+
+    async fn start_in(dir: std::path::PathBuf, extra: &[(&'static str, &str)]) -> Server {
+        let dir_text = dir.display().to_string();
+        let mut values = vec![
+            ("data_dir", dir_text.as_str()),
+            ("port", "0"),
+            ("admin_password", ADMIN_PASSWORD),
+            ("rate_limit_rps", "0"),
+        ];
+        values.extend_from_slice(extra);
+        let config = Config::load(&ConfigArgs::with(&values)).unwrap();
+        let running = app::start(config, false).await.unwrap();
+        Server {
+            base: format!("http://{}", running.addr),
+            running: Some(running),
+            client: Client::new(),
+            dir,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    async fn token(&self, username: &str, password: &str) -> String {
+        let response = self
+            .client
+            .post(self.url("/auth/login"))
+            .json(&json!({"username": username, "password": password}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["token_type"], "bearer");
+        body["access_token"].as_str().unwrap().to_string()
+    }
+
+    async fn admin(&self) -> String {
+        self.token("admin", ADMIN_PASSWORD).await
+    }
+
+    async fn stop(mut self) -> std::path::PathBuf {
+        self.running.take().unwrap().stop().await.unwrap();
+        self.dir.clone()
+    }
+}
+
+async fn json_of(response: reqwest::Response) -> (StatusCode, Value) {
+    let status = response.status();
+    let body = response.json().await.unwrap_or(Value::Null);
+    (status, body)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_seeds_verification_section_replays_over_http() {
+    let server = Server::start("seed", &[]).await;
+    let c = &server.client;
+
+    // Test 1: health.
+    let (status, health) = json_of(c.get(server.url("/health")).send().await.unwrap()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(health["status"], "healthy");
+    assert_eq!(health["service"], "eval-engine");
+    assert_eq!(health["database"], "connected");
+    assert!(health["version"].is_string() && health["redis"].is_string());
+
+    let token = server.admin().await;
+
+    // Test 2: evaluate synchronously (the seed's body).
+    let body = json!({
+        "agent_type": "DQN", "agent_state": {},
+        "hyperparameters": {"learning_rate": 0.001, "gamma": 0.99, "epsilon": 0.1},
+        "environments": ["CartPole-v1"], "num_episodes": 10, "quick_mode": true,
+        "compare_to_baseline": false
+    });
+    let (status, result) = json_of(
+        c.post(server.url("/v1/evaluate"))
+            .bearer_auth(&token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{result}");
+    assert!(result["results"][0]["metrics"]["mean_reward"].is_f64());
+    assert_eq!(result["results"][0]["metrics"]["n_episodes"], 10);
+    assert!(result["evaluation_id"].as_str().unwrap().len() == 36);
+
+    // Test 3: a baseline, inserted with the seed's columns, then read back.
+    let row = json!({"agent_type": "DQN", "environment": "CartPole-v1", "mean_reward": 450.0,
+        "std_reward": 25.0, "success_rate": 0.95, "version": 12, "rank": 1,
+        "hyperparameters": {"learning_rate": 0.001, "gamma": 0.99, "epsilon": 0.1}});
+    let (status, created) = json_of(
+        c.post(server.url("/v1/baselines"))
+            .bearer_auth(&token)
+            .json(&row)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let (status, baselines) = json_of(
+        c.get(server.url("/v1/baselines/DQN?environment=CartPole-v1"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(baselines[0]["mean_reward"], 450.0);
+    assert_eq!(baselines[0]["version"], 12);
+
+    // The same rank again is a conflict; so is a promotion from a stale version.
+    let (status, error) = json_of(
+        c.post(server.url("/v1/baselines"))
+            .bearer_auth(&token)
+            .json(&row)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert_eq!(error["error"]["code"], "conflict");
+    let mut stale = row.clone();
+    stale["expected_version"] = json!(11);
+    let (status, error) = json_of(
+        c.post(server.url("/v1/baselines"))
+            .bearer_auth(&token)
+            .json(&stale)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("is at version 12, not 11"),
+        "{error}"
+    );
+
+    // Test 4: regression detection with the seed's bad hyperparameters.
+    let bad = json!({
+        "agent_type": "DQN", "agent_state": {},
+        "hyperparameters": {"learning_rate": 0.5, "gamma": 0.5, "epsilon": 0.9},
+        "environments": ["CartPole-v1"], "num_episodes": 50, "compare_to_baseline": true
+    });
+    let (status, result) = json_of(
+        c.post(server.url("/v1/evaluate"))
+            .bearer_auth(&token)
+            .json(&bad)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    // The Zoo budget trains for longer than the wait limit on a loaded machine: then the
+    // answer is 202 and the job carries the result.
+    let result = if status == StatusCode::ACCEPTED {
+        let job = result["job_id"].as_str().unwrap().to_string();
+        let done = poll(&server, &token, &job).await;
+        assert_eq!(done["status"], "succeeded", "{done}");
+        done["result"].clone()
+    } else {
+        assert_eq!(status, StatusCode::OK, "{result}");
+        result
+    };
+    assert_eq!(result["regression"]["detected"], true);
+    assert_eq!(result["regression"]["should_rollback"], true);
+
+    // Both evaluations are in the metrics.
+    let metrics = c
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for name in [
+        "tars_eval_evaluations_total",
+        "tars_eval_regression_detected_total",
+        "tars_eval_duration_seconds",
+        "tars_eval_episodes_total",
+        "tars_http_requests_total",
+    ] {
+        assert!(metrics.contains(name), "{name} missing from /metrics");
+    }
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auth_errors_body_limits_and_unknown_paths_are_api_errors() {
+    let server = Server::start("errors", &[("max_body_bytes", "4096")]).await;
+    let c = &server.client;
+    let evaluate = |token: Option<&str>| {
+        let request = c.post(server.url("/v1/evaluate")).json(&json!({
+            "agent_type": "DQN", "environments": ["CartPole-v1"]}));
+        match token {
+            Some(token) => request.bearer_auth(token),
+            None => request,
+        }
+    };
+    let (status, error) = json_of(evaluate(None).send().await.unwrap()).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(error["error"]["code"], "unauthorized");
+    let (status, _) = json_of(evaluate(Some("not.a.jwt")).send().await.unwrap()).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, _) = json_of(
+        c.post(server.url("/auth/login"))
+            .json(&json!({"username": "admin", "password": "wrong"}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+
+    let token = server.admin().await;
+    let huge = "x".repeat(10_000);
+    let (status, error) = json_of(
+        c.post(server.url("/v1/evaluate"))
+            .bearer_auth(&token)
+            .header("content-type", "application/json")
+            .body(format!("{{\"agent_type\": \"{huge}\"}}"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{error}");
+    let (status, error) = json_of(
+        c.post(server.url("/v1/evaluate"))
+            .bearer_auth(&token)
+            .json(&json!({"agent_type": "SAC", "environments": ["CartPole-v1"]}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("valid: DQN, A2C, PPO, DDPG")
+    );
+    let (status, _) = json_of(c.get(server.url("/nope")).send().await.unwrap()).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = json_of(
+        c.get(server.url("/v1/jobs/not-a-uuid"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_limits_answer_429_with_retry_after() {
+    let server = Server::start(
+        "ratelimit",
+        &[("rate_limit_rps", "0.5"), ("rate_limit_burst", "3")],
+    )
+    .await;
+    let mut statuses = Vec::new();
+    for _ in 0..5 {
+        let response = server
+            .client
+            .get(server.url("/health"))
+            .send()
+            .await
+            .unwrap();
+        statuses.push(response.status());
+        if response.status() == StatusCode::TOO_MANY_REQUESTS {
+            assert!(response.headers().get("retry-after").is_some());
+        }
+    }
+    assert_eq!(&statuses[..3], [StatusCode::OK; 3]);
+    assert_eq!(statuses[4], StatusCode::TOO_MANY_REQUESTS);
+    server.stop().await;
+}
+
+async fn poll(server: &Server, token: &str, job: &str) -> Value {
+    for _ in 0..600 {
+        let (_, view) = json_of(
+            server
+                .client
+                .get(server.url(&format!("/v1/jobs/{job}")))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        if ["succeeded", "failed", "cancelled"].contains(&view["status"].as_str().unwrap_or("")) {
+            return view;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("job {job} did not finish");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn async_jobs_are_idempotent_cancellable_and_traced() {
+    let server = Server::start("jobs", &[]).await;
+    let c = &server.client;
+    let token = server.admin().await;
+    let body = json!({"agent_type": "PPO", "environments": ["CartPole-v1"], "num_episodes": 5,
+                      "hyperparameters": {"n_timesteps": 4096}});
+    let submit = |key: &str| {
+        c.post(server.url("/v1/evaluate"))
+            .bearer_auth(&token)
+            .header("prefer", "respond-async")
+            .header("idempotency-key", key)
+            .header(
+                "traceparent",
+                "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            )
+            .json(&body)
+    };
+    let response = submit("k-1").send().await.unwrap();
+    let traceparent = response.headers()["traceparent"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(traceparent.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"));
+    let (status, first) = json_of(response).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let job = first["job_id"].as_str().unwrap().to_string();
+    assert_eq!(first["status_url"], format!("/v1/jobs/{job}"));
+    let (_, again) = json_of(submit("k-1").send().await.unwrap()).await;
+    assert_eq!(
+        again["job_id"],
+        job.as_str(),
+        "same Idempotency-Key, same job"
+    );
+    let done = poll(&server, &token, &job).await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+    assert_eq!(done["result"]["results"][0]["environment"], "CartPole-v1");
+
+    // A long job, cancelled while it trains.
+    let long = json!({"agent_type": "PPO", "environments": ["CartPole-v1"],
+                      "hyperparameters": {"n_timesteps": 5000000}});
+    let (_, submitted) = json_of(
+        c.post(server.url("/v1/evaluate"))
+            .bearer_auth(&token)
+            .header("prefer", "respond-async")
+            .json(&long)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let long_job = submitted["job_id"].as_str().unwrap().to_string();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (status, _) = json_of(
+        c.delete(server.url(&format!("/v1/jobs/{long_job}")))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let ended = poll(&server, &token, &long_job).await;
+    assert_eq!(ended["status"], "cancelled", "{ended}");
+    let (status, _) = json_of(
+        c.delete(server.url(&format!("/v1/jobs/{long_job}")))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT, "already cancelled");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_left_by_a_stopped_server_run_after_a_restart() {
+    let dir = std::env::temp_dir().join(format!("tars-api-restart-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    // A job stored as running, as a crash would leave it, and one still queued.
+    {
+        let store = tars_store::Store::connect(&format!("sqlite://{}/tars.db", dir.display()))
+            .await
+            .unwrap();
+        for _ in 0..2 {
+            let job = tars_store::NewJob {
+                id: uuid::Uuid::new_v4(),
+                request: json!({"agent_type": "PPO", "environments": ["CartPole-v1"],
+                                "num_episodes": 3, "hyperparameters": {"n_timesteps": 2048}}),
+                principal: "admin".into(),
+                idempotency_key: None,
+            };
+            store.insert_job(&job).await.unwrap();
+        }
+        let queued = store.requeue_unfinished().await.unwrap();
+        assert!(store.claim_job(queued[0]).await.unwrap());
+        store.close().await;
+    }
+    let server = Server::start_in(dir.clone(), &[]).await;
+    let store = server.running.as_ref().unwrap().state.service.store.clone();
+    for _ in 0..300 {
+        if store.runs(10).await.unwrap().len() == 2 {
+            server.stop().await;
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the resumed jobs did not run");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_requests_never_get_a_5xx_and_store_nothing() {
+    let server = Server::start("fuzz", &[("max_body_bytes", "8192")]).await;
+    let c = &server.client;
+    let token = server.admin().await;
+    let mut rng = 0x2545_f491_4f6c_dd1d_u64;
+    let mut next = move || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng
+    };
+    let fragments = [
+        "{",
+        "}",
+        "[",
+        "]",
+        "\"agent_type\"",
+        ":",
+        ",",
+        "\"DQN\"",
+        "null",
+        "1e999",
+        "-1",
+        "\"environments\"",
+        "[\"CartPole-v1\"]",
+        "\"num_episodes\"",
+        "0",
+        "true",
+        "\"\u{0}\"",
+        "{\"agent_type\": 5}",
+        "\"hyperparameters\"",
+        "{\"gamma\": \"x\"}",
+        "\"seed\"",
+        "18446744073709551616",
+    ];
+    let paths = [
+        "/v1/evaluate",
+        "/v1/baselines",
+        "/auth/login",
+        "/auth/refresh",
+    ];
+    for i in 0..2000 {
+        let mut body = String::new();
+        for _ in 0..(next() % 12) {
+            body.push_str(fragments[(next() % fragments.len() as u64) as usize]);
+        }
+        if i % 97 == 0 {
+            body = "y".repeat(10_000);
+        }
+        let path = paths[(next() % paths.len() as u64) as usize];
+        let mut request = c
+            .post(server.url(path))
+            .header("content-type", "application/json")
+            .body(body.clone());
+        if i % 3 != 0 {
+            request = request.bearer_auth(&token);
+        }
+        let status = request.send().await.unwrap().status();
+        assert!(
+            !status.is_server_error(),
+            "{path} with {body:?} answered {status}"
+        );
+    }
+    let store = &server.running.as_ref().unwrap().state.service.store;
+    assert!(
+        store.runs(10).await.unwrap().is_empty(),
+        "nothing evaluated"
+    );
+    assert!(
+        store.baselines(None, None).await.unwrap().is_empty(),
+        "nothing stored"
+    );
+    server.stop().await;
+}
+
+#[test]
+fn the_committed_openapi_document_matches_the_code() {
+    let generated = serde_json::to_string_pretty(&app::openapi()).unwrap() + "\n";
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/api/openapi.json");
+    if std::env::var_os("TARS_UPDATE_OPENAPI").is_some() {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, &generated).unwrap();
+    }
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        committed == generated,
+        "docs/api/openapi.json is stale; regenerate it with \
+         TARS_UPDATE_OPENAPI=1 cargo test -p tars-server --test api openapi"
+    );
+    for path in [
+        "/v1/evaluate",
+        "/v1/jobs/{job_id}",
+        "/v1/baselines",
+        "/health",
+        "/auth/login",
+    ] {
+        assert!(
+            generated.contains(path),
+            "{path} missing from the OpenAPI document"
+        );
+    }
+}
