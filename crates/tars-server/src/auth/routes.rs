@@ -2,8 +2,8 @@
 
 use super::{Auth, Tokens};
 use crate::error::ApiError;
-use axum::extract::rejection::JsonRejection;
-use axum::extract::{FromRef, FromRequest, Request, State};
+use crate::middleware::ApiJson;
+use axum::extract::{FromRef, State};
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -89,7 +89,7 @@ impl fmt::Debug for RefreshRequest {
 )]
 async fn login(
     State(auth): State<Arc<Auth>>,
-    Body(request): Body<LoginRequest>,
+    ApiJson(request): ApiJson<LoginRequest>,
 ) -> Result<Response, ApiError> {
     let tokens = auth.login(&request.username, &request.password).await?;
     Ok(no_store(tokens))
@@ -113,7 +113,7 @@ async fn login(
 )]
 async fn refresh(
     State(auth): State<Arc<Auth>>,
-    Body(request): Body<RefreshRequest>,
+    ApiJson(request): ApiJson<RefreshRequest>,
 ) -> Result<Response, ApiError> {
     let tokens = auth.refresh(&request.refresh_token).await?;
     Ok(no_store(tokens))
@@ -126,31 +126,4 @@ fn no_store(tokens: Tokens) -> Response {
         .headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
-}
-
-/// A JSON body whose rejections are [`ApiError`]s: bad syntax 400, wrong or missing fields
-/// 422, no JSON content type 415, too large 413.
-struct Body<T>(T);
-
-impl<S, T> FromRequest<S> for Body<T>
-where
-    Json<T>: FromRequest<S, Rejection = JsonRejection>,
-    S: Send + Sync,
-{
-    type Rejection = ApiError;
-
-    async fn from_request(request: Request, state: &S) -> Result<Body<T>, ApiError> {
-        match Json::<T>::from_request(request, state).await {
-            Ok(Json(value)) => Ok(Body(value)),
-            Err(rejection) => {
-                let status = rejection.status();
-                let code = match status.as_u16() {
-                    413 => "payload_too_large",
-                    415 => "unsupported_media_type",
-                    _ => "invalid_request",
-                };
-                Err(ApiError::new(status, code, rejection.body_text()))
-            }
-        }
-    }
 }
