@@ -49,9 +49,9 @@ pub fn metrics_handle() -> PrometheusHandle {
 #[openapi(
     info(title = "T.A.R.S. evaluation service", description = "Evaluate, gate and rank reinforcement-learning agent configurations."),
     paths(routes::evaluate, routes::get_job, routes::cancel_job, routes::get_baselines,
-          routes::get_history, routes::post_baseline, routes::health, routes::ready, routes::metrics),
+          routes::get_history, routes::post_baseline, crate::nash::compute, routes::health, routes::ready, routes::metrics),
     components(schemas(tars_eval::EvalRequest, tars_eval::EvalResponse, routes::JobView,
-                       routes::BaselineView, routes::BaselineBody)),
+                       routes::BaselineView, routes::BaselineBody, crate::nash::NashRequest)),
     modifiers(&Bearer),
 )]
 struct ApiDoc;
@@ -120,6 +120,7 @@ pub fn router(state: AppState) -> Router {
             "/v1/baselines/{agent_type}/history",
             get(routes::get_history),
         )
+        .route("/v1/nash/compute", post(crate::nash::compute))
         .route("/health", get(routes::health))
         .route("/ready", get(routes::ready))
         .route("/metrics", get(routes::metrics))

@@ -9,6 +9,7 @@ pub mod config;
 pub mod error;
 pub mod jobs;
 pub mod middleware;
+pub mod nash;
 pub mod routes;
 pub mod service;
 

@@ -551,3 +551,71 @@ fn the_committed_openapi_document_matches_the_code() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nash_compute_solves_games_and_sets_the_gauges() {
+    let server = Server::start("nash", &[]).await;
+    let c = &server.client;
+    let token = server.admin().await;
+    let post = |body: Value| {
+        c.post(server.url("/v1/nash/compute"))
+            .bearer_auth(&token)
+            .json(&body)
+            .send()
+    };
+    // Battle of the sexes: two pure equilibria and one mixed, all found.
+    let (status, solved) = json_of(
+        post(json!({"payoffs": {"row": [[3, 0], [0, 2]], "col": [[2, 0], [0, 3]]}}))
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{solved}");
+    assert_eq!(solved["equilibria"].as_array().unwrap().len(), 3);
+    assert_eq!(solved["complete"], true);
+    assert!(solved["nash_conv"].as_f64().unwrap().abs() < 1e-9);
+
+    // Proposals × environments: one proposal best everywhere ⇒ no conflict.
+    let (status, report) = json_of(
+        post(
+            json!({"agent_type": "PPO", "scores": [[1.0, 0.9], [0.5, 0.4]],
+                    "environments": ["CartPole-v1", "Acrobot-v1"]}),
+        )
+        .await
+        .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{report}");
+    assert_eq!(report["recommended"], 0);
+    assert!(report["conflict"].as_f64().unwrap().abs() < 1e-9);
+    let metrics = c
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("tars_nash_stability{agent_type=\"PPO\"}"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("tars_nash_conflict{agent_type=\"PPO\"}"));
+
+    for (body, message) in [
+        (json!({"proposal_ids": ["p1"]}), "HyperSync"),
+        (json!({"payoffs": {"row": [[1, 2], [3]]}}), "row"),
+        (json!({}), "exactly one of"),
+    ] {
+        let (status, error) = json_of(post(body.clone()).await.unwrap()).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}: {error}");
+        assert!(
+            error["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains(message),
+            "{error}"
+        );
+    }
+    server.stop().await;
+}
