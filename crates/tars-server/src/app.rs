@@ -25,6 +25,9 @@ pub struct AppState {
     pub metrics: PrometheusHandle,
     pub sync_wait: Duration,
     pub shutting_down: Arc<AtomicBool>,
+    /// The last database check of `/health` and when it ran (reused for up to a second, so a
+    /// probe storm costs one round trip per second; `/ready` always checks).
+    pub health: Arc<std::sync::Mutex<Option<(std::time::Instant, bool)>>>,
 }
 
 impl FromRef<AppState> for Arc<Auth> {
@@ -96,6 +99,7 @@ pub async fn state(config: Config) -> anyhow::Result<AppState> {
         metrics: metrics_handle(),
         sync_wait,
         shutting_down: Arc::new(AtomicBool::new(false)),
+        health: Arc::new(std::sync::Mutex::new(None)),
     })
 }
 
