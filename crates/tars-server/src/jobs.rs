@@ -212,25 +212,25 @@ impl Jobs {
         Ok(Submitted::New(row))
     }
 
-    /// Waits up to `limit` for job `id` to end; returns its status then (or the current one).
+    /// Waits up to `limit` for job `id` to end; returns its row then (or as it is at the
+    /// deadline), `None` when there is no such job.
     pub async fn wait(
         &self,
         id: Uuid,
         limit: Duration,
-    ) -> Result<JobStatus, tars_store::StoreError> {
+    ) -> Result<Option<JobRow>, tars_store::StoreError> {
         let mut finished = self.finished.subscribe();
         let deadline = tokio::time::Instant::now() + limit;
         loop {
-            let status = match self.service.store.job(id).await? {
-                Some(row) => row.status,
-                None => return Ok(JobStatus::Failed),
+            let Some(row) = self.service.store.job(id).await? else {
+                return Ok(None);
             };
-            if status.is_final() {
-                return Ok(status);
+            if row.status.is_final() {
+                return Ok(Some(row));
             }
             match tokio::time::timeout_at(deadline, finished.changed()).await {
                 Ok(Ok(())) => continue,
-                _ => return Ok(status),
+                _ => return Ok(Some(row)),
             }
         }
     }
@@ -242,8 +242,8 @@ impl Jobs {
         Some(serde_json::Value::Object(progress.into_iter().collect()))
     }
 
-    /// Cancels a queued job at once, or asks a running one to stop. Returns the status after.
-    pub async fn cancel(&self, id: Uuid) -> Result<Option<JobStatus>, tars_store::StoreError> {
+    /// Cancels a queued job at once, or asks a running one to stop. Returns the job's row after.
+    pub async fn cancel(&self, id: Uuid) -> Result<Option<JobRow>, tars_store::StoreError> {
         let store = &self.service.store;
         if store
             .finish_job(
@@ -256,12 +256,10 @@ impl Jobs {
             .await?
         {
             self.finished.send_replace(Some((id, JobStatus::Cancelled)));
-            return Ok(Some(JobStatus::Cancelled));
-        }
-        if let Some(live) = self.live.lock().expect("live lock").get(&id) {
+        } else if let Some(live) = self.live.lock().expect("live lock").get(&id) {
             live.cancel.store(true, Ordering::Relaxed);
         }
-        Ok(store.job(id).await?.map(|row| row.status))
+        store.job(id).await
     }
 
     /// Queues again what a previous process left queued or running.

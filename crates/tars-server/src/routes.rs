@@ -99,17 +99,13 @@ pub async fn evaluate(
             ));
         }
     };
-    let status = if respond_async {
-        row.status
+    let row = if respond_async {
+        state.service.store.job(row.id).await?
     } else {
         state.jobs.wait(row.id, state.sync_wait).await?
-    };
-    let row = state
-        .service
-        .store
-        .job(row.id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("job vanished"))?;
+    }
+    .ok_or_else(|| ApiError::not_found("job vanished"))?;
+    let status = row.status;
     if status == JobStatus::Succeeded
         && let Some(run_id) = row.run_id
         && let Some(run) = state.service.store.run(run_id).await?
@@ -132,9 +128,17 @@ pub async fn evaluate(
     Ok(response)
 }
 
-fn job_id(id: &str) -> Result<Uuid, ApiError> {
-    id.parse()
-        .map_err(|_| ApiError::not_found(format!("job '{id}' does not exist (job ids are UUIDs)")))
+/// The stored job `id`, or 404.
+async fn find_job(state: &AppState, id: &str) -> Result<JobRow, ApiError> {
+    let id: Uuid = id.parse().map_err(|_| {
+        ApiError::not_found(format!("job '{id}' does not exist (job ids are UUIDs)"))
+    })?;
+    state
+        .service
+        .store
+        .job(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("job {id} does not exist")))
 }
 
 /// A job's status, progress and result (viewer).
@@ -146,13 +150,7 @@ pub async fn get_job(
     Path(id): Path<String>,
 ) -> Result<Json<JobView>, ApiError> {
     principal.require(Role::Viewer)?;
-    let id = job_id(&id)?;
-    let row = state
-        .service
-        .store
-        .job(id)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("job {id} does not exist")))?;
+    let row = find_job(&state, &id).await?;
     Ok(Json(job_view(&state, row).await?))
 }
 
@@ -166,21 +164,14 @@ pub async fn cancel_job(
     Path(id): Path<String>,
 ) -> Result<Json<JobView>, ApiError> {
     principal.require(Role::Operator)?;
-    let id = job_id(&id)?;
-    let before = state
-        .service
-        .store
-        .job(id)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("job {id} does not exist")))?;
+    let before = find_job(&state, &id).await?;
     if before.status.is_final() {
         return Err(ApiError::conflict(format!(
-            "job {id} already {}; only queued or running jobs can be cancelled",
-            before.status
+            "job {} already {}; only queued or running jobs can be cancelled",
+            before.id, before.status
         )));
     }
-    state.jobs.cancel(id).await?;
-    let row = state.service.store.job(id).await?.unwrap_or(before);
+    let row = state.jobs.cancel(before.id).await?.unwrap_or(before);
     Ok(Json(job_view(&state, row).await?))
 }
 
@@ -276,20 +267,19 @@ pub async fn get_history(
     })?)?;
     let limit = query.limit.unwrap_or(50).clamp(1, 1000);
     let rows = state.service.store.history(&agent, env, limit).await?;
-    Ok(Json(
-        rows.iter()
-            .map(|h| {
-                json!({
-                    "id": h.id, "baseline_id": h.baseline_id, "agent_type": h.agent_type,
-                    "environment": h.environment, "rank": h.rank, "version": h.version,
-                    "mean_reward": h.mean_reward, "std_reward": h.std_reward,
-                    "success_rate": h.success_rate, "hyperparameters": h.hyperparameters,
-                    "action": h.action.as_str(), "eval_result_id": h.eval_result_id,
-                    "actor": h.actor, "created_at": h.created_at.to_rfc3339(),
-                })
-            })
-            .collect(),
-    ))
+    Ok(Json(rows.iter().map(history_json).collect()))
+}
+
+/// One `baseline_history` entry as the API (and `tars baseline history --json`) shows it.
+pub fn history_json(h: &tars_store::HistoryRow) -> Value {
+    json!({
+        "id": h.id, "baseline_id": h.baseline_id, "agent_type": h.agent_type,
+        "environment": h.environment, "rank": h.rank, "version": h.version,
+        "mean_reward": h.mean_reward, "std_reward": h.std_reward,
+        "success_rate": h.success_rate, "hyperparameters": h.hyperparameters,
+        "action": h.action.as_str(), "eval_result_id": h.eval_result_id,
+        "actor": h.actor, "created_at": h.created_at.to_rfc3339(),
+    })
 }
 
 /// A baseline: the seed table's columns. With `expected_version` it is a promotion (re-ranks,

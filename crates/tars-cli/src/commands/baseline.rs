@@ -8,8 +8,9 @@ use std::sync::Arc;
 use tars_eval::EvalRequest;
 use tars_eval::engine::Quiet;
 use tars_server::config::{Config, ConfigArgs};
+use tars_server::routes::{BaselineView, history_json};
 use tars_server::service::Service;
-use tars_store::{BaselineRow, HistoryRow, NewBaseline};
+use tars_store::{BaselineRow, NewBaseline};
 use uuid::Uuid;
 
 /// Arguments of `tars baseline`.
@@ -289,22 +290,7 @@ async fn command(service: &Service, command: BaselineCommand) -> anyhow::Result<
     Ok(())
 }
 
-fn row_json(r: &BaselineRow) -> Value {
-    json!({
-        "id": r.id, "agent_type": r.agent_type, "environment": r.environment,
-        "mean_reward": r.mean_reward, "std_reward": r.std_reward, "success_rate": r.success_rate,
-        "hyperparameters": r.hyperparameters, "version": r.version, "rank": r.rank,
-        "created_at": r.created_at.to_rfc3339(), "updated_at": r.updated_at.to_rfc3339(),
-    })
-}
-
-fn history_json(h: &HistoryRow) -> Value {
-    json!({
-        "id": h.id, "baseline_id": h.baseline_id, "agent_type": h.agent_type,
-        "environment": h.environment, "rank": h.rank, "version": h.version,
-        "mean_reward": h.mean_reward, "std_reward": h.std_reward, "success_rate": h.success_rate,
-        "hyperparameters": h.hyperparameters, "action": h.action.as_str(),
-        "eval_result_id": h.eval_result_id, "actor": h.actor,
-        "created_at": h.created_at.to_rfc3339(),
-    })
+/// A baseline row as the API shows it.
+fn row_json(row: &BaselineRow) -> Value {
+    serde_json::to_value(BaselineView::from(row.clone())).expect("baseline rows serialize")
 }
