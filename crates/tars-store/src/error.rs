@@ -51,6 +51,23 @@ pub enum Conflict {
     /// A user with this name exists already.
     #[error("user '{username}' already exists; pick another name")]
     UserExists { username: String },
+    /// A config write expected the agent at one version but found another.
+    #[error(
+        "agent {agent_type} is at config version {actual}, not {expected}: someone changed it \
+         first; reload (GET /v1/agents/{agent_type}/config) and retry"
+    )]
+    ConfigVersion {
+        agent_type: String,
+        expected: i32,
+        actual: i32,
+    },
+    /// A proposal move expected one status but the proposal is in another.
+    #[error("proposal {id} is {actual}, not {expected}: it changed meanwhile; reload it")]
+    ProposalStatus {
+        id: Uuid,
+        expected: String,
+        actual: String,
+    },
     /// A caller-supplied id is already used.
     #[error("{what} {id} already exists; use a new id or let the store pick one")]
     IdTaken { what: &'static str, id: Uuid },

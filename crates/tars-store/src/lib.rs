@@ -25,6 +25,8 @@
 
 mod error;
 mod health;
+mod hypersync;
+mod id;
 mod jobs;
 mod model;
 mod postgres;
@@ -33,6 +35,10 @@ mod sqlite;
 mod users;
 
 pub use error::{Conflict, StoreError};
+pub use hypersync::{
+    ConfigAction, ConfigRow, MAX_PROPOSALS_LISTED, NewConfig, NewProposal, ProposalEvent,
+    ProposalRow, Transition,
+};
 pub use jobs::{Inserted, JobRow, JobStatus, NewJob};
 pub use model::{
     BaselineRow, HistoryAction, HistoryRow, MAX_ACTOR_CHARS, MAX_AGENT_TYPE_CHARS,

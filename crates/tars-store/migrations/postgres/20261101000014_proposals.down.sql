@@ -1,0 +1,2 @@
+DROP TABLE IF EXISTS proposal_events;
+DROP TABLE IF EXISTS proposals;
