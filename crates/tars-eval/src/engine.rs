@@ -399,6 +399,29 @@ impl Engine {
         })
     }
 
+    /// The checkpoint (safetensors weights, metadata JSON) of the policy `plan` trains on
+    /// environment `idx`: the one its evaluation used, from the cache, or trained again when it
+    /// was evicted (same seed and budget: the same weights). `None` when the plan evaluates a
+    /// stored checkpoint instead of training.
+    pub fn checkpoint(
+        &self,
+        plan: &Plan,
+        idx: usize,
+        reporter: &dyn Reporter,
+    ) -> Result<Option<(Vec<u8>, String)>, EvalError> {
+        let Some(budget) = plan.budgets[idx] else {
+            return Ok(None);
+        };
+        let (trained, _) = self.trained(plan, &plan.environments[idx], budget, reporter)?;
+        Ok(Some(tars_agents::checkpoint::encode(
+            &trained.policy,
+            &trained.hyperparameters,
+            plan.seed,
+            trained.timesteps,
+            &trained.curve,
+        )))
+    }
+
     /// The trained policy for (plan, env, budget): from the cache, or trained now (once, even
     /// when several threads ask at the same time).
     fn trained(

@@ -2,6 +2,7 @@
 
 use crate::auth::Auth;
 use crate::config::Config;
+use crate::hypersync::HyperSync;
 use crate::jobs::{Jobs, LocalQueue};
 use crate::middleware::{self, RateLimiter};
 use crate::routes;
@@ -22,6 +23,7 @@ pub struct AppState {
     pub service: Arc<Service>,
     pub jobs: Arc<Jobs>,
     pub auth: Arc<Auth>,
+    pub hypersync: Arc<HyperSync>,
     pub metrics: PrometheusHandle,
     pub sync_wait: Duration,
     pub shutting_down: Arc<AtomicBool>,
@@ -52,9 +54,18 @@ pub fn metrics_handle() -> PrometheusHandle {
 #[openapi(
     info(title = "T.A.R.S. evaluation service", description = "Evaluate, gate and rank reinforcement-learning agent configurations."),
     paths(routes::evaluate, routes::get_job, routes::cancel_job, routes::get_baselines,
-          routes::get_history, routes::post_baseline, crate::nash::compute, routes::health, routes::ready, routes::metrics),
+          routes::get_history, routes::post_baseline, crate::nash::compute,
+          crate::proposals::create, crate::proposals::get, crate::proposals::list,
+          crate::proposals::approve, crate::proposals::reject, crate::agents::act,
+          crate::agents::get_config, crate::agents::put_config, crate::agents::config_history,
+          crate::agents::rollback, routes::health, routes::ready, routes::metrics),
     components(schemas(tars_eval::EvalRequest, tars_eval::EvalResponse, routes::JobView,
-                       routes::BaselineView, routes::BaselineBody, crate::nash::NashRequest)),
+                       routes::BaselineView, routes::BaselineBody, crate::nash::NashRequest,
+                       crate::hypersync::ProposalBody, crate::hypersync::ConfigBody,
+                       crate::hypersync::ConfigView, crate::proposals::ProposalView,
+                       crate::proposals::EventView, crate::proposals::DecisionBody,
+                       crate::agents::ActBody, crate::agents::ActView,
+                       crate::agents::RollbackBody)),
     modifiers(&Bearer),
 )]
 struct ApiDoc;
@@ -92,10 +103,13 @@ pub async fn state(config: Config) -> anyhow::Result<AppState> {
     let auth = Arc::new(Auth::new(service.store.clone(), &service.config)?);
     auth.bootstrap_admin().await?;
     let jobs = Jobs::new(service.clone(), Arc::new(LocalQueue::new(capacity)));
+    let hypersync = HyperSync::new(service.clone());
+    hypersync.refresh().await?;
     Ok(AppState {
         service,
         jobs,
         auth,
+        hypersync,
         metrics: metrics_handle(),
         sync_wait,
         shutting_down: Arc::new(AtomicBool::new(false)),
@@ -125,6 +139,26 @@ pub fn router(state: AppState) -> Router {
             get(routes::get_history),
         )
         .route("/v1/nash/compute", post(crate::nash::compute))
+        .route(
+            "/v1/proposals",
+            post(crate::proposals::create).get(crate::proposals::list),
+        )
+        .route("/v1/proposals/{id}", get(crate::proposals::get))
+        .route(
+            "/v1/proposals/{id}/approve",
+            post(crate::proposals::approve),
+        )
+        .route("/v1/proposals/{id}/reject", post(crate::proposals::reject))
+        .route("/v1/rollback", post(crate::agents::rollback))
+        .route("/v1/agents/{agent_type}/act", post(crate::agents::act))
+        .route(
+            "/v1/agents/{agent_type}/config",
+            get(crate::agents::get_config).put(crate::agents::put_config),
+        )
+        .route(
+            "/v1/agents/{agent_type}/config/history",
+            get(crate::agents::config_history),
+        )
         .route("/health", get(routes::health))
         .route("/ready", get(routes::ready))
         .route("/metrics", get(routes::metrics))
@@ -194,6 +228,12 @@ pub async fn start(config: Config, signals: bool) -> anyhow::Result<Running> {
         tracing::info!(resumed, "re-queued jobs left by a previous run");
     }
     let worker_tasks = state.jobs.spawn_workers(workers);
+    let resumed = state.hypersync.resume().await?;
+    if resumed > 0 {
+        tracing::info!(resumed, "resumed proposals left by a previous run");
+    }
+    let poll = Duration::from_millis(state.service.config.get_int("config_poll_ms") as u64);
+    let poller = tokio::spawn(poll_configs(state.hypersync.clone(), poll));
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
@@ -220,6 +260,7 @@ pub async fn start(config: Config, signals: bool) -> anyhow::Result<Running> {
         )
         .with_graceful_shutdown(stopped)
         .await?;
+        poller.abort();
         task_state.jobs.close();
         for worker in worker_tasks {
             let _ = worker.await;
@@ -233,6 +274,19 @@ pub async fn start(config: Config, signals: bool) -> anyhow::Result<Running> {
         shutdown,
         task,
     })
+}
+
+/// Picks up config versions written by other processes on the same database (the CLI, other
+/// replicas) every `every`.
+async fn poll_configs(hypersync: Arc<HyperSync>, every: Duration) {
+    let mut interval = tokio::time::interval(every);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        interval.tick().await;
+        if let Err(err) = hypersync.refresh().await {
+            tracing::warn!(error = %err.message, "checking for config changes failed");
+        }
+    }
 }
 
 async fn shutdown_signal() {

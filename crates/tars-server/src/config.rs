@@ -113,6 +113,27 @@ const KEYS: &[Key] = &[
         1e6,
         "max std / baseline std",
     ),
+    Key::int(
+        "auto_rollback",
+        1,
+        0,
+        1,
+        "1: roll back a change its post-apply evaluation finds a regression",
+    ),
+    Key::int(
+        "post_apply_episodes",
+        50,
+        1,
+        10_000,
+        "episodes of the post-apply evaluation",
+    ),
+    Key::int(
+        "config_poll_ms",
+        500,
+        10,
+        600_000,
+        "how often a server picks up config changes made elsewhere",
+    ),
     Key::text(
         "jwt_algorithm",
         "HS256",

@@ -3,13 +3,16 @@
 //!
 //! Everything here may touch sockets, files and clocks; the domain crates below do not.
 
+pub mod agents;
 pub mod app;
 pub mod auth;
 pub mod config;
 pub mod error;
+pub mod hypersync;
 pub mod jobs;
 pub mod middleware;
 pub mod nash;
+pub mod proposals;
 pub mod routes;
 pub mod service;
 

@@ -3,80 +3,13 @@
 //! asynchronous jobs, idempotency, cancellation, restart recovery, traceparent, metrics and the
 //! committed OpenAPI document.
 
-use reqwest::{Client, StatusCode};
+mod common;
+
+use common::{Server, json_of};
+use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::time::Duration;
-use tars_server::app::{self, Running};
-use tars_server::{Config, ConfigArgs};
-
-const ADMIN_PASSWORD: &str = "correct horse battery staple";
-
-struct Server {
-    running: Option<Running>,
-    base: String,
-    client: Client,
-    dir: std::path::PathBuf,
-}
-
-impl Server {
-    async fn start(name: &str, extra: &[(&'static str, &str)]) -> Server {
-        let dir = std::env::temp_dir().join(format!("tars-api-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        Server::start_in(dir, extra).await
-    }
-
-    async fn start_in(dir: std::path::PathBuf, extra: &[(&'static str, &str)]) -> Server {
-        let dir_text = dir.display().to_string();
-        let mut values = vec![
-            ("data_dir", dir_text.as_str()),
-            ("port", "0"),
-            ("admin_password", ADMIN_PASSWORD),
-            ("rate_limit_rps", "0"),
-        ];
-        values.extend_from_slice(extra);
-        let config = Config::load(&ConfigArgs::with(&values)).unwrap();
-        let running = app::start(config, false).await.unwrap();
-        Server {
-            base: format!("http://{}", running.addr),
-            running: Some(running),
-            client: Client::new(),
-            dir,
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
-    }
-
-    async fn token(&self, username: &str, password: &str) -> String {
-        let response = self
-            .client
-            .post(self.url("/auth/login"))
-            .json(&json!({"username": username, "password": password}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), StatusCode::OK);
-        let body: Value = response.json().await.unwrap();
-        assert_eq!(body["token_type"], "bearer");
-        body["access_token"].as_str().unwrap().to_string()
-    }
-
-    async fn admin(&self) -> String {
-        self.token("admin", ADMIN_PASSWORD).await
-    }
-
-    async fn stop(mut self) -> std::path::PathBuf {
-        self.running.take().unwrap().stop().await.unwrap();
-        self.dir.clone()
-    }
-}
-
-async fn json_of(response: reqwest::Response) -> (StatusCode, Value) {
-    let status = response.status();
-    let body = response.json().await.unwrap_or(Value::Null);
-    (status, body)
-}
+use tars_server::app;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_seeds_verification_section_replays_over_http() {

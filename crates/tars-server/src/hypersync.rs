@@ -1,0 +1,814 @@
+//! HyperSync orchestration: proposals gated by the evaluation engine, the versioned live
+//! configuration of each agent type, hot reload and rollback.
+//!
+//! A change becomes live in three steps: its checkpoint is loaded into a new
+//! [`Snapshot`] (off the request path; a bad checkpoint fails here and changes nothing), the
+//! store writes the next config version (a compare-and-set), then the snapshot is swapped in.
+//! Other processes on the same database pick the new version up within `config_poll_ms`
+//! ([`HyperSync::refresh`]). After a change, a post-apply evaluation of the live checkpoint
+//! rolls it back when the detector asks for it (`auto_rollback`).
+
+use crate::error::ApiError;
+use crate::service::{Service, load_checkpoint};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tars_agents::Algo;
+use tars_eval::EvalRequest;
+use tars_eval::engine::Quiet;
+use tars_hypersync::{
+    Action, ActiveConfig, LiveAgents, ProposalStatus, Snapshot, Verdict, verdict,
+};
+use tars_store::{
+    ConfigAction, ConfigRow, Conflict, NewConfig, NewProposal, ProposalRow, StoreError, Transition,
+};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+/// The actor of the service's own moves (evaluation verdicts, automatic rollbacks).
+pub const SYSTEM_ACTOR: &str = "hypersync";
+
+/// `POST /v1/proposals`: a hyperparameter change for one agent type.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProposalBody {
+    /// `DQN`, `A2C`, `PPO` or `DDPG`, any case.
+    pub agent_type: String,
+    /// Hyperparameter overrides (SB3 names), like `/v1/evaluate`'s `hyperparameters`.
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub proposed_hyperparameters: Map<String, Value>,
+    /// Evaluate against the rank-1 baseline first (default true); a regression rejects it.
+    #[serde(default = "yes")]
+    pub evaluate_before_apply: bool,
+    /// Default: the environment of the active config, else CartPole-v1 (Pendulum-v1 for DDPG).
+    #[serde(default)]
+    pub environments: Vec<String>,
+    /// Why the change is wanted.
+    #[serde(default)]
+    pub reason: Option<String>,
+    /// Apply as soon as it passes, without waiting for an approval (admins only).
+    #[serde(default)]
+    pub auto_apply: bool,
+    #[serde(default)]
+    pub num_episodes: Option<i64>,
+    #[serde(default)]
+    pub quick_mode: bool,
+    #[serde(default)]
+    pub seed: Option<u64>,
+    /// A stored checkpoint trained with these hyperparameters; default: the policy the
+    /// evaluation trains.
+    #[serde(default)]
+    pub checkpoint_id: Option<String>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// `PUT /v1/agents/{type}/config`.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigBody {
+    /// The version read from `GET …/config` (0 when the agent has none); 409 when it moved.
+    pub expected_version: Option<i32>,
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub hyperparameters: Map<String, Value>,
+    /// The trained policy `act` serves; without one, `act` answers 409.
+    #[serde(default)]
+    pub checkpoint_id: Option<String>,
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// A config version as the API shows it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ConfigView {
+    pub agent_type: String,
+    pub version: i32,
+    #[schema(value_type = Object)]
+    pub hyperparameters: Value,
+    pub checkpoint_id: Option<String>,
+    pub environment: Option<String>,
+    /// set, apply or rollback.
+    pub action: String,
+    pub proposal_id: Option<Uuid>,
+    pub restored_version: Option<i32>,
+    pub actor: String,
+    pub reason: Option<String>,
+    pub created_at: String,
+}
+
+impl From<ConfigRow> for ConfigView {
+    fn from(row: ConfigRow) -> ConfigView {
+        ConfigView {
+            agent_type: row.agent_type,
+            version: row.version,
+            hyperparameters: row.hyperparameters,
+            checkpoint_id: row.checkpoint_id,
+            environment: row.environment,
+            action: row.action.as_str().to_string(),
+            proposal_id: row.proposal_id,
+            restored_version: row.restored_version,
+            actor: row.actor,
+            reason: row.reason,
+            created_at: row.created_at.to_rfc3339(),
+        }
+    }
+}
+
+/// The orchestrator of one process.
+pub struct HyperSync {
+    service: Arc<Service>,
+    live: LiveAgents,
+    /// Bumped on every proposal move, so waiters wake up.
+    changed: tokio::sync::watch::Sender<u64>,
+    auto_rollback: bool,
+    post_apply_episodes: i64,
+}
+
+/// Parses an agent type, or says which are valid.
+pub fn parse_agent(agent_type: &str) -> Result<Algo, ApiError> {
+    agent_type.parse::<Algo>().map_err(|_| {
+        ApiError::unprocessable(format!(
+            "unknown agent_type '{agent_type}'; valid: DQN, A2C, PPO, DDPG"
+        ))
+    })
+}
+
+fn default_env(algo: Algo) -> &'static str {
+    match algo {
+        Algo::Ddpg => "Pendulum-v1",
+        _ => "CartPole-v1",
+    }
+}
+
+impl HyperSync {
+    pub fn new(service: Arc<Service>) -> Arc<HyperSync> {
+        let config = &service.config;
+        Arc::new(HyperSync {
+            auto_rollback: config.get_int("auto_rollback") == 1,
+            post_apply_episodes: config.get_int("post_apply_episodes"),
+            service,
+            live: LiveAgents::new(),
+            changed: tokio::sync::watch::channel(0).0,
+        })
+    }
+
+    pub fn live(&self) -> &LiveAgents {
+        &self.live
+    }
+
+    /// Loads every agent's active config the store has that this process does not serve yet
+    /// (all of them at start; later, the ones another process changed). Returns how many
+    /// snapshots it installed.
+    pub async fn refresh(&self) -> Result<usize, ApiError> {
+        let mut installed = 0;
+        for (agent, version) in self.service.store.config_versions().await? {
+            let live = self.live.snapshot(&agent).map_or(0, |s| s.config.version);
+            if live >= version {
+                continue;
+            }
+            let Some(row) = self.service.store.config(&agent, Some(version)).await? else {
+                continue;
+            };
+            match self.snapshot(&row, Instant::now()).await {
+                Ok(snapshot) => {
+                    installed += usize::from(self.install(snapshot));
+                }
+                Err(err) => tracing::error!(
+                    agent_type = %agent, version, error = %err.message,
+                    "cannot load the active config; still serving the previous one"
+                ),
+            }
+        }
+        Ok(installed)
+    }
+
+    fn install(&self, snapshot: Snapshot) -> bool {
+        let agent = snapshot.config.agent_type.clone();
+        let version = snapshot.config.version;
+        let installed = self.live.install(snapshot);
+        if installed {
+            metrics::gauge!("tars_hypersync_config_version", "agent_type" => agent.clone())
+                .set(f64::from(version));
+            tracing::info!(agent_type = %agent, version, "config swapped in");
+        }
+        installed
+    }
+
+    /// Builds the snapshot of a stored config: loads its checkpoint (blocking I/O, off the
+    /// async threads) and checks it fits the agent type and environment.
+    async fn snapshot(&self, row: &ConfigRow, requested_at: Instant) -> Result<Snapshot, ApiError> {
+        let config = ActiveConfig {
+            agent_type: row.agent_type.clone(),
+            version: row.version,
+            hyperparameters: row.hyperparameters.clone(),
+            checkpoint_id: row.checkpoint_id.clone(),
+            environment: row.environment.clone(),
+        };
+        let policy = match &row.checkpoint_id {
+            Some(id) => Some(self.policy(id).await?.0),
+            None => None,
+        };
+        Snapshot::new(config, policy, requested_at)
+            .map_err(|e| ApiError::unprocessable(e.to_string()))
+    }
+
+    async fn policy(&self, id: &str) -> Result<(tars_agents::Policy, String), ApiError> {
+        let dir = self.service.config.data_dir();
+        let id = id.to_string();
+        let loaded = tokio::task::spawn_blocking(move || load_checkpoint(&dir, &id))
+            .await
+            .map_err(|e| ApiError::internal("loading a checkpoint", e))?
+            .map_err(|e| ApiError::unprocessable(format!("{e:#}")))?;
+        let env = loaded.policy.env_id.clone();
+        Ok((loaded.policy, env))
+    }
+
+    /// The active config of `agent_type`, or 404.
+    pub async fn config(&self, agent_type: &str) -> Result<ConfigRow, ApiError> {
+        let algo = parse_agent(agent_type)?;
+        self.service
+            .store
+            .config(algo.name(), None)
+            .await?
+            .ok_or_else(|| {
+                ApiError::not_found(format!(
+                    "{} has no active config yet; PUT /v1/agents/{}/config or apply a proposal",
+                    algo.name(),
+                    algo.name()
+                ))
+            })
+    }
+
+    /// Writes a new config version directly (admin), swaps it in, and watches it.
+    pub async fn put_config(
+        self: &Arc<Self>,
+        agent_type: &str,
+        body: ConfigBody,
+        actor: &str,
+    ) -> Result<ConfigRow, ApiError> {
+        let algo = parse_agent(agent_type)?;
+        let expected_version = body.expected_version.ok_or_else(|| {
+            ApiError::unprocessable(format!(
+                "expected_version is required: the version GET /v1/agents/{}/config shows \
+                 (0 when the agent has no config yet)",
+                algo.name()
+            ))
+        })?;
+        let requested_at = Instant::now();
+        let environment = match &body.checkpoint_id {
+            Some(id) => Some(self.policy(id).await?.1),
+            None => None,
+        };
+        self.check_hyperparameters(
+            algo,
+            environment.as_deref().unwrap_or(default_env(algo)),
+            &body.hyperparameters,
+        )?;
+        let new = NewConfig {
+            agent_type: algo.name().to_string(),
+            expected_version,
+            hyperparameters: Value::Object(body.hyperparameters),
+            checkpoint_id: body.checkpoint_id,
+            environment,
+            action: ConfigAction::Set,
+            proposal_id: None,
+            restored_version: None,
+            actor: actor.to_string(),
+            reason: body.reason,
+            transition: None,
+        };
+        self.write_config(new, requested_at).await
+    }
+
+    /// Checks the snapshot loads, writes the config, swaps it in, starts the post-apply watch.
+    async fn write_config(
+        self: &Arc<Self>,
+        new: NewConfig,
+        requested_at: Instant,
+    ) -> Result<ConfigRow, ApiError> {
+        let pending = ConfigRow {
+            agent_type: new.agent_type.clone(),
+            version: new.expected_version + 1,
+            hyperparameters: new.hyperparameters.clone(),
+            checkpoint_id: new.checkpoint_id.clone(),
+            environment: new.environment.clone(),
+            action: new.action,
+            proposal_id: new.proposal_id,
+            restored_version: new.restored_version,
+            actor: new.actor.clone(),
+            reason: new.reason.clone(),
+            created_at: chrono::Utc::now(),
+        };
+        let snapshot = self.snapshot(&pending, requested_at).await?;
+        let row = self.service.store.insert_config(&new).await?;
+        self.install(snapshot);
+        if new.action != ConfigAction::Rollback {
+            self.watch(row.clone());
+        }
+        Ok(row)
+    }
+
+    fn check_hyperparameters(
+        &self,
+        algo: Algo,
+        env: &str,
+        hyperparameters: &Map<String, Value>,
+    ) -> Result<(), ApiError> {
+        tars_agents::train::plan(algo, env, hyperparameters, None)
+            .map(|_| ())
+            .map_err(|e| ApiError::unprocessable(e.to_string()))
+    }
+
+    /// Stores a proposal and starts its evaluation (or decides at once without one).
+    pub async fn propose(
+        self: &Arc<Self>,
+        mut body: ProposalBody,
+        actor: &str,
+        may_apply: bool,
+    ) -> Result<ProposalRow, ApiError> {
+        let algo = parse_agent(&body.agent_type)?;
+        body.agent_type = algo.name().to_string();
+        if body.auto_apply && !may_apply {
+            return Err(ApiError::forbidden(
+                "auto_apply needs the admin role; submit without it and ask an admin to approve",
+            ));
+        }
+        if body.environments.is_empty() {
+            let active = self.service.store.config(algo.name(), None).await?;
+            let env = active.and_then(|c| c.environment);
+            body.environments = vec![env.unwrap_or_else(|| default_env(algo).to_string())];
+        }
+        // Everything the evaluation would refuse is refused now, before anything is stored.
+        let request = eval_request(&body, body.checkpoint_id.as_deref(), body.seed.unwrap_or(0));
+        request
+            .validate(self.service.engine.config(), 0)
+            .map_err(ApiError::from)?;
+        if let Some(id) = &body.checkpoint_id {
+            let (policy, _) = self.policy(id).await?;
+            if policy.algo != algo {
+                return Err(ApiError::unprocessable(format!(
+                    "checkpoint {id} holds a {} policy; a {} proposal needs a {} checkpoint",
+                    policy.algo.name(),
+                    algo.name(),
+                    algo.name()
+                )));
+            }
+        }
+        let row = self
+            .service
+            .store
+            .insert_proposal(&NewProposal {
+                id: Uuid::new_v4(),
+                agent_type: algo.name().to_string(),
+                hyperparameters: Value::Object(body.proposed_hyperparameters.clone()),
+                request: serde_json::to_value(&body).expect("the body serialises"),
+                reason: body.reason.clone(),
+                created_by: actor.to_string(),
+            })
+            .await?;
+        self.counted(&row);
+        if body.evaluate_before_apply {
+            let row = self
+                .move_to(&row, Action::Evaluate, SYSTEM_ACTOR, None, None, None)
+                .await?;
+            let this = self.clone();
+            let id = row.id;
+            tokio::spawn(async move { this.evaluate(id).await });
+            Ok(row)
+        } else {
+            self.decide(row, None, may_apply, (None, None)).await
+        }
+    }
+
+    /// Applies the verdict: reject, await approval, or apply.
+    /// `evaluated` is the evaluation's run id and the checkpoint it trained, recorded with
+    /// the move.
+    async fn decide(
+        self: &Arc<Self>,
+        row: ProposalRow,
+        regression: Option<(bool, String)>,
+        may_apply: bool,
+        evaluated: (Option<Uuid>, Option<String>),
+    ) -> Result<ProposalRow, ApiError> {
+        let body: ProposalBody = serde_json::from_value(row.request.clone())
+            .map_err(|e| ApiError::internal("reading a stored proposal", e))?;
+        let regression_ref = regression.as_ref().map(|(d, r)| (*d, r.as_str()));
+        let (evaluation_id, checkpoint_id) = evaluated;
+        let (action, actor, reason) = match verdict(regression_ref, body.auto_apply, may_apply) {
+            Verdict::Reject(reason) => (Action::Reject, SYSTEM_ACTOR.to_string(), Some(reason)),
+            // The admin sees what the detector said, e.g. a low-severity variance warning.
+            Verdict::AwaitApproval => (
+                Action::AwaitApproval,
+                SYSTEM_ACTOR.to_string(),
+                regression.as_ref().map(|(_, reason)| reason.clone()),
+            ),
+            Verdict::Apply => (
+                Action::Approve,
+                row.created_by.clone(),
+                Some("auto_apply: no regression".to_string()),
+            ),
+        };
+        let row = self
+            .move_to(&row, action, &actor, reason, evaluation_id, checkpoint_id)
+            .await?;
+        if action == Action::Approve {
+            return self.apply(row, SYSTEM_ACTOR).await;
+        }
+        Ok(row)
+    }
+
+    /// Runs a proposal's evaluation and moves it on; a failure rejects it with the error.
+    async fn evaluate(self: Arc<Self>, id: Uuid) {
+        if let Err(err) = self.try_evaluate(id).await {
+            tracing::error!(proposal = %id, error = %err.message, "proposal evaluation failed");
+            if let Ok(Some(row)) = self.service.store.proposal(id).await
+                && row.status == "evaluating"
+            {
+                let reason = format!("the evaluation failed: {}", err.message);
+                let _ = self
+                    .move_to(&row, Action::Reject, SYSTEM_ACTOR, Some(reason), None, None)
+                    .await;
+            }
+        }
+    }
+
+    async fn try_evaluate(self: &Arc<Self>, id: Uuid) -> Result<(), ApiError> {
+        let row = self.proposal(id).await?;
+        let body: ProposalBody = serde_json::from_value(row.request.clone())
+            .map_err(|e| ApiError::internal("reading a stored proposal", e))?;
+        let seed = body.seed.unwrap_or(0);
+        let request = eval_request(&body, body.checkpoint_id.as_deref(), seed);
+        let outcome = self
+            .service
+            .evaluate(&request, Arc::new(Quiet))
+            .await
+            .map_err(|e| match e.downcast::<tars_eval::EvalError>() {
+                Ok(err) => ApiError::from(err),
+                Err(err) => ApiError::internal("the proposal's evaluation", err),
+            })?;
+        let response = outcome.response;
+        let checkpoint_id = match &body.checkpoint_id {
+            Some(id) => id.clone(),
+            None => self.save_checkpoint(&request, id).await?,
+        };
+        let regression = response
+            .regression
+            .as_ref()
+            .map(|r| (r.should_rollback, r.reason.clone()));
+        let evaluation_id = response
+            .evaluation_id
+            .parse()
+            .ok()
+            .filter(|_| outcome.unsaved.is_none());
+        // auto_apply was checked against the proposer's role when it was submitted.
+        self.decide(row, regression, true, (evaluation_id, Some(checkpoint_id)))
+            .await?;
+        Ok(())
+    }
+
+    /// Writes the policy the evaluation trained to `<data_dir>/checkpoints/proposal-<id>`.
+    async fn save_checkpoint(&self, request: &EvalRequest, id: Uuid) -> Result<String, ApiError> {
+        let plan = request.validate(self.service.engine.config(), 0)?;
+        let engine = self.service.engine.clone();
+        let name = format!("proposal-{id}");
+        let dir: PathBuf = self
+            .service
+            .config
+            .data_dir()
+            .join("checkpoints")
+            .join(&name);
+        tokio::task::spawn_blocking(move || -> Result<(), ApiError> {
+            let (weights, metadata) = engine
+                .checkpoint(&plan, 0, &Quiet)?
+                .expect("a proposal without checkpoint_id trains");
+            std::fs::create_dir_all(&dir)
+                .and_then(|()| {
+                    std::fs::write(dir.join(tars_agents::checkpoint::WEIGHTS_FILE), weights)
+                })
+                .and_then(|()| {
+                    std::fs::write(dir.join(tars_agents::checkpoint::METADATA_FILE), metadata)
+                })
+                .map_err(|e| ApiError::internal("writing the proposal's checkpoint", e))
+        })
+        .await
+        .map_err(|e| ApiError::internal("writing the proposal's checkpoint", e))??;
+        Ok(name)
+    }
+
+    /// Approves a proposal awaiting approval and applies it (admin).
+    pub async fn approve(
+        self: &Arc<Self>,
+        id: Uuid,
+        actor: &str,
+        reason: Option<String>,
+    ) -> Result<ProposalRow, ApiError> {
+        let row = self.proposal(id).await?;
+        let row = self
+            .move_to(&row, Action::Approve, actor, reason, None, None)
+            .await?;
+        self.apply(row, actor).await
+    }
+
+    /// Rejects a proposal that is not decided yet (admin).
+    pub async fn reject(
+        &self,
+        id: Uuid,
+        actor: &str,
+        reason: Option<String>,
+    ) -> Result<ProposalRow, ApiError> {
+        let row = self.proposal(id).await?;
+        self.move_to(&row, Action::Reject, actor, reason, None, None)
+            .await
+    }
+
+    /// Makes an approved proposal the agent's next config version.
+    async fn apply(
+        self: &Arc<Self>,
+        row: ProposalRow,
+        actor: &str,
+    ) -> Result<ProposalRow, ApiError> {
+        let body: ProposalBody = serde_json::from_value(row.request.clone())
+            .map_err(|e| ApiError::internal("reading a stored proposal", e))?;
+        let requested_at = Instant::now();
+        for _ in 0..5 {
+            let expected_version = self.service.store.config_version(&row.agent_type).await?;
+            let new = NewConfig {
+                agent_type: row.agent_type.clone(),
+                expected_version,
+                hyperparameters: row.hyperparameters.clone(),
+                checkpoint_id: row.checkpoint_id.clone(),
+                environment: body.environments.first().cloned(),
+                action: ConfigAction::Apply,
+                proposal_id: Some(row.id),
+                restored_version: None,
+                actor: actor.to_string(),
+                reason: body.reason.clone(),
+                transition: Some(self.transition(&row, ProposalStatus::Applied, actor, None)),
+            };
+            match self.write_config(new, requested_at).await {
+                Ok(_) => {
+                    let applied = self.proposal(row.id).await?;
+                    self.counted(&applied);
+                    return Ok(applied);
+                }
+                // Someone else wrote a version meanwhile: apply on top of it.
+                Err(err) if err.code == "conflict" && err.message.contains("config version") => {
+                    continue;
+                }
+                Err(err) => return Err(err),
+            }
+        }
+        Err(ApiError::conflict(format!(
+            "the config of {} kept changing while proposal {} was applied; approve it again",
+            row.agent_type, row.id
+        )))
+    }
+
+    /// Restores an earlier config version (default: the one before the active one).
+    pub async fn rollback(
+        self: &Arc<Self>,
+        agent_type: &str,
+        to_version: Option<i32>,
+        reason: Option<String>,
+        actor: &str,
+    ) -> Result<ConfigRow, ApiError> {
+        let requested_at = Instant::now();
+        let current = self.config(agent_type).await?;
+        let agent = current.agent_type.clone();
+        let target = to_version.unwrap_or(current.version - 1);
+        if current.version == 1 && to_version.is_none() {
+            return Err(ApiError::conflict(format!(
+                "{agent} is at its first config version (v1); there is nothing before it to roll back to"
+            )));
+        }
+        if target < 1 || target >= current.version {
+            return Err(ApiError::unprocessable(format!(
+                "to_version {target} is not an earlier version of {agent}: valid 1..={}",
+                current.version - 1
+            )));
+        }
+        let restored = self
+            .service
+            .store
+            .config(&agent, Some(target))
+            .await?
+            .ok_or_else(|| {
+                ApiError::not_found(format!("{agent} has no config version {target}"))
+            })?;
+        // The proposal that made the active version is rolled back with it.
+        let transition = match current.proposal_id {
+            Some(id) => self
+                .service
+                .store
+                .proposal(id)
+                .await?
+                .filter(|p| p.status == "applied" && p.applied_version == Some(current.version))
+                .map(|p| self.transition(&p, ProposalStatus::RolledBack, actor, reason.clone())),
+            None => None,
+        };
+        let new = NewConfig {
+            agent_type: agent.clone(),
+            expected_version: current.version,
+            hyperparameters: restored.hyperparameters.clone(),
+            checkpoint_id: restored.checkpoint_id.clone(),
+            environment: restored.environment.clone(),
+            action: ConfigAction::Rollback,
+            proposal_id: restored.proposal_id,
+            restored_version: Some(target),
+            actor: actor.to_string(),
+            reason,
+            transition,
+        };
+        let row = self.write_config(new, requested_at).await?;
+        let trigger = if actor == SYSTEM_ACTOR {
+            "automatic"
+        } else {
+            "manual"
+        };
+        metrics::counter!("tars_hypersync_rollbacks_total", "agent_type" => agent, "trigger" => trigger)
+            .increment(1);
+        Ok(row)
+    }
+
+    /// After a change: evaluates the live checkpoint on fresh episodes and rolls the change
+    /// back when the detector asks for it (and `auto_rollback` is on).
+    fn watch(self: &Arc<Self>, row: ConfigRow) {
+        let (true, Some(checkpoint)) = (self.auto_rollback, row.checkpoint_id.clone()) else {
+            return;
+        };
+        let this = self.clone();
+        tokio::spawn(async move {
+            let request = EvalRequest {
+                agent_type: row.agent_type.clone(),
+                agent_state: json!({"checkpoint_id": checkpoint}),
+                hyperparameters: Map::new(),
+                environments: vec![row.environment.clone().unwrap_or_default()],
+                num_episodes: Some(this.post_apply_episodes),
+                quick_mode: false,
+                compare_to_baseline: true,
+                // Fresh episodes, not the ones the proposal was judged on.
+                seed: Some(1_000 + row.version as u64),
+                include_episodes: false,
+            };
+            let outcome = match this.service.evaluate(&request, Arc::new(Quiet)).await {
+                Ok(outcome) => outcome,
+                Err(err) => {
+                    tracing::error!(agent_type = %row.agent_type, version = row.version, error = %err, "post-apply evaluation failed");
+                    return;
+                }
+            };
+            let Some(regression) = outcome.response.regression.filter(|r| r.should_rollback) else {
+                return;
+            };
+            match this.service.store.config_version(&row.agent_type).await {
+                Ok(version) if version == row.version => {}
+                _ => return, // Changed again meanwhile: that change has its own watch.
+            }
+            let reason = format!(
+                "post-apply evaluation of v{}: {}",
+                row.version, regression.reason
+            );
+            match this
+                .rollback(&row.agent_type, None, Some(reason), SYSTEM_ACTOR)
+                .await
+            {
+                Ok(back) => {
+                    tracing::warn!(agent_type = %row.agent_type, from = row.version, to = back.version, "rolled back automatically")
+                }
+                Err(err) => {
+                    tracing::error!(agent_type = %row.agent_type, error = %err.message, "automatic rollback failed")
+                }
+            }
+        });
+    }
+
+    pub async fn proposal(&self, id: Uuid) -> Result<ProposalRow, ApiError> {
+        self.service
+            .store
+            .proposal(id)
+            .await?
+            .ok_or_else(|| ApiError::not_found(format!("proposal {id} does not exist")))
+    }
+
+    /// Waits up to `limit` for the proposal to leave `evaluating`.
+    pub async fn wait(&self, id: Uuid, limit: Duration) -> Result<ProposalRow, ApiError> {
+        let mut changed = self.changed.subscribe();
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let row = self.proposal(id).await?;
+            if row.status != "evaluating" {
+                return Ok(row);
+            }
+            if tokio::time::timeout_at(deadline, changed.changed())
+                .await
+                .is_err()
+            {
+                return Ok(row);
+            }
+        }
+    }
+
+    /// Re-runs what a stopped process left half-done: evaluations, and approved proposals
+    /// that were not applied yet.
+    pub async fn resume(self: &Arc<Self>) -> Result<usize, ApiError> {
+        let store = &self.service.store;
+        let evaluating = store
+            .proposals(None, Some("evaluating"), tars_store::MAX_PROPOSALS_LISTED)
+            .await?;
+        let approved = store
+            .proposals(None, Some("approved"), tars_store::MAX_PROPOSALS_LISTED)
+            .await?;
+        let n = evaluating.len() + approved.len();
+        for row in evaluating {
+            tokio::spawn(self.clone().evaluate(row.id));
+        }
+        for row in approved {
+            let this = self.clone();
+            tokio::spawn(async move {
+                if let Err(err) = this.apply(row, SYSTEM_ACTOR).await {
+                    tracing::error!(error = %err.message, "resuming an approved proposal failed");
+                }
+            });
+        }
+        Ok(n)
+    }
+
+    fn transition(
+        &self,
+        row: &ProposalRow,
+        to: ProposalStatus,
+        actor: &str,
+        reason: Option<String>,
+    ) -> Transition {
+        Transition {
+            id: row.id,
+            from: row.status.clone(),
+            to: to.as_str().to_string(),
+            actor: actor.to_string(),
+            reason,
+            evaluation_id: None,
+            checkpoint_id: None,
+        }
+    }
+
+    /// One legal move, as a compare-and-set on the status `row` shows.
+    async fn move_to(
+        &self,
+        row: &ProposalRow,
+        action: Action,
+        actor: &str,
+        reason: Option<String>,
+        evaluation_id: Option<Uuid>,
+        checkpoint_id: Option<String>,
+    ) -> Result<ProposalRow, ApiError> {
+        let status = ProposalStatus::parse(&row.status)
+            .map_err(|e| ApiError::internal("reading a proposal", e))?;
+        let to = status
+            .check(action)
+            .map_err(|e| ApiError::conflict(format!("proposal {}: {e}", row.id)))?;
+        let mut transition = self.transition(row, to, actor, reason);
+        transition.evaluation_id = evaluation_id;
+        transition.checkpoint_id = checkpoint_id;
+        let moved = self
+            .service
+            .store
+            .transition_proposal(&transition)
+            .await
+            .map_err(|err| match err {
+                StoreError::Conflict(Conflict::ProposalStatus { .. }) => {
+                    ApiError::conflict(err.to_string())
+                }
+                other => other.into(),
+            })?;
+        self.counted(&moved);
+        Ok(moved)
+    }
+
+    fn counted(&self, row: &ProposalRow) {
+        metrics::counter!("tars_hypersync_proposals_total", "status" => row.status.clone())
+            .increment(1);
+        self.changed.send_modify(|n| *n += 1);
+    }
+}
+
+/// The evaluation a proposal runs: its hyperparameters on its environments, against the
+/// rank-1 baselines.
+fn eval_request(body: &ProposalBody, checkpoint_id: Option<&str>, seed: u64) -> EvalRequest {
+    EvalRequest {
+        agent_type: body.agent_type.clone(),
+        agent_state: checkpoint_id.map_or(Value::Null, |id| json!({"checkpoint_id": id})),
+        hyperparameters: body.proposed_hyperparameters.clone(),
+        environments: body.environments.clone(),
+        num_episodes: body.num_episodes,
+        quick_mode: body.quick_mode,
+        compare_to_baseline: true,
+        seed: Some(seed),
+        include_episodes: false,
+    }
+}
