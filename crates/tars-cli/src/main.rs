@@ -27,6 +27,14 @@ enum Command {
     Eval(commands::eval::EvalArgs),
     /// List, inspect, insert, promote and bootstrap the ranked baselines.
     Baseline(commands::baseline::BaselineArgs),
+    /// Propose a hyperparameter change: evaluated against the baseline, then approved.
+    Propose(commands::hypersync::ProposeArgs),
+    /// List, show, approve and reject proposals.
+    Proposals(commands::hypersync::ProposalsArgs),
+    /// Restore an earlier config version of an agent type.
+    Rollback(commands::hypersync::RollbackArgs),
+    /// The live agents' configurations and their history.
+    Agents(commands::hypersync::AgentsArgs),
     /// Run the HTTP service (evaluations, jobs, baselines, auth, metrics, OpenAPI).
     Serve(commands::serve::ServeArgs),
     /// Add, list, re-password and remove the users of the HTTP API.
@@ -49,6 +57,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Config(args) => commands::config::run(args),
         Command::User(args) => commands::user::run(args),
         Command::Serve(args) => commands::serve::run(args),
+        Command::Propose(args) => commands::hypersync::propose(args),
+        Command::Proposals(args) => commands::hypersync::proposals(args),
+        Command::Rollback(args) => commands::hypersync::rollback(args),
+        Command::Agents(args) => commands::hypersync::agents(args),
         Command::Nash(args) => commands::nash::run(args),
         Command::Bench(args) => commands::bench::run(args),
     }

@@ -128,6 +128,8 @@ pub struct HyperSync {
     changed: tokio::sync::watch::Sender<u64>,
     auto_rollback: bool,
     post_apply_episodes: i64,
+    /// Evaluations and post-apply watches running in the background.
+    tasks: std::sync::Mutex<tokio::task::JoinSet<()>>,
 }
 
 /// Parses an agent type, or says which are valid.
@@ -155,7 +157,30 @@ impl HyperSync {
             service,
             live: LiveAgents::new(),
             changed: tokio::sync::watch::channel(0).0,
+            tasks: std::sync::Mutex::new(tokio::task::JoinSet::new()),
         })
+    }
+
+    fn spawn(&self, task: impl std::future::Future<Output = ()> + Send + 'static) {
+        let mut tasks = self.tasks.lock().expect("tasks lock");
+        while tasks.try_join_next().is_some() {}
+        tasks.spawn(task);
+    }
+
+    /// Waits for every background evaluation and post-apply watch, including the ones they
+    /// start (a command-line process calls this before it exits).
+    pub async fn settle(&self) {
+        loop {
+            let mut tasks = std::mem::take(&mut *self.tasks.lock().expect("tasks lock"));
+            if tasks.is_empty() {
+                return;
+            }
+            while tasks.join_next().await.is_some() {}
+        }
+    }
+
+    pub fn service(&self) -> &Arc<Service> {
+        &self.service
     }
 
     pub fn live(&self) -> &LiveAgents {
@@ -379,7 +404,7 @@ impl HyperSync {
                 .await?;
             let this = self.clone();
             let id = row.id;
-            tokio::spawn(async move { this.evaluate(id).await });
+            self.spawn(async move { this.evaluate(id).await });
             Ok(row)
         } else {
             self.decide(row, None, may_apply, (None, None)).await
@@ -643,7 +668,7 @@ impl HyperSync {
             return;
         };
         let this = self.clone();
-        tokio::spawn(async move {
+        self.spawn(async move {
             let request = EvalRequest {
                 agent_type: row.agent_type.clone(),
                 agent_state: json!({"checkpoint_id": checkpoint}),
@@ -726,11 +751,11 @@ impl HyperSync {
             .await?;
         let n = evaluating.len() + approved.len();
         for row in evaluating {
-            tokio::spawn(self.clone().evaluate(row.id));
+            self.spawn(self.clone().evaluate(row.id));
         }
         for row in approved {
             let this = self.clone();
-            tokio::spawn(async move {
+            self.spawn(async move {
                 if let Err(err) = this.apply(row, SYSTEM_ACTOR).await {
                     tracing::error!(error = %err.message, "resuming an approved proposal failed");
                 }

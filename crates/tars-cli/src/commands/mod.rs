@@ -7,6 +7,7 @@ pub mod bench_train;
 pub mod config;
 pub mod env;
 pub mod eval;
+pub mod hypersync;
 pub mod nash;
 pub mod serve;
 pub mod train;
