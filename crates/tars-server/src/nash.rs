@@ -1,19 +1,26 @@
 //! `POST /v1/nash/compute`: equilibria of a raw two-player game, or the conflict resolution of
 //! proposals scored on environments, with the stability and conflict gauges the seeds'
-//! dashboards read. The variant that names stored proposals needs HyperSync, which is not
-//! built yet; it is refused with a message saying so.
+//! dashboards read. The variant that names stored HyperSync proposals scores each on each
+//! environment from its stored evaluation, evaluating what is missing.
 
+use crate::app::AppState;
 use crate::auth::{Principal, Role};
 use crate::error::ApiError;
+use crate::hypersync::ProposalBody;
 use crate::middleware::ApiJson;
 use axum::Json;
+use axum::extract::State;
 use serde::Deserialize;
 use serde_json::{Value, json};
+use std::sync::Arc;
 use std::time::Instant;
+use tars_eval::engine::Quiet;
+use tars_eval::{EvalRequest, normalization};
 use tars_nash::{
     Bimatrix, Error as NashError, Matrix, all_equilibria, lemke_howson, resolve_conflict,
 };
 use utoipa::ToSchema;
+use uuid::Uuid;
 
 /// A raw game (`payoffs`), or proposals (rows) scored on environments (columns) (`scores`).
 #[derive(Debug, Deserialize, ToSchema)]
@@ -26,7 +33,8 @@ pub struct NashRequest {
     pub scores: Option<Vec<Vec<f64>>>,
     /// Labels the stability and conflict gauges (with `scores`).
     pub agent_type: Option<String>,
-    /// Stored proposals: needs HyperSync (not built yet).
+    /// Stored proposals (rows), scored from their evaluations on `environments` (columns;
+    /// default: every environment they were evaluated on).
     pub proposal_ids: Option<Vec<String>>,
     pub environments: Option<Vec<String>>,
 }
@@ -44,6 +52,7 @@ fn matrix(name: &'static str, value: &Value) -> Result<Matrix, ApiError> {
 #[utoipa::path(post, path = "/v1/nash/compute", request_body = NashRequest,
     responses((status = 200, body = Object), (status = 422)), security(("bearer" = [])))]
 pub async fn compute(
+    State(state): State<AppState>,
     principal: Principal,
     ApiJson(request): ApiJson<NashRequest>,
 ) -> Result<Json<Value>, ApiError> {
@@ -54,32 +63,13 @@ pub async fn compute(
         (None, Some(scores), None) => {
             let scores = Matrix::new("scores", scores.clone())
                 .map_err(|e| ApiError::unprocessable(e.to_string()))?;
-            let report =
-                resolve_conflict(&scores).map_err(|e| ApiError::unprocessable(e.to_string()))?;
             let agent = request
                 .agent_type
                 .clone()
                 .unwrap_or_else(|| "unknown".into());
-            metrics::gauge!("tars_nash_stability", "agent_type" => agent.clone())
-                .set(report.stability);
-            metrics::gauge!("tars_nash_conflict", "agent_type" => agent).set(report.conflict);
-            let recommended = (0..report.weights.len())
-                .max_by(|&a, &b| report.weights[a].total_cmp(&report.weights[b]))
-                .unwrap_or(0);
-            json!({
-                "recommended": recommended, "weights": report.weights,
-                "environment_weights": report.environment_weights, "value": report.value,
-                "stability": report.stability, "conflict": report.conflict,
-                "nash_averages": report.nash_averages, "max_entropy": report.max_entropy,
-                "environments": request.environments,
-            })
+            resolution(&scores, &agent, json!(request.environments))?
         }
-        (None, None, Some(_)) => {
-            return Err(ApiError::unprocessable(
-                "proposal_ids needs stored HyperSync proposals, which T.A.R.S. does not have yet; \
-                 send \"scores\" (proposals × environments) or \"payoffs\" instead",
-            ));
-        }
+        (None, None, Some(ids)) => proposals_game(&state, &request, ids).await?,
         _ => {
             return Err(ApiError::unprocessable(
                 "send exactly one of \"payoffs\" ({\"row\": [[…]], \"col\": [[…]]}), \"scores\" ([[…]]) or \"proposal_ids\"",
@@ -88,6 +78,148 @@ pub async fn compute(
     };
     body["computation_ms"] = json!(start.elapsed().as_secs_f64() * 1e3);
     Ok(Json(body))
+}
+
+/// The conflict resolution of a proposals × environments score matrix, and its gauges.
+fn resolution(scores: &Matrix, agent: &str, environments: Value) -> Result<Value, ApiError> {
+    let report = resolve_conflict(scores).map_err(|e| ApiError::unprocessable(e.to_string()))?;
+    metrics::gauge!("tars_nash_stability", "agent_type" => agent.to_string()).set(report.stability);
+    metrics::gauge!("tars_nash_conflict", "agent_type" => agent.to_string()).set(report.conflict);
+    let recommended = (0..report.weights.len())
+        .max_by(|&a, &b| report.weights[a].total_cmp(&report.weights[b]))
+        .unwrap_or(0);
+    Ok(json!({
+        "recommended": recommended, "weights": report.weights,
+        "environment_weights": report.environment_weights, "value": report.value,
+        "stability": report.stability, "conflict": report.conflict,
+        "nash_averages": report.nash_averages, "max_entropy": report.max_entropy,
+        "environments": environments,
+    }))
+}
+
+/// Most proposals one request may weigh.
+const MAX_PROPOSALS: usize = 20;
+
+/// Scores stored proposals on environments by the normalised mean reward of their evaluations
+/// (evaluating each pair that has none, with the proposal's own settings), then resolves.
+async fn proposals_game(
+    state: &AppState,
+    request: &NashRequest,
+    ids: &[String],
+) -> Result<Value, ApiError> {
+    if ids.is_empty() || ids.len() > MAX_PROPOSALS {
+        return Err(ApiError::unprocessable(format!(
+            "proposal_ids must name 1 to {MAX_PROPOSALS} proposals, got {}",
+            ids.len()
+        )));
+    }
+    let mut proposals = Vec::with_capacity(ids.len());
+    for id in ids {
+        let uuid: Uuid = id
+            .parse()
+            .map_err(|_| ApiError::unprocessable(format!("proposal id '{id}' is not a UUID")))?;
+        proposals.push(state.hypersync.proposal(uuid).await?);
+    }
+    let agent = match &request.agent_type {
+        Some(agent) => crate::hypersync::parse_agent(agent)?.name().to_string(),
+        None => proposals[0].agent_type.clone(),
+    };
+    if let Some(other) = proposals.iter().find(|p| p.agent_type != agent) {
+        return Err(ApiError::unprocessable(format!(
+            "proposal {} is for {}, not {agent}: weigh proposals of one agent type",
+            other.id, other.agent_type
+        )));
+    }
+    let bodies = proposals
+        .iter()
+        .map(|p| serde_json::from_value::<ProposalBody>(p.request.clone()))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| ApiError::internal("reading a stored proposal", e))?;
+    let environments: Vec<String> = match &request.environments {
+        Some(envs) if !envs.is_empty() => envs.clone(),
+        _ => {
+            let mut envs: Vec<String> = Vec::new();
+            for env in bodies.iter().flat_map(|b| &b.environments) {
+                if !envs.contains(env) {
+                    envs.push(env.clone());
+                }
+            }
+            envs
+        }
+    };
+    let mut scores = Vec::with_capacity(proposals.len());
+    let mut evaluated = Vec::new();
+    for (proposal, body) in proposals.iter().zip(&bodies) {
+        let stored = match proposal.evaluation_id {
+            Some(run) => state
+                .service
+                .store
+                .run(run)
+                .await?
+                .map(|r| r.results)
+                .unwrap_or_default(),
+            None => Vec::new(),
+        };
+        let mut row = Vec::with_capacity(environments.len());
+        for env in &environments {
+            let scale = normalization(env).ok_or_else(|| {
+                ApiError::unprocessable(format!(
+                    "unknown environment '{env}'; `tars env list` shows the ids"
+                ))
+            })?;
+            let mean = match stored.iter().find(|r| &r.environment == env) {
+                Some(result) => result.metrics["mean_reward"].as_f64(),
+                None => None,
+            };
+            let mean = match mean {
+                Some(mean) => mean,
+                None => {
+                    evaluated.push(json!({"proposal_id": proposal.id, "environment": env}));
+                    evaluate_missing(state, body, env).await?
+                }
+            };
+            row.push(scale.normalize(mean));
+        }
+        scores.push(row);
+    }
+    let matrix = Matrix::new("scores", scores.clone())
+        .map_err(|e| ApiError::unprocessable(e.to_string()))?;
+    let mut body = resolution(&matrix, &agent, json!(environments))?;
+    let recommended = body["recommended"].as_u64().unwrap_or(0) as usize;
+    body["agent_type"] = json!(agent);
+    body["proposal_ids"] = json!(proposals.iter().map(|p| p.id).collect::<Vec<_>>());
+    body["recommended_proposal"] = json!(proposals[recommended].id);
+    body["scores"] = json!(scores);
+    body["evaluated"] = json!(evaluated);
+    Ok(body)
+}
+
+/// The mean reward of a proposal's hyperparameters on `env`, evaluated now (and stored).
+async fn evaluate_missing(
+    state: &AppState,
+    body: &ProposalBody,
+    env: &str,
+) -> Result<f64, ApiError> {
+    let request = EvalRequest {
+        agent_type: body.agent_type.clone(),
+        agent_state: Value::Null,
+        hyperparameters: body.proposed_hyperparameters.clone(),
+        environments: vec![env.to_string()],
+        num_episodes: body.num_episodes,
+        quick_mode: body.quick_mode,
+        compare_to_baseline: false,
+        seed: Some(body.seed.unwrap_or(0)),
+        include_episodes: false,
+    };
+    let outcome = state
+        .service
+        .evaluate(&request, Arc::new(Quiet))
+        .await
+        .map_err(|e| match e.downcast::<tars_eval::EvalError>() {
+            Ok(err) => ApiError::from(err),
+            Err(err) => ApiError::internal("evaluating a proposal for the Nash game", err),
+        })?;
+    Ok(outcome.response.results[0].metrics.metrics.mean_reward)
 }
 
 /// Every equilibrium (or one, by Lemke–Howson, when the game is too large to enumerate), the

@@ -536,7 +536,8 @@ async fn nash_compute_solves_games_and_sets_the_gauges() {
     assert!(metrics.contains("tars_nash_conflict{agent_type=\"PPO\"}"));
 
     for (body, message) in [
-        (json!({"proposal_ids": ["p1"]}), "HyperSync"),
+        (json!({"proposal_ids": ["p1"]}), "is not a UUID"),
+        (json!({"proposal_ids": []}), "1 to 20 proposals"),
         (json!({"payoffs": {"row": [[1, 2], [3]]}}), "row"),
         (json!({}), "exactly one of"),
     ] {

@@ -581,3 +581,102 @@ async fn bad_input_gets_a_clear_error_and_changes_nothing() {
     assert_eq!(s, StatusCode::OK);
     server.stop().await;
 }
+
+/// A config written by another process on the same database (the CLI, another replica) is
+/// served here within `config_poll_ms`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_config_written_elsewhere_is_picked_up() {
+    let server = Server::start("hs-poll", &[("config_poll_ms", "20")]).await;
+    let admin = server.admin().await;
+    let store = &server.running.as_ref().unwrap().state.service.store;
+    for expected_version in 0..3 {
+        let row = store
+            .insert_config(&tars_store::NewConfig {
+                agent_type: "A2C".into(),
+                expected_version,
+                hyperparameters: json!({"n_steps": 5 + expected_version}),
+                checkpoint_id: None,
+                environment: None,
+                action: tars_store::ConfigAction::Set,
+                proposal_id: None,
+                restored_version: None,
+                actor: "other-replica".into(),
+                reason: None,
+                transition: None,
+            })
+            .await
+            .unwrap();
+        let mut served = Value::Null;
+        for _ in 0..100 {
+            served =
+                get(&server, &admin, "/v1/agents/A2C/config").await.1["served_version"].clone();
+            if served == row.version {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(served, row.version);
+    }
+    server.stop().await;
+}
+
+/// Open proposals for one agent weighed by the Nash resolution, from their stored evaluations;
+/// a proposal that was never evaluated is evaluated for the game.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nash_weighs_stored_proposals_and_evaluates_what_is_missing() {
+    let server = Server::start("hs-nash", &[]).await;
+    let admin = server.admin().await;
+    let mut ids = Vec::new();
+    for lr in [0.001, 0.0003] {
+        let (_, p) = post(&server, &admin, "/v1/proposals", ppo_proposal(lr)).await;
+        ids.push(settled(&server, &admin, p["id"].as_str().unwrap()).await["id"].clone());
+    }
+    let mut unevaluated = ppo_proposal(0.002);
+    unevaluated["evaluate_before_apply"] = json!(false);
+    let (status, p) = post(&server, &admin, "/v1/proposals", unevaluated).await;
+    assert_eq!(status, StatusCode::CREATED, "{p}");
+    assert_eq!(p["status"], "awaiting_approval");
+    ids.push(p["id"].clone());
+
+    let (status, game) = post(
+        &server,
+        &admin,
+        "/v1/nash/compute",
+        json!({"agent_type": "PPO", "proposal_ids": ids}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{game}");
+    assert_eq!(game["environments"], json!(["CartPole-v1"]));
+    assert_eq!(game["scores"].as_array().unwrap().len(), 3);
+    assert_eq!(
+        game["evaluated"],
+        json!([{"proposal_id": ids[2], "environment": "CartPole-v1"}])
+    );
+    let weights: Vec<f64> = serde_json::from_value(game["weights"].clone()).unwrap();
+    assert!(
+        (weights.iter().sum::<f64>() - 1.0).abs() < 1e-9,
+        "{weights:?}"
+    );
+    let recommended = game["recommended"].as_u64().unwrap() as usize;
+    assert_eq!(game["recommended_proposal"], ids[recommended]);
+    // The recommendation is a best score on the only environment.
+    let scores: Vec<Vec<f64>> = serde_json::from_value(game["scores"].clone()).unwrap();
+    let best = scores.iter().map(|r| r[0]).fold(f64::MIN, f64::max);
+    assert_eq!(scores[recommended][0], best, "{game}");
+
+    let (status, err) = post(
+        &server,
+        &admin,
+        "/v1/nash/compute",
+        json!({"agent_type": "DQN", "proposal_ids": ids}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        err["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("is for PPO, not DQN")
+    );
+    server.stop().await;
+}

@@ -36,6 +36,17 @@ enum BenchTarget {
         #[arg(long)]
         json: bool,
     },
+    /// HyperSync: reload latency over many config swaps while `act` is under load.
+    Hypersync {
+        #[arg(long, default_value_t = 1000)]
+        swaps: u32,
+        /// Concurrent `act` connections.
+        #[arg(long, default_value_t = 4)]
+        clients: usize,
+        /// Print one JSON object instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Agents: train with RL Zoo budgets over several seeds, evaluate, beside SB3.
     Train {
         /// Seeds per row.
@@ -74,6 +85,11 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         } => envs(seconds, num_envs, json)?,
         BenchTarget::Nash => super::nash::bench()?,
         BenchTarget::Eval { quick, json } => super::bench_eval::run(quick, json)?,
+        BenchTarget::Hypersync {
+            swaps,
+            clients,
+            json,
+        } => super::bench_hypersync::run(swaps, clients, json)?,
         BenchTarget::Train { seeds, only, json } => {
             super::bench_train::run(seeds, only.as_deref(), json)?
         }

@@ -3,6 +3,7 @@
 pub mod baseline;
 pub mod bench;
 pub mod bench_eval;
+pub mod bench_hypersync;
 pub mod bench_train;
 pub mod config;
 pub mod env;
