@@ -81,6 +81,17 @@ impl ApiError {
     }
 }
 
+impl ApiError {
+    /// The error of a `Service::evaluate` call: the engine's own errors keep their status;
+    /// anything else is ours, reported as `context` failing.
+    pub fn from_evaluation(err: anyhow::Error, context: &str) -> ApiError {
+        match err.downcast::<tars_eval::EvalError>() {
+            Ok(err) => ApiError::from(err),
+            Err(err) => ApiError::internal(context, err),
+        }
+    }
+}
+
 impl std::fmt::Display for ApiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.message)

@@ -473,10 +473,7 @@ impl HyperSync {
             .service
             .evaluate(&request, Arc::new(Quiet))
             .await
-            .map_err(|e| match e.downcast::<tars_eval::EvalError>() {
-                Ok(err) => ApiError::from(err),
-                Err(err) => ApiError::internal("the proposal's evaluation", err),
-            })?;
+            .map_err(|e| ApiError::from_evaluation(e, "the proposal's evaluation"))?;
         let response = outcome.response;
         let checkpoint_id = match &body.checkpoint_id {
             Some(id) => id.clone(),

@@ -215,10 +215,7 @@ async fn evaluate_missing(
         .service
         .evaluate(&request, Arc::new(Quiet))
         .await
-        .map_err(|e| match e.downcast::<tars_eval::EvalError>() {
-            Ok(err) => ApiError::from(err),
-            Err(err) => ApiError::internal("evaluating a proposal for the Nash game", err),
-        })?;
+        .map_err(|e| ApiError::from_evaluation(e, "evaluating a proposal for the Nash game"))?;
     Ok(outcome.response.results[0].metrics.metrics.mean_reward)
 }
 

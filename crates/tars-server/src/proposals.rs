@@ -224,13 +224,7 @@ pub async fn approve(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Json<ProposalView>, ApiError> {
-    principal.require(Role::Admin)?;
-    let reason = decision_reason(&body)?;
-    let row = state
-        .hypersync
-        .approve(parse_id(&id)?, &principal.subject, reason)
-        .await?;
-    Ok(Json(view(&state, row, true).await?))
+    decide(&state, &principal, &id, &body, true).await
 }
 
 /// Reject a proposal that is not decided yet (admin).
@@ -244,11 +238,23 @@ pub async fn reject(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Json<ProposalView>, ApiError> {
+    decide(&state, &principal, &id, &body, false).await
+}
+
+async fn decide(
+    state: &AppState,
+    principal: &Principal,
+    id: &str,
+    body: &[u8],
+    approve: bool,
+) -> Result<Json<ProposalView>, ApiError> {
     principal.require(Role::Admin)?;
-    let reason = decision_reason(&body)?;
-    let row = state
-        .hypersync
-        .reject(parse_id(&id)?, &principal.subject, reason)
-        .await?;
-    Ok(Json(view(&state, row, true).await?))
+    let (id, reason) = (parse_id(id)?, decision_reason(body)?);
+    let hypersync = &state.hypersync;
+    let row = if approve {
+        hypersync.approve(id, &principal.subject, reason).await?
+    } else {
+        hypersync.reject(id, &principal.subject, reason).await?
+    };
+    Ok(Json(view(state, row, true).await?))
 }

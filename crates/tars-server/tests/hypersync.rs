@@ -5,49 +5,20 @@
 mod common;
 
 use common::{Server, json_of};
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use std::time::Duration;
 
 async fn post(server: &Server, token: &str, path: &str, body: Value) -> (StatusCode, Value) {
-    json_of(
-        server
-            .client
-            .post(server.url(path))
-            .bearer_auth(token)
-            .json(&body)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await
+    server.call(Method::POST, token, path, Some(body)).await
 }
 
 async fn get(server: &Server, token: &str, path: &str) -> (StatusCode, Value) {
-    json_of(
-        server
-            .client
-            .get(server.url(path))
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await
+    server.call(Method::GET, token, path, None).await
 }
 
 async fn put(server: &Server, token: &str, path: &str, body: Value) -> (StatusCode, Value) {
-    json_of(
-        server
-            .client
-            .put(server.url(path))
-            .bearer_auth(token)
-            .json(&body)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await
+    server.call(Method::PUT, token, path, Some(body)).await
 }
 
 async fn baseline(server: &Server, token: &str, agent: &str, mean: f64, std: f64) {
