@@ -427,12 +427,17 @@ impl HyperSync {
         let (evaluation_id, checkpoint_id) = evaluated;
         let (action, actor, reason) = match verdict(regression_ref, body.auto_apply, may_apply) {
             Verdict::Reject(reason) => (Action::Reject, SYSTEM_ACTOR.to_string(), Some(reason)),
-            // The admin sees what the detector said, e.g. a low-severity variance warning.
-            Verdict::AwaitApproval => (
-                Action::AwaitApproval,
-                SYSTEM_ACTOR.to_string(),
-                regression.as_ref().map(|(_, reason)| reason.clone()),
-            ),
+            // The admin sees what the detector said (e.g. a low-severity variance warning) and,
+            // when other proposals for the agent await approval too, which one Nash favours.
+            Verdict::AwaitApproval => {
+                let detector = regression.as_ref().map(|(_, reason)| reason.clone());
+                let nash = self.recommend(&row, evaluation_id).await;
+                let reason = match (detector, nash) {
+                    (Some(d), Some(n)) => Some(format!("{d}; {n}")),
+                    (d, n) => d.or(n),
+                };
+                (Action::AwaitApproval, SYSTEM_ACTOR.to_string(), reason)
+            }
             Verdict::Apply => (
                 Action::Approve,
                 row.created_by.clone(),
@@ -446,6 +451,40 @@ impl HyperSync {
             return self.apply(row, SYSTEM_ACTOR).await;
         }
         Ok(row)
+    }
+
+    /// When other proposals for the same agent await approval, the Nash resolution of all of
+    /// them (scored from their stored evaluations, this one's `evaluation_id` included), as a
+    /// sentence for the admin; `None` when there is nothing to weigh or it fails.
+    async fn recommend(&self, row: &ProposalRow, evaluation_id: Option<Uuid>) -> Option<String> {
+        let store = &self.service.store;
+        let mut open = store
+            .proposals(Some(&row.agent_type), Some("awaiting_approval"), 20)
+            .await
+            .ok()?;
+        if open.is_empty() {
+            return None;
+        }
+        let mut this = row.clone();
+        this.evaluation_id = evaluation_id.or(row.evaluation_id);
+        open.push(this);
+        let table = crate::nash::score_table(&self.service, &open, None, false)
+            .await
+            .ok()?;
+        if table.scores.len() < 2 {
+            return None;
+        }
+        let matrix = tars_nash::Matrix::new("scores", table.scores).ok()?;
+        let report =
+            crate::nash::resolution(&matrix, &row.agent_type, json!(table.environments)).ok()?;
+        let best = report["recommended"].as_u64()? as usize;
+        let weight = report["weights"][best].as_f64()?;
+        Some(format!(
+            "{} proposals for {} await approval; Nash recommends {} (weight {weight:.2})",
+            table.kept.len(),
+            row.agent_type,
+            open[table.kept[best]].id
+        ))
     }
 
     /// Runs a proposal's evaluation and moves it on; a failure rejects it with the error.

@@ -8,6 +8,7 @@ use crate::auth::{Principal, Role};
 use crate::error::ApiError;
 use crate::hypersync::ProposalBody;
 use crate::middleware::ApiJson;
+use crate::service::Service;
 use axum::Json;
 use axum::extract::State;
 use serde::Deserialize;
@@ -19,6 +20,7 @@ use tars_eval::{EvalRequest, normalization};
 use tars_nash::{
     Bimatrix, Error as NashError, Matrix, all_equilibria, lemke_howson, resolve_conflict,
 };
+use tars_store::ProposalRow;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -81,7 +83,11 @@ pub async fn compute(
 }
 
 /// The conflict resolution of a proposals × environments score matrix, and its gauges.
-fn resolution(scores: &Matrix, agent: &str, environments: Value) -> Result<Value, ApiError> {
+pub(crate) fn resolution(
+    scores: &Matrix,
+    agent: &str,
+    environments: Value,
+) -> Result<Value, ApiError> {
     let report = resolve_conflict(scores).map_err(|e| ApiError::unprocessable(e.to_string()))?;
     metrics::gauge!("tars_nash_stability", "agent_type" => agent.to_string()).set(report.stability);
     metrics::gauge!("tars_nash_conflict", "agent_type" => agent.to_string()).set(report.conflict);
@@ -130,13 +136,52 @@ async fn proposals_game(
             other.id, other.agent_type
         )));
     }
+    let table = score_table(
+        &state.service,
+        &proposals,
+        request.environments.clone(),
+        true,
+    )
+    .await?;
+    let (environments, scores, evaluated) = (table.environments, table.scores, table.evaluated);
+    let matrix = Matrix::new("scores", scores.clone())
+        .map_err(|e| ApiError::unprocessable(e.to_string()))?;
+    let mut body = resolution(&matrix, &agent, json!(environments))?;
+    let recommended = body["recommended"].as_u64().unwrap_or(0) as usize;
+    body["agent_type"] = json!(agent);
+    body["proposal_ids"] = json!(proposals.iter().map(|p| p.id).collect::<Vec<_>>());
+    body["recommended_proposal"] = json!(proposals[recommended].id);
+    body["scores"] = json!(scores);
+    body["evaluated"] = json!(evaluated);
+    Ok(body)
+}
+
+/// Proposals × environments, scored by normalised mean reward.
+pub(crate) struct ScoreTable {
+    pub environments: Vec<String>,
+    pub scores: Vec<Vec<f64>>,
+    /// The (proposal, environment) pairs evaluated for the table.
+    pub evaluated: Vec<Value>,
+    /// The index in `proposals` of each row.
+    pub kept: Vec<usize>,
+}
+
+/// Scores `proposals` on `environments` (default: every environment they name) from their
+/// stored evaluations; a missing pair is evaluated now when `evaluate_missing`, else the
+/// proposal is left out (`kept` says which proposals the rows are).
+pub(crate) async fn score_table(
+    service: &Service,
+    proposals: &[ProposalRow],
+    environments: Option<Vec<String>>,
+    evaluate_missing: bool,
+) -> Result<ScoreTable, ApiError> {
     let bodies = proposals
         .iter()
         .map(|p| serde_json::from_value::<ProposalBody>(p.request.clone()))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| ApiError::internal("reading a stored proposal", e))?;
-    let environments: Vec<String> = match &request.environments {
-        Some(envs) if !envs.is_empty() => envs.clone(),
+    let environments: Vec<String> = match environments {
+        Some(envs) if !envs.is_empty() => envs,
         _ => {
             let mut envs: Vec<String> = Vec::new();
             for env in bodies.iter().flat_map(|b| &b.environments) {
@@ -149,10 +194,10 @@ async fn proposals_game(
     };
     let mut scores = Vec::with_capacity(proposals.len());
     let mut evaluated = Vec::new();
-    for (proposal, body) in proposals.iter().zip(&bodies) {
+    let mut kept = Vec::with_capacity(proposals.len());
+    'proposals: for (index, (proposal, body)) in proposals.iter().zip(&bodies).enumerate() {
         let stored = match proposal.evaluation_id {
-            Some(run) => state
-                .service
+            Some(run) => service
                 .store
                 .run(run)
                 .await?
@@ -167,39 +212,33 @@ async fn proposals_game(
                     "unknown environment '{env}'; `tars env list` shows the ids"
                 ))
             })?;
-            let mean = match stored.iter().find(|r| &r.environment == env) {
-                Some(result) => result.metrics["mean_reward"].as_f64(),
-                None => None,
-            };
-            let mean = match mean {
+            let stored_mean = stored
+                .iter()
+                .find(|r| &r.environment == env)
+                .and_then(|r| r.metrics["mean_reward"].as_f64());
+            let mean = match stored_mean {
                 Some(mean) => mean,
-                None => {
+                None if evaluate_missing => {
                     evaluated.push(json!({"proposal_id": proposal.id, "environment": env}));
-                    evaluate_missing(state, body, env).await?
+                    evaluate_pair(service, body, env).await?
                 }
+                None => continue 'proposals,
             };
             row.push(scale.normalize(mean));
         }
         scores.push(row);
+        kept.push(index);
     }
-    let matrix = Matrix::new("scores", scores.clone())
-        .map_err(|e| ApiError::unprocessable(e.to_string()))?;
-    let mut body = resolution(&matrix, &agent, json!(environments))?;
-    let recommended = body["recommended"].as_u64().unwrap_or(0) as usize;
-    body["agent_type"] = json!(agent);
-    body["proposal_ids"] = json!(proposals.iter().map(|p| p.id).collect::<Vec<_>>());
-    body["recommended_proposal"] = json!(proposals[recommended].id);
-    body["scores"] = json!(scores);
-    body["evaluated"] = json!(evaluated);
-    Ok(body)
+    Ok(ScoreTable {
+        environments,
+        scores,
+        evaluated,
+        kept,
+    })
 }
 
 /// The mean reward of a proposal's hyperparameters on `env`, evaluated now (and stored).
-async fn evaluate_missing(
-    state: &AppState,
-    body: &ProposalBody,
-    env: &str,
-) -> Result<f64, ApiError> {
+async fn evaluate_pair(service: &Service, body: &ProposalBody, env: &str) -> Result<f64, ApiError> {
     let request = EvalRequest {
         agent_type: body.agent_type.clone(),
         agent_state: Value::Null,
@@ -211,8 +250,7 @@ async fn evaluate_missing(
         seed: Some(body.seed.unwrap_or(0)),
         include_episodes: false,
     };
-    let outcome = state
-        .service
+    let outcome = service
         .evaluate(&request, Arc::new(Quiet))
         .await
         .map_err(|e| ApiError::from_evaluation(e, "evaluating a proposal for the Nash game"))?;

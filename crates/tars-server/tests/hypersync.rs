@@ -598,10 +598,20 @@ async fn nash_weighs_stored_proposals_and_evaluates_what_is_missing() {
     let server = Server::start("hs-nash", &[]).await;
     let admin = server.admin().await;
     let mut ids = Vec::new();
+    let mut reasons = Vec::new();
     for lr in [0.001, 0.0003] {
         let (_, p) = post(&server, &admin, "/v1/proposals", ppo_proposal(lr)).await;
-        ids.push(settled(&server, &admin, p["id"].as_str().unwrap()).await["id"].clone());
+        let p = settled(&server, &admin, p["id"].as_str().unwrap()).await;
+        ids.push(p["id"].clone());
+        reasons.push(p["reason"].as_str().unwrap_or_default().to_string());
     }
+    // HyperSync weighs open proposals for the admin once there are two.
+    assert!(!reasons[0].contains("Nash"), "{}", reasons[0]);
+    assert!(
+        reasons[1].contains("2 proposals for PPO await approval; Nash recommends"),
+        "{}",
+        reasons[1]
+    );
     let mut unevaluated = ppo_proposal(0.002);
     unevaluated["evaluate_before_apply"] = json!(false);
     let (status, p) = post(&server, &admin, "/v1/proposals", unevaluated).await;
