@@ -157,7 +157,9 @@ fn sigterm_answers_the_request_in_flight_requeues_the_job_and_exits_0() {
             .header("idempotency-key", "slow-1")
             .json(&body);
         std::thread::spawn(move || {
-            let response = request.send().expect("a response, not a dropped connection");
+            let response = request
+                .send()
+                .expect("a response, not a dropped connection");
             let status = response.status();
             let body: Value = response.json().expect("a whole JSON body");
             (status, body)
@@ -211,6 +213,10 @@ fn sigterm_answers_the_request_in_flight_requeues_the_job_and_exits_0() {
         std::thread::sleep(Duration::from_millis(100));
     }
     let (status, _, log) = serve.stop("INT", Duration::from_secs(20));
-    assert!(status.success(), "exit status {status:?}; log:\n{}", log.join("\n"));
+    assert!(
+        status.success(),
+        "exit status {status:?}; log:\n{}",
+        log.join("\n")
+    );
     std::fs::remove_dir_all(dir).unwrap();
 }
