@@ -76,7 +76,7 @@ const KEYS: &[Key] = &[
     Key::text(
         "otlp_service_name",
         "tars",
-        "service.name of exported traces",
+        "the service.name resource of exported traces",
     ),
     Key::float(
         "otlp_sampling_ratio",
