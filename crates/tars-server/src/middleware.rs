@@ -148,31 +148,34 @@ pub async fn observe(request: Request, next: Next) -> Response {
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
     let method = request.method().to_string();
-    let span = tracing::info_span!(
-        "http_request",
-        %method,
-        %route,
-        trace_id = tracing::field::Empty,
-        span_id = tracing::field::Empty
-    );
-    if let Some(parent) = &parent {
-        use tracing_opentelemetry::OpenTelemetrySpanExt;
-        // Without an OpenTelemetry layer (no OTLP export) there is nothing to join.
-        let _ = span.set_parent(crate::telemetry::remote_parent(
-            &parent.trace_id,
-            &parent.parent_id,
-            parent.sampled,
-        ));
-    }
-    let (trace_id, span_id, sampled) = crate::telemetry::exported_ids(&span).unwrap_or_else(|| {
-        let span_id = uuid::Uuid::new_v4().simple().to_string()[..16].to_string();
-        match parent {
-            Some(p) => (p.trace_id, span_id, p.sampled),
-            None => (uuid::Uuid::new_v4().simple().to_string(), span_id, true),
+    let (span, trace_id, span_id, sampled) = if crate::telemetry::exporting() {
+        // The exported span's own ids, under the caller's span when there is one.
+        let span = tracing::info_span!(
+            "http_request",
+            %method,
+            %route,
+            trace_id = tracing::field::Empty,
+            span_id = tracing::field::Empty
+        );
+        if let Some(parent) = &parent {
+            use tracing_opentelemetry::OpenTelemetrySpanExt;
+            let _ = span.set_parent(crate::telemetry::remote_parent(
+                &parent.trace_id,
+                &parent.parent_id,
+                parent.sampled,
+            ));
         }
-    });
-    span.record("trace_id", trace_id.as_str());
-    span.record("span_id", span_id.as_str());
+        let (trace_id, span_id, sampled) =
+            crate::telemetry::exported_ids(&span).unwrap_or_else(|| local_ids(parent));
+        span.record("trace_id", trace_id.as_str());
+        span.record("span_id", span_id.as_str());
+        (span, trace_id, span_id, sampled)
+    } else {
+        // Nothing is exported: ids for the logs and the response header only.
+        let (trace_id, span_id, sampled) = local_ids(parent);
+        let span = tracing::info_span!("http_request", %method, %route, trace_id = %trace_id, span_id = %span_id);
+        (span, trace_id, span_id, sampled)
+    };
     let start = Instant::now();
     let mut response = next.run(request).instrument(span).await;
     let status = response.status().as_u16().to_string();
@@ -185,6 +188,16 @@ pub async fn observe(request: Request, next: Next) -> Response {
         response.headers_mut().insert("traceparent", value);
     }
     response
+}
+
+/// Trace id (the caller's, or a new one), a new span id and the sampled flag of a request
+/// whose span is not exported.
+fn local_ids(parent: Option<TraceParent>) -> (String, String, bool) {
+    let span_id = uuid::Uuid::new_v4().simple().to_string()[..16].to_string();
+    match parent {
+        Some(p) => (p.trace_id, span_id, p.sampled),
+        None => (uuid::Uuid::new_v4().simple().to_string(), span_id, true),
+    }
 }
 
 /// The parts of a valid `traceparent` that name the caller's span.

@@ -16,10 +16,19 @@ use opentelemetry::trace::{
 };
 use opentelemetry_otlp::WithExportConfig;
 use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
+use std::sync::atomic::{AtomicBool, Ordering};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 use tracing_subscriber::Layer;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
+
+/// Whether [`init`] installed an exporter (the process-wide subscriber is installed once).
+static EXPORTING: AtomicBool = AtomicBool::new(false);
+
+/// Whether spans are exported: requests then take their ids from the exported span.
+pub fn exporting() -> bool {
+    EXPORTING.load(Ordering::Relaxed)
+}
 
 /// The installed subscriber's exporter, if any; flush it with [`Telemetry::shutdown`].
 #[must_use = "call shutdown() before exiting, or queued spans are lost"]
@@ -81,6 +90,7 @@ pub fn init(config: &Config) -> anyhow::Result<Telemetry> {
         .with(traces)
         .try_init()
         .context("installing the tracing subscriber")?;
+    EXPORTING.store(provider.is_some(), Ordering::Relaxed);
     Ok(Telemetry {
         provider,
         traces_url,
