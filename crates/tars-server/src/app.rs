@@ -201,7 +201,7 @@ pub struct Running {
 }
 
 impl Running {
-    /// Graceful stop: no new connections or jobs, in-flight requests and queued jobs finish.
+    /// Graceful stop (see [`start`]).
     pub async fn stop(self) -> anyhow::Result<()> {
         self.shutdown.send_replace(true);
         self.task.await?
@@ -215,6 +215,11 @@ impl Running {
 
 /// Binds, resumes stored jobs, starts the workers and serves until [`Running::stop`] or, with
 /// `signals`, SIGTERM/Ctrl-C.
+///
+/// The stop is graceful: the listener closes at once, `/ready` answers 503, no queued job
+/// starts; in-flight requests and running jobs get `shutdown_timeout_seconds`, then running
+/// jobs are stopped at their next training step and re-queued (their waiting requests answer
+/// 202) and connections still open a second later are dropped.
 pub async fn start(config: Config, signals: bool) -> anyhow::Result<Running> {
     let addr: SocketAddr = format!("{}:{}", config.host(), config.port())
         .parse()
@@ -222,6 +227,7 @@ pub async fn start(config: Config, signals: bool) -> anyhow::Result<Running> {
             anyhow::anyhow!("invalid host/port {}:{}: {e}", config.host(), config.port())
         })?;
     let workers = config.get_int("job_workers") as usize;
+    let drain = Duration::from_secs(config.get_int("shutdown_timeout_seconds") as u64);
     let state = state(config).await?;
     let resumed = state.jobs.resume().await?;
     if resumed > 0 {
@@ -239,34 +245,52 @@ pub async fn start(config: Config, signals: bool) -> anyhow::Result<Running> {
         .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
     let addr = listener.local_addr()?;
     let (shutdown, mut stop) = tokio::sync::watch::channel(false);
+    let (draining, mut drain_started) = tokio::sync::watch::channel(false);
     let app = router(state.clone());
-    let task_state = state.clone();
-    let task = tokio::spawn(async move {
-        let stopped = async move {
-            if signals {
-                tokio::select! {
-                    _ = stop.changed() => {}
-                    _ = shutdown_signal() => {}
-                }
-            } else {
-                let _ = stop.changed().await;
-            }
-            task_state.shutting_down.store(true, Ordering::Relaxed);
-            tracing::info!("shutting down: finishing in-flight requests and queued jobs");
-        };
+    let mut server = tokio::spawn(
         axum::serve(
             listener,
             app.into_make_service_with_connect_info::<SocketAddr>(),
         )
-        .with_graceful_shutdown(stopped)
-        .await?;
-        poller.abort();
-        task_state.jobs.close();
-        for worker in worker_tasks {
-            let _ = worker.await;
+        .with_graceful_shutdown(async move {
+            let _ = drain_started.wait_for(|started| *started).await;
+        })
+        .into_future(),
+    );
+    let task_state = state.clone();
+    let task = tokio::spawn(async move {
+        if signals {
+            tokio::select! {
+                _ = stop.changed() => {}
+                _ = shutdown_signal() => {}
+            }
+        } else {
+            let _ = stop.changed().await;
         }
+        let deadline = tokio::time::Instant::now() + drain;
+        task_state.shutting_down.store(true, Ordering::Relaxed);
+        tracing::info!(
+            timeout_seconds = drain.as_secs(),
+            "shutting down: finishing in-flight requests and running jobs"
+        );
+        draining.send_replace(true);
+        poller.abort();
+        task_state.jobs.shutdown(worker_tasks, deadline).await;
+        let served = match tokio::time::timeout_at(
+            deadline.max(tokio::time::Instant::now()) + Duration::from_secs(1),
+            &mut server,
+        )
+        .await
+        {
+            Ok(served) => served.map_err(anyhow::Error::from).and_then(|r| Ok(r?)),
+            Err(_) => {
+                tracing::warn!("shutdown timeout: dropping connections still open");
+                server.abort();
+                Ok(())
+            }
+        };
         task_state.service.store.close().await;
-        Ok(())
+        served
     });
     Ok(Running {
         addr,

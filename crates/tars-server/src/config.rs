@@ -54,6 +54,37 @@ const KEYS: &[Key] = &[
     ),
     Key::int("request_timeout_seconds", 600, 1, 86_400, "longest request"),
     Key::text("log_format", "text", "text or json"),
+    Key::int(
+        "shutdown_timeout_seconds",
+        20,
+        0,
+        3_600,
+        "on SIGTERM: time in-flight requests and running jobs get before jobs are re-queued",
+    ),
+    Key::int(
+        "baseline_cache_ms",
+        1_000,
+        0,
+        3_600_000,
+        "GET /v1/baselines serves from memory this long (0 = off); writes here clear it at once",
+    ),
+    Key::text(
+        "otlp_endpoint",
+        "",
+        "OTLP/HTTP collector for traces, e.g. http://localhost:4318 (unset: OTEL_EXPORTER_OTLP_ENDPOINT, else off)",
+    ),
+    Key::text(
+        "otlp_service_name",
+        "tars",
+        "the service.name resource of exported traces",
+    ),
+    Key::float(
+        "otlp_sampling_ratio",
+        1.0,
+        0.0,
+        1.0,
+        "share of new traces exported (a caller's traceparent decides for its own)",
+    ),
     Key::text("data_dir", "", "holds the SQLite file and checkpoints"),
     Key::text("database_url", "", "sqlite://PATH or postgres://…"),
     Key::int(

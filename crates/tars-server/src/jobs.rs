@@ -5,6 +5,10 @@
 //! The queue only carries job ids: the store is the truth, so a restart loses nothing — queued
 //! jobs are queued again and running ones run again ([`Jobs::resume`]; evaluations are
 //! deterministic, so the re-run gives the result the lost run would have given).
+//!
+//! A stopping server ([`Jobs::shutdown`]) starts no new job (queued ones stay queued in the
+//! store), gives running ones the drain time, then stops them at their next training step and
+//! puts them back in the queue for the next start.
 
 use crate::service::Service;
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -99,11 +103,13 @@ impl Queue for LocalQueue {
     }
 }
 
-/// Live state of a running job: progress per environment and the cancel flag.
+/// Live state of a running job: progress per environment, the cancel flag, and the flag a
+/// shutdown sets to stop it for a re-run later.
 #[derive(Default)]
 struct Live {
     progress: Mutex<BTreeMap<String, serde_json::Value>>,
     cancel: AtomicBool,
+    interrupt: AtomicBool,
 }
 
 impl Reporter for Live {
@@ -113,7 +119,7 @@ impl Reporter for Live {
             serde_json::json!({"phase": "training", "timesteps": progress.timesteps,
                                "total_timesteps": progress.total_timesteps}),
         );
-        if self.cancel.load(Ordering::Relaxed) {
+        if self.cancel.load(Ordering::Relaxed) || self.interrupt.load(Ordering::Relaxed) {
             Control::Stop
         } else {
             Control::Continue
@@ -142,7 +148,15 @@ pub struct Jobs {
     live: Mutex<HashMap<Uuid, Arc<Live>>>,
     /// The latest final status of each job finished by this process, for waiters.
     finished: watch::Sender<Option<(Uuid, JobStatus)>>,
+    /// Set by [`Jobs::shutdown`]: workers take no new job and waiters stop waiting for queued ones.
+    stopping: AtomicBool,
+    /// The trace context of the request that submitted each job not yet run, when spans are
+    /// exported: the job's span joins the caller's trace.
+    parents: Mutex<HashMap<Uuid, opentelemetry::Context>>,
 }
+
+/// How long a job asked to stop by a shutdown gets to reach its next training step.
+const INTERRUPT_GRACE: Duration = Duration::from_secs(3);
 
 /// The outcome of a submission.
 pub enum Submitted {
@@ -165,6 +179,8 @@ impl Jobs {
             queue,
             live: Mutex::new(HashMap::new()),
             finished: watch::channel(None).0,
+            stopping: AtomicBool::new(false),
+            parents: Mutex::new(HashMap::new()),
         })
     }
 
@@ -208,12 +224,19 @@ impl Jobs {
                 .await;
             return Err(SubmitError::QueueFull);
         }
+        if let Some(context) = crate::telemetry::current_context() {
+            self.parents
+                .lock()
+                .expect("parents lock")
+                .insert(row.id, context);
+        }
         metrics::gauge!("tars_jobs_queue_depth").set(self.queue.depth() as f64);
         Ok(Submitted::New(row))
     }
 
     /// Waits up to `limit` for job `id` to end; returns its row then (or as it is at the
-    /// deadline), `None` when there is no such job.
+    /// deadline, or at once when the server is stopping and the job is queued), `None` when
+    /// there is no such job.
     pub async fn wait(
         &self,
         id: Uuid,
@@ -225,7 +248,9 @@ impl Jobs {
             let Some(row) = self.service.store.job(id).await? else {
                 return Ok(None);
             };
-            if row.status.is_final() {
+            if row.status.is_final()
+                || (row.status == JobStatus::Queued && self.stopping.load(Ordering::Relaxed))
+            {
                 return Ok(Some(row));
             }
             match tokio::time::timeout_at(deadline, finished.changed()).await {
@@ -255,6 +280,7 @@ impl Jobs {
             )
             .await?
         {
+            self.parents.lock().expect("parents lock").remove(&id);
             self.finished.send_replace(Some((id, JobStatus::Cancelled)));
         } else if let Some(live) = self.live.lock().expect("live lock").get(&id) {
             live.cancel.store(true, Ordering::Relaxed);
@@ -271,13 +297,17 @@ impl Jobs {
         Ok(ids.len())
     }
 
-    /// Runs `workers` workers until the queue is closed and drained.
+    /// Runs `workers` workers until the queue is closed and drained, or [`Jobs::shutdown`].
     pub fn spawn_workers(self: &Arc<Self>, workers: usize) -> Vec<tokio::task::JoinHandle<()>> {
         (0..workers)
             .map(|_| {
                 let jobs = self.clone();
                 tokio::spawn(async move {
                     while let Some(id) = jobs.queue.pop().await {
+                        if jobs.stopping.load(Ordering::Relaxed) {
+                            // Stays queued in the store; the next start runs it.
+                            break;
+                        }
                         jobs.run(id).await;
                     }
                 })
@@ -288,6 +318,56 @@ impl Jobs {
     /// Stops taking new jobs; workers finish what is queued.
     pub fn close(&self) {
         self.queue.close();
+    }
+
+    /// Stops the workers for a shutdown: no queued job starts (they stay queued in the store),
+    /// running jobs get until `deadline` to finish, then are asked to stop at their next
+    /// training step and re-queued. Returns once every worker ended, or
+    /// [`INTERRUPT_GRACE`] after the deadline (a job still running then is re-queued by the
+    /// next start, [`Jobs::resume`]).
+    pub async fn shutdown(
+        &self,
+        mut workers: Vec<tokio::task::JoinHandle<()>>,
+        deadline: tokio::time::Instant,
+    ) {
+        self.stopping.store(true, Ordering::Relaxed);
+        self.queue.close();
+        // Waiters of queued jobs answer now (202): those jobs will not run in this process.
+        self.finished.send_modify(|_| {});
+        let mut idx = 0;
+        while idx < workers.len() {
+            if tokio::time::timeout_at(deadline, &mut workers[idx])
+                .await
+                .is_err()
+            {
+                break;
+            }
+            idx += 1;
+        }
+        if idx == workers.len() {
+            return;
+        }
+        let running: Vec<Uuid> = {
+            let live = self.live.lock().expect("live lock");
+            for job in live.values() {
+                job.interrupt.store(true, Ordering::Relaxed);
+            }
+            live.keys().copied().collect()
+        };
+        tracing::warn!(
+            jobs = ?running,
+            "shutdown timeout: stopping running jobs to re-queue them"
+        );
+        let grace = tokio::time::Instant::now() + INTERRUPT_GRACE;
+        for worker in &mut workers[idx..] {
+            if tokio::time::timeout_at(grace, &mut *worker).await.is_err() {
+                tracing::warn!("a job did not stop in time; the next start re-queues it");
+                break;
+            }
+        }
+        for worker in &workers[idx..] {
+            worker.abort();
+        }
     }
 
     async fn run(&self, id: Uuid) {
@@ -310,6 +390,10 @@ impl Jobs {
             .expect("live lock")
             .insert(id, live.clone());
         let span = tracing::info_span!("job", job_id = %id);
+        if let Some(parent) = self.parents.lock().expect("parents lock").remove(&id) {
+            use tracing_opentelemetry::OpenTelemetrySpanExt;
+            let _ = span.set_parent(parent);
+        }
         let (status, run_id, error) = match serde_json::from_value::<EvalRequest>(row.request) {
             Err(err) => (
                 JobStatus::Failed,
@@ -345,6 +429,13 @@ impl Jobs {
                         let cancelled = err
                             .downcast_ref::<tars_eval::EvalError>()
                             .is_some_and(|e| matches!(e, tars_eval::EvalError::Cancelled));
+                        if cancelled
+                            && live.interrupt.load(Ordering::Relaxed)
+                            && !live.cancel.load(Ordering::Relaxed)
+                        {
+                            self.requeue(id).await;
+                            return;
+                        }
                         let status = if cancelled {
                             JobStatus::Cancelled
                         } else {
@@ -365,6 +456,18 @@ impl Jobs {
         metrics::gauge!("tars_jobs_queue_depth").set(self.queue.depth() as f64);
         metrics::counter!("tars_jobs_total", "status" => status.as_str()).increment(1);
         self.finished.send_replace(Some((id, status)));
+    }
+
+    /// Puts a job a shutdown stopped back in the queue for the next start.
+    async fn requeue(&self, id: Uuid) {
+        match self.service.store.requeue_job(id).await {
+            Ok(_) => tracing::info!(job = %id, "re-queued for the next start"),
+            Err(err) => {
+                tracing::error!(job = %id, error = %err, "re-queuing a stopped job failed; the next start re-queues it")
+            }
+        }
+        self.live.lock().expect("live lock").remove(&id);
+        self.finished.send_modify(|_| {});
     }
 }
 

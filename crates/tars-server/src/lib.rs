@@ -6,6 +6,7 @@
 pub mod agents;
 pub mod app;
 pub mod auth;
+pub mod baseline_cache;
 pub mod config;
 pub mod error;
 pub mod hypersync;
@@ -15,6 +16,7 @@ pub mod nash;
 pub mod proposals;
 pub mod routes;
 pub mod service;
+pub mod telemetry;
 
 pub use config::{Config, ConfigArgs};
 pub use error::ApiError;

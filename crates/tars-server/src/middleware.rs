@@ -133,23 +133,49 @@ pub async fn timeout(
         })
 }
 
-/// A W3C trace context: the incoming `traceparent`'s trace id (or a new one), a new span id
-/// for this request, the span every log line of the request carries, and the response header.
+/// A W3C trace context: the span of the request, child of the incoming `traceparent`'s span
+/// (its trace id, or a new one), which every log line of the request carries and which is
+/// exported when OTLP export is on; and the `traceparent` response header naming it.
 /// Also records `tars_http_requests_total` and `tars_http_request_duration_seconds`.
 pub async fn observe(request: Request, next: Next) -> Response {
-    let trace_id = request
+    let parent = request
         .headers()
         .get("traceparent")
         .and_then(|v| v.to_str().ok())
-        .and_then(parse_traceparent)
-        .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
-    let span_id = uuid::Uuid::new_v4().simple().to_string()[..16].to_string();
+        .and_then(parse_traceparent);
     let route = request
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
     let method = request.method().to_string();
-    let span = tracing::info_span!("http_request", %method, %route, trace_id = %trace_id, span_id = %span_id);
+    let (span, trace_id, span_id, sampled) = if crate::telemetry::exporting() {
+        // The exported span's own ids, under the caller's span when there is one.
+        let span = tracing::info_span!(
+            "http_request",
+            %method,
+            %route,
+            trace_id = tracing::field::Empty,
+            span_id = tracing::field::Empty
+        );
+        if let Some(parent) = &parent {
+            use tracing_opentelemetry::OpenTelemetrySpanExt;
+            let _ = span.set_parent(crate::telemetry::remote_parent(
+                &parent.trace_id,
+                &parent.parent_id,
+                parent.sampled,
+            ));
+        }
+        let (trace_id, span_id, sampled) =
+            crate::telemetry::exported_ids(&span).unwrap_or_else(|| local_ids(parent));
+        span.record("trace_id", trace_id.as_str());
+        span.record("span_id", span_id.as_str());
+        (span, trace_id, span_id, sampled)
+    } else {
+        // Nothing is exported: ids for the logs and the response header only.
+        let (trace_id, span_id, sampled) = local_ids(parent);
+        let span = tracing::info_span!("http_request", %method, %route, trace_id = %trace_id, span_id = %span_id);
+        (span, trace_id, span_id, sampled)
+    };
     let start = Instant::now();
     let mut response = next.run(request).instrument(span).await;
     let status = response.status().as_u16().to_string();
@@ -157,14 +183,33 @@ pub async fn observe(request: Request, next: Next) -> Response {
         .increment(1);
     metrics::histogram!("tars_http_request_duration_seconds", "method" => method, "route" => route)
         .record(start.elapsed().as_secs_f64());
-    if let Ok(value) = HeaderValue::from_str(&format!("00-{trace_id}-{span_id}-01")) {
+    let flags = if sampled { "01" } else { "00" };
+    if let Ok(value) = HeaderValue::from_str(&format!("00-{trace_id}-{span_id}-{flags}")) {
         response.headers_mut().insert("traceparent", value);
     }
     response
 }
 
-/// The trace id of a valid `traceparent` (`00-<32 hex>-<16 hex>-<2 hex>`, ids not all zero).
-fn parse_traceparent(value: &str) -> Option<String> {
+/// Trace id (the caller's, or a new one), a new span id and the sampled flag of a request
+/// whose span is not exported.
+fn local_ids(parent: Option<TraceParent>) -> (String, String, bool) {
+    let span_id = uuid::Uuid::new_v4().simple().to_string()[..16].to_string();
+    match parent {
+        Some(p) => (p.trace_id, span_id, p.sampled),
+        None => (uuid::Uuid::new_v4().simple().to_string(), span_id, true),
+    }
+}
+
+/// The parts of a valid `traceparent` that name the caller's span.
+#[derive(Debug, PartialEq)]
+struct TraceParent {
+    trace_id: String,
+    parent_id: String,
+    sampled: bool,
+}
+
+/// A valid `traceparent` (`00-<32 hex>-<16 hex>-<2 hex>`, ids not all zero), ids lower-cased.
+fn parse_traceparent(value: &str) -> Option<TraceParent> {
     let parts: Vec<&str> = value.trim().split('-').collect();
     let hex = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_hexdigit());
     match parts.as_slice() {
@@ -177,7 +222,11 @@ fn parse_traceparent(value: &str) -> Option<String> {
                 && trace.bytes().any(|b| b != b'0')
                 && parent.bytes().any(|b| b != b'0') =>
         {
-            Some(trace.to_ascii_lowercase())
+            Some(TraceParent {
+                trace_id: trace.to_ascii_lowercase(),
+                parent_id: parent.to_ascii_lowercase(),
+                sampled: u8::from_str_radix(flags, 16).is_ok_and(|f| f & 1 == 1),
+            })
         }
         _ => None,
     }
@@ -191,9 +240,17 @@ mod tests {
     fn traceparent_parsing_follows_the_w3c_format() {
         let valid = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
         assert_eq!(
-            parse_traceparent(valid).as_deref(),
-            Some("4bf92f3577b34da6a3ce929d0e0e4736")
+            parse_traceparent(valid),
+            Some(TraceParent {
+                trace_id: "4bf92f3577b34da6a3ce929d0e0e4736".into(),
+                parent_id: "00f067aa0ba902b7".into(),
+                sampled: true,
+            })
         );
+        let unsampled = "00-4BF92F3577B34DA6A3CE929D0E0E4736-00F067AA0BA902B7-00";
+        let parsed = parse_traceparent(unsampled).unwrap();
+        assert_eq!(parsed.trace_id, "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert!(!parsed.sampled);
         for bad in [
             "",
             "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7",

@@ -218,10 +218,10 @@ pub struct BaselineQuery {
     pub limit: Option<i64>,
 }
 
-fn agent(agent_type: &str) -> Result<String, ApiError> {
+fn agent(agent_type: &str) -> Result<&'static str, ApiError> {
     agent_type
         .parse::<tars_agents::Algo>()
-        .map(|a| a.name().to_string())
+        .map(|a| a.name())
         .map_err(|_| {
             ApiError::not_found(format!(
                 "unknown agent_type '{agent_type}'; valid: DQN, A2C, PPO, DDPG"
@@ -247,8 +247,8 @@ pub async fn get_baselines(
     principal.require(Role::Viewer)?;
     let agent = agent(&agent_type)?;
     let env = query.environment.as_deref().map(environment).transpose()?;
-    let rows = state.service.store.baselines(Some(&agent), env).await?;
-    Ok(Json(rows.into_iter().map(BaselineView::from).collect()))
+    let rows = state.service.baselines(agent, env).await?;
+    Ok(Json(rows.iter().cloned().map(BaselineView::from).collect()))
 }
 
 /// Every change to an agent type's baselines on one environment, newest first (viewer).
@@ -266,7 +266,7 @@ pub async fn get_history(
         ApiError::unprocessable("environment is required, e.g. ?environment=CartPole-v1")
     })?)?;
     let limit = query.limit.unwrap_or(50).clamp(1, 1000);
-    let rows = state.service.store.history(&agent, env, limit).await?;
+    let rows = state.service.store.history(agent, env, limit).await?;
     Ok(Json(rows.iter().map(history_json).collect()))
 }
 
@@ -323,13 +323,15 @@ pub async fn post_baseline(
     ApiJson(body): ApiJson<BaselineBody>,
 ) -> Result<(StatusCode, Json<BaselineView>), ApiError> {
     principal.require(Role::Admin)?;
-    let agent_type = agent(&body.agent_type).map_err(|e| ApiError::unprocessable(e.message))?;
+    let agent_type = agent(&body.agent_type)
+        .map_err(|e| ApiError::unprocessable(e.message))?
+        .to_string();
     let environment = environment(&body.environment)?.to_string();
-    let store = &state.service.store;
+    let service = &state.service;
     let row = match body.expected_version {
         Some(expected) => {
-            store
-                .promote(&Promotion {
+            service
+                .promote_baseline(&Promotion {
                     agent_type,
                     environment,
                     mean_reward: body.mean_reward,
@@ -344,7 +346,7 @@ pub async fn post_baseline(
                 .await?
         }
         None => {
-            store
+            service
                 .insert_baseline(&NewBaseline {
                     agent_type,
                     environment,

@@ -5,14 +5,16 @@
 //! A completed evaluation is never lost: when the store cannot save it, the response is
 //! written to `<data_dir>/unsaved/<evaluation_id>.json` and the caller is told where.
 
+use crate::baseline_cache::{BaselineCache, Key};
 use crate::config::Config;
 use anyhow::Context;
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 use tars_agents::checkpoint::{self, METADATA_FILE, WEIGHTS_FILE};
 use tars_eval::{Baseline, Engine, EvalRequest, EvalResponse, Inputs, LoadedCheckpoint, Reporter};
-use tars_store::{BaselineRow, NewResult, NewRun, Promotion, Store};
+use tars_store::{BaselineRow, NewBaseline, NewResult, NewRun, Promotion, Store, StoreError};
 use uuid::Uuid;
 
 /// The engine, the store and the configuration of one process.
@@ -20,6 +22,8 @@ pub struct Service {
     pub config: Config,
     pub store: Store,
     pub engine: Arc<Engine>,
+    /// Baseline listings of [`Service::baselines`]; every baseline write here clears it.
+    baseline_cache: BaselineCache,
 }
 
 /// An evaluation's response and where it was kept.
@@ -41,10 +45,12 @@ impl Service {
                 )
             })?;
         let engine = Arc::new(Engine::new(config.engine()));
+        let cache_ttl = Duration::from_millis(config.get_int("baseline_cache_ms") as u64);
         Ok(Service {
             config,
             store,
             engine,
+            baseline_cache: BaselineCache::new(cache_ttl),
         })
     }
 
@@ -68,8 +74,10 @@ impl Service {
         }
         let engine = self.engine.clone();
         let run_plan = plan.clone();
+        // The engine's spans (evaluate_agent_in_env, …) are children of the caller's.
+        let span = tracing::Span::current();
         let mut response = tokio::task::spawn_blocking(move || {
-            engine.evaluate(&run_plan, &inputs, reporter.as_ref())
+            span.in_scope(|| engine.evaluate(&run_plan, &inputs, reporter.as_ref()))
         })
         .await
         .context("the evaluation thread panicked")??;
@@ -107,6 +115,44 @@ impl Service {
         };
         let returns = self.store.baseline_returns(row.id).await?;
         Ok(Some(detector_baseline(&row, returns)))
+    }
+
+    /// The baselines of `agent` (an `Algo::name`), on `environment` (an `EnvSpec::id`) or all,
+    /// best rank first: from memory when read less than `baseline_cache_ms` ago and not
+    /// written since by this process.
+    pub async fn baselines(
+        &self,
+        agent: &'static str,
+        environment: Option<&'static str>,
+    ) -> Result<Arc<[BaselineRow]>, StoreError> {
+        let key: Key = (agent, environment);
+        let miss = match self.baseline_cache.get(key) {
+            Ok(rows) => return Ok(rows),
+            Err(miss) => miss,
+        };
+        let rows: Arc<[BaselineRow]> = self.store.baselines(Some(agent), environment).await?.into();
+        self.baseline_cache.fill(key, miss, rows.clone());
+        Ok(rows)
+    }
+
+    /// Forgets the cached baseline listings. Every baseline write of this process calls it
+    /// when the write is done; a write elsewhere (fleet mode: another replica's notice) may too.
+    pub fn invalidate_baselines(&self) {
+        self.baseline_cache.invalidate();
+    }
+
+    /// Stores a baseline as given (409-style error when its rank is taken).
+    pub async fn insert_baseline(&self, baseline: &NewBaseline) -> Result<BaselineRow, StoreError> {
+        let inserted = self.store.insert_baseline(baseline).await;
+        self.invalidate_baselines();
+        inserted
+    }
+
+    /// Promotes a baseline with a compare-and-set on the pair's version.
+    pub async fn promote_baseline(&self, promotion: &Promotion) -> Result<BaselineRow, StoreError> {
+        let promoted = self.store.promote(promotion).await;
+        self.invalidate_baselines();
+        promoted
     }
 
     /// Promotes a stored evaluation result of `result_id` to `rank` (default: the rank its mean
@@ -158,7 +204,7 @@ impl Service {
             eval_result_id: Some(result_id),
             actor,
         };
-        Ok(self.store.promote(&promotion).await?)
+        Ok(self.promote_baseline(&promotion).await?)
     }
 }
 

@@ -553,3 +553,118 @@ async fn nash_compute_solves_games_and_sets_the_gauges() {
     }
     server.stop().await;
 }
+
+/// `GET /v1/baselines` answers from memory, so every write path of the process must clear
+/// the cache: a listing read right after an insert, a promotion over HTTP and a promotion of a
+/// stored result shows the write. The cache is made to live an hour so that only
+/// invalidation can make this pass.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn baselines_are_read_back_at_once_after_every_write() {
+    let server = Server::start("baseline-cache", &[("baseline_cache_ms", "3600000")]).await;
+    let c = &server.client;
+    let token = server.admin().await;
+    let list = |path: &'static str| {
+        let request = c.get(server.url(path)).bearer_auth(&token);
+        async move {
+            let (status, body) = json_of(request.send().await.unwrap()).await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+            body.as_array()
+                .unwrap()
+                .iter()
+                .map(|row| {
+                    (
+                        row["rank"].as_i64().unwrap(),
+                        row["mean_reward"].as_f64().unwrap(),
+                    )
+                })
+                .collect::<Vec<_>>()
+        }
+    };
+    let pair = "/v1/baselines/PPO?environment=CartPole-v1";
+    let all = "/v1/baselines/PPO";
+    // Both listings cached while empty.
+    assert_eq!(list(pair).await, []);
+    assert_eq!(list(all).await, []);
+
+    let post = |body: Value| {
+        let request = c.post(server.url("/v1/baselines")).bearer_auth(&token);
+        async move {
+            let (status, body) = json_of(request.json(&body).send().await.unwrap()).await;
+            assert_eq!(status, StatusCode::CREATED, "{body}");
+        }
+    };
+    post(
+        json!({"agent_type": "PPO", "environment": "CartPole-v1", "mean_reward": 400.0,
+                "std_reward": 20.0, "success_rate": 0.9, "version": 1, "rank": 1}),
+    )
+    .await;
+    assert_eq!(list(pair).await, [(1, 400.0)], "read after insert");
+    assert_eq!(list(all).await, [(1, 400.0)]);
+
+    post(
+        json!({"agent_type": "PPO", "environment": "CartPole-v1", "mean_reward": 480.0,
+                "std_reward": 10.0, "success_rate": 1.0, "rank": 1, "expected_version": 1}),
+    )
+    .await;
+    assert_eq!(
+        list(pair).await,
+        [(1, 480.0), (2, 400.0)],
+        "read after promotion"
+    );
+
+    // A stored evaluation result promoted through the service (`tars baseline promote` and
+    // `bootstrap` take this path).
+    let (status, result) = json_of(
+        c.post(server.url("/v1/evaluate"))
+            .bearer_auth(&token)
+            .json(
+                &json!({"agent_type": "PPO", "environments": ["CartPole-v1"],
+                          "num_episodes": 3, "hyperparameters": {"n_timesteps": 512}}),
+            )
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{result}");
+    let result_id: uuid::Uuid = result["results"][0]["result_id"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let mean = result["results"][0]["metrics"]["mean_reward"]
+        .as_f64()
+        .unwrap();
+    let service = server.running.as_ref().unwrap().state.service.clone();
+    service
+        .promote(result_id, Some(1), None, Some("test".into()))
+        .await
+        .unwrap();
+    assert_eq!(
+        list(pair).await,
+        [(1, mean), (2, 480.0), (3, 400.0)],
+        "read after promoting a result"
+    );
+
+    // A write by another process is not seen here until the cache is cleared (or expires):
+    // the seam fleet mode's notices will use.
+    assert_eq!(list(all).await.len(), 3);
+    service
+        .store
+        .insert_baseline(&tars_store::NewBaseline {
+            agent_type: "PPO".into(),
+            environment: "Acrobot-v1".into(),
+            mean_reward: -80.0,
+            std_reward: 5.0,
+            success_rate: 1.0,
+            hyperparameters: json!({}),
+            version: 1,
+            rank: 1,
+        })
+        .await
+        .unwrap();
+    assert_eq!(list(all).await.len(), 3, "still the cached listing");
+    service.invalidate_baselines();
+    assert_eq!(list(all).await.len(), 4);
+    server.stop().await;
+}

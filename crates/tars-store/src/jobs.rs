@@ -107,6 +107,8 @@ const BY_ID: &str = "SELECT * FROM eval_jobs WHERE id = $1";
 const BY_KEY: &str = "SELECT * FROM eval_jobs WHERE principal = $1 AND idempotency_key = $2";
 const QUEUED: &str = "SELECT id FROM eval_jobs WHERE status = 'queued' ORDER BY created_at, id";
 const REQUEUE: &str = "UPDATE eval_jobs SET status = 'queued' WHERE status = 'running'";
+const REQUEUE_ONE: &str =
+    "UPDATE eval_jobs SET status = 'queued' WHERE id = $1 AND status = 'running'";
 
 /// The same statements with each backend's clock.
 macro_rules! with_now {
@@ -259,6 +261,24 @@ impl Store {
                 .bind(run_id.map(|id| id.hyphenated().to_string()))
                 .bind(error)
                 .bind(from.as_str())
+                .execute(&db.write)
+                .await?
+                .rows_affected(),
+        };
+        Ok(affected == 1)
+    }
+
+    /// Puts a running job back in the queue (its process is stopping before it finished);
+    /// `false` when it is not running any more.
+    pub async fn requeue_job(&self, id: Uuid) -> Result<bool, StoreError> {
+        let affected = match &self.backend {
+            Backend::Postgres(pool) => sqlx::query(REQUEUE_ONE)
+                .bind(id)
+                .execute(pool)
+                .await?
+                .rows_affected(),
+            Backend::Sqlite(db) => sqlx::query(REQUEUE_ONE)
+                .bind(id.hyphenated().to_string())
                 .execute(&db.write)
                 .await?
                 .rows_affected(),

@@ -1,6 +1,11 @@
 //! `tars serve`: the HTTP service (embedded: SQLite and an in-process queue; nothing to install).
+//!
+//! SIGTERM or Ctrl-C stops it gracefully (`tars_server::app::start`): no new connections,
+//! in-flight requests and running jobs get `shutdown_timeout_seconds`, unfinished jobs are
+//! re-queued, queued spans are flushed to the OTLP collector, and the process exits 0.
 
 use std::process::ExitCode;
+use std::time::Duration;
 use tars_server::{Config, ConfigArgs};
 
 /// Arguments of `tars serve`.
@@ -12,32 +17,22 @@ pub struct ServeArgs {
 
 pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let config = Config::load(&args.config)?;
-    init_logging(config.get_text("log_format"));
-    crate::runtime()?.block_on(async {
+    let telemetry = tars_server::telemetry::init(&config)?;
+    if let Some(url) = &telemetry.traces_url {
+        tracing::info!(%url, "exporting traces over OTLP/HTTP");
+    }
+    let runtime = crate::runtime()?;
+    let served = runtime.block_on(async {
         let running = tars_server::app::start(config, true).await?;
         let url = format!("http://{}", running.addr);
         tracing::info!(%url, "listening");
         eprintln!("T.A.R.S. listening on {url}  (API: {url}/openapi.json, metrics: {url}/metrics)");
         running.wait().await
-    })?;
+    });
+    // An evaluation thread that ignored the stop request must not hold the exit.
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    telemetry.shutdown();
+    served?;
+    tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
-}
-
-/// Logs to stderr: readable text, or one JSON object per line with the span fields (trace id
-/// included) for `log_format = json`. `RUST_LOG` filters (default `info`).
-fn init_logging(format: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    if format == "json" {
-        builder
-            .json()
-            .with_current_span(true)
-            .with_span_list(true)
-            .init();
-    } else {
-        builder.init();
-    }
 }

@@ -105,8 +105,25 @@ async fn a_restart_requeues_running_jobs_oldest_first(db: &TestDb) {
     assert_eq!(db.store.job(a.id).await.unwrap().unwrap().attempts, 2);
 }
 
+async fn a_stopping_server_requeues_its_running_job(db: &TestDb) {
+    let a = job("p", None);
+    db.store.insert_job(&a).await.unwrap();
+    assert!(
+        !db.store.requeue_job(a.id).await.unwrap(),
+        "queued, not running"
+    );
+    assert!(db.store.claim_job(a.id).await.unwrap());
+    assert!(db.store.requeue_job(a.id).await.unwrap());
+    let row = db.store.job(a.id).await.unwrap().unwrap();
+    assert_eq!((row.status, row.attempts), (JobStatus::Queued, 1));
+    assert!(row.finished_at.is_none());
+    assert!(db.store.claim_job(a.id).await.unwrap(), "claimable again");
+    assert_eq!(db.store.job(a.id).await.unwrap().unwrap().attempts, 2);
+}
+
 on_both_backends!(
     idempotency_keys_are_per_principal,
     a_job_is_claimed_once_and_finished_once,
     a_restart_requeues_running_jobs_oldest_first,
+    a_stopping_server_requeues_its_running_job,
 );
