@@ -122,6 +122,24 @@ async fn the_seeds_pipeline_proposal_approval_act_rejection_rollback() {
     );
     assert_eq!(applied["history"][3]["actor"], "admin");
 
+    // A checkpoint of another algorithm cannot become DQN's config; nothing changes.
+    let (status, err) = put(
+        &server,
+        &admin,
+        "/v1/agents/DQN/config",
+        json!({"expected_version": 0, "checkpoint_id": format!("proposal-{id}")}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{err}");
+    assert!(
+        err["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("holds a PPO policy"),
+        "{err}"
+    );
+    assert_eq!(config_version(&server, &admin, "DQN").await, 0);
+
     // `act` serves the applied version.
     let (status, acted) = post(&server, &admin, "/v1/agents/ppo/act", act.clone()).await;
     assert_eq!(status, StatusCode::OK, "{acted}");
