@@ -1,10 +1,10 @@
-//! Optuna's `TPESampler` (`samplers/_tpe/sampler.py`): random for the first
+//! Optuna 5.0's `TPESampler` (`samplers/_tpe/sampler.py`): random for the first
 //! `n_startup_trials` finished trials, then split the trials into "below" (the best
 //! γ(n) = min(⌈0.1·n⌉, 25)) and "above" (the rest, plus running trials under the constant
 //! liar), fit a Parzen estimator to each, draw `n_ei_candidates` from the below estimator and
-//! keep the one that maximises the expected-improvement surrogate l(x)/g(x). Univariate mode
-//! does this per parameter; multivariate mode fits one product-kernel mixture over all
-//! parameters (Optuna's `multivariate=True`).
+//! keep the one that maximises ln l(x) − ln g(x). Multivariate mode (Optuna 5's default for
+//! one objective) fits one product-kernel mixture over all parameters; univariate mode does
+//! this per parameter.
 
 mod parzen;
 pub mod truncnorm;
@@ -20,8 +20,9 @@ use tars_envs::Rng;
 
 pub use parzen::default_weights;
 
-/// Settings of the TPE sampler; the defaults are Optuna's, except `constant_liar` (on, so
-/// parallel workers spread out; it changes nothing with one worker).
+/// Settings of the TPE sampler; the defaults are Optuna 5.0's for a single objective
+/// (multivariate, constant liar: parallel workers spread out; it changes nothing with one
+/// worker).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TpeConfig {
@@ -46,7 +47,7 @@ impl Default for TpeConfig {
         TpeConfig {
             n_startup_trials: 10,
             n_ei_candidates: 24,
-            multivariate: false,
+            multivariate: true,
             constant_liar: true,
             prior_weight: 1.0,
             consider_magic_clip: true,
@@ -79,7 +80,6 @@ impl TpeConfig {
             prior_weight: self.prior_weight,
             consider_magic_clip: self.consider_magic_clip,
             consider_endpoints: self.consider_endpoints,
-            multivariate: self.multivariate,
         }
     }
 }
@@ -88,9 +88,6 @@ impl TpeConfig {
 pub fn default_gamma(n: usize) -> usize {
     (n.div_ceil(10)).min(25)
 }
-
-/// `EPS` of Optuna's acquisition function.
-const EPS: f64 = 1e-12;
 
 /// The next trial's parameters (those in `fixed` are sampled but then overridden).
 pub fn sample(
@@ -112,7 +109,6 @@ pub fn sample(
             .collect();
     }
     let (below, above) = split_trials(trials, direction, default_gamma(n_finished), config);
-    let quantile = below.len() as f64 / (below.len() + above.len()).max(1) as f64;
     let mut params = BTreeMap::new();
     if config.multivariate {
         // Optuna's relative search space leaves out parameters with a single value.
@@ -122,7 +118,7 @@ pub fn sample(
             .map(|(name, _)| name)
             .collect();
         if !names.is_empty() {
-            let chosen = sample_group(config, space, &names, &below, &above, quantile, rng);
+            let chosen = sample_group(config, space, &names, &below, &above, rng);
             params.extend(chosen);
         }
         for (name, distribution) in space.iter().filter(|(_, d)| d.single()) {
@@ -134,7 +130,7 @@ pub fn sample(
                 params.insert(name.to_string(), distribution.to_external(0.0));
                 continue;
             }
-            let chosen = sample_group(config, space, &[name], &below, &above, quantile, rng);
+            let chosen = sample_group(config, space, &[name], &below, &above, rng);
             params.extend(chosen);
         }
     }
@@ -142,14 +138,13 @@ pub fn sample(
 }
 
 /// Draws candidates for the parameters `names` jointly and returns the best by the
-/// acquisition function.
+/// acquisition function ln l(x) − ln g(x).
 fn sample_group(
     config: &TpeConfig,
     space: &SearchSpace,
     names: &[&str],
     below: &[&Trial],
     above: &[&Trial],
-    quantile: f64,
     rng: &mut Rng,
 ) -> Vec<(String, Value)> {
     let distributions: Vec<_> = names
@@ -157,6 +152,7 @@ fn sample_group(
         .map(|name| space.get(name).expect("names come from the space"))
         .collect();
     let dims: Vec<Dim> = distributions.iter().map(|d| Dim::of(d)).collect();
+    // Trials that have every parameter of the group (Optuna's `_get_internal_repr`).
     let observations = |trials: &[&Trial]| -> Vec<Vec<f64>> {
         trials
             .iter()
@@ -164,11 +160,7 @@ fn sample_group(
                 names
                     .iter()
                     .zip(&distributions)
-                    .zip(&dims)
-                    .map(|((name, distribution), dim)| {
-                        let internal = distribution.to_internal(trial.params.get(*name)?)?;
-                        Some(dim.transform(internal))
-                    })
+                    .map(|(name, distribution)| distribution.to_internal(trial.params.get(*name)?))
                     .collect::<Option<Vec<f64>>>()
             })
             .collect()
@@ -176,28 +168,15 @@ fn sample_group(
     let params = config.parzen();
     let parzen_below = Parzen::new(&observations(below), &dims, &params);
     let parzen_above = Parzen::new(&observations(above), &dims, &params);
-    let log_first = (quantile + EPS).ln();
-    let log_second_base = (1.0 - quantile + EPS).ln();
     let mut best: Option<(f64, Vec<f64>)> = None;
-    let mut draw = Vec::with_capacity(dims.len());
-    let mut point = Vec::with_capacity(dims.len());
+    let mut candidate = Vec::with_capacity(dims.len());
+    let mut scratch = Vec::new();
     for _ in 0..config.n_ei_candidates {
-        parzen_below.sample(rng, &mut draw);
-        // Untransform (rounding ints to their lattice), then evaluate at the transformed
-        // rounded value, as Optuna's sample → to_external → log_pdf(transform(..)).
-        let internal: Vec<f64> = dims
-            .iter()
-            .zip(&draw)
-            .map(|(dim, &x)| dim.untransform(x))
-            .collect();
-        point.clear();
-        point.extend(dims.iter().zip(&internal).map(|(dim, &v)| dim.transform(v)));
-        let log_l = parzen_below.log_pdf(&point);
-        let log_g = parzen_above.log_pdf(&point);
-        let second = log_second_base + log_g - log_l;
-        let acquisition = -log_add_exp(log_first, second);
+        parzen_below.sample(rng, &mut candidate);
+        let acquisition = parzen_below.log_pdf(&candidate, &mut scratch)
+            - parzen_above.log_pdf(&candidate, &mut scratch);
         if best.as_ref().is_none_or(|(b, _)| acquisition > *b) {
-            best = Some((acquisition, internal));
+            best = Some((acquisition, candidate.clone()));
         }
     }
     let (_, internal) = best.expect("n_ei_candidates ≥ 1");
@@ -207,14 +186,6 @@ fn sample_group(
         .zip(internal)
         .map(|((name, distribution), v)| (name.to_string(), distribution.to_external(v)))
         .collect()
-}
-
-fn log_add_exp(a: f64, b: f64) -> f64 {
-    let max = a.max(b);
-    if max == f64::INFINITY {
-        return max;
-    }
-    max + ((a - max).exp() + (b - max).exp()).ln()
 }
 
 /// Optuna's `_split_trials`: the `n_below` best complete trials, then (if fewer complete)

@@ -1,10 +1,15 @@
-//! Optuna's `_ParzenEstimator`: a mixture with one product kernel per observation plus a prior
-//! kernel, over the transformed space (log of log-scale parameters). Numerical dimensions use
-//! truncated normals on `[low, high]` (discretised over `step` for lattices); categorical
-//! dimensions put `1 + prior_weight / n_kernels` on the observed choice and
-//! `prior_weight / n_kernels` on every choice, renormalised (the prior kernel is uniform).
-//! Bandwidths follow `parzen_estimator.py`: neighbour gaps (univariate) or Scott-like
-//! `0.2 · n^(-1/(d+4)) · range` (multivariate), clipped to `[range / min(100, n + 2), range]`.
+//! Optuna 5.0's `_ParzenEstimator` (`samplers/_tpe/parzen_estimator.py` and
+//! `probability_distributions.py`): a mixture with one product kernel per observation plus a
+//! prior kernel (mean at the middle of the range, σ = the range, weight `prior_weight`).
+//! Numerical dimensions are normals truncated to the range, in log space for log-scale
+//! parameters; lattices (ints, floats with a step) widen the range by half a step and are
+//! discretised (mass of `[x − step/2, x + step/2]`, samples rounded to the lattice).
+//! Bandwidths are the larger gap to the sorted neighbours (endpoints = the range's ends; the
+//! extreme kernels use their inner gap, `consider_endpoints = false`), clipped to
+//! `[range / min(100, n + 2), range]`, in univariate and multivariate mode alike (Optuna 5
+//! dropped the multivariate Scott rule). Categorical dimensions put
+//! `1 + prior_weight / (n + 1)` on the observed choice and `prior_weight / (n + 1)` on every
+//! choice, renormalised; the prior kernel is uniform.
 
 use super::truncnorm;
 use crate::Distribution;
@@ -16,20 +21,21 @@ pub struct ParzenParams {
     pub prior_weight: f64,
     pub consider_magic_clip: bool,
     pub consider_endpoints: bool,
-    pub multivariate: bool,
 }
 
-/// One dimension of the transformed space.
+/// One dimension, with values in internal representation (numbers, or choice indices).
 #[derive(Debug, Clone, Copy)]
 pub enum Dim {
-    /// `[low, high]` in transformed units; `step` for lattices (never with log).
     Numerical {
+        /// The distribution's range.
         low: f64,
         high: f64,
+        /// Lattice step (ints always, floats when given).
         step: Option<f64>,
         log: bool,
-        /// Int distributions round samples to their lattice after untransforming.
-        int_step: Option<(f64, f64, f64)>,
+        /// The kernels' range: widened by half a step on lattices, then in log space.
+        adapted_low: f64,
+        adapted_high: f64,
     },
     Categorical {
         n_choices: usize,
@@ -37,76 +43,47 @@ pub enum Dim {
 }
 
 impl Dim {
-    /// The transformed dimension of a distribution (Optuna's log/step handling, including its
-    /// log-int hack: a log int is continuous on `[ln(low − ½), ln(high + ½)]`).
     pub fn of(distribution: &Distribution) -> Dim {
-        match *distribution {
-            Distribution::Categorical { ref choices } => Dim::Categorical {
-                n_choices: choices.len(),
-            },
+        let (low, high, step, log) = match *distribution {
+            Distribution::Categorical { ref choices } => {
+                return Dim::Categorical {
+                    n_choices: choices.len(),
+                };
+            }
             Distribution::Float {
                 low,
                 high,
                 log,
                 step,
-            } => Dim::Numerical {
-                low: if log { low.ln() } else { low },
-                high: if log { high.ln() } else { high },
-                step: if log { None } else { step },
-                log,
-                int_step: None,
-            },
+            } => (low, high, step, log),
             Distribution::Int {
                 low,
                 high,
                 log,
                 step,
-            } => {
-                let (low, high, step) = (low as f64, high as f64, step as f64);
-                let int_step = Some((low, high, step));
-                if log {
-                    Dim::Numerical {
-                        low: (low - step / 2.0).ln(),
-                        high: (high + step / 2.0).ln(),
-                        step: None,
-                        log,
-                        int_step,
-                    }
-                } else {
-                    Dim::Numerical {
-                        low,
-                        high,
-                        step: Some(step),
-                        log,
-                        int_step,
-                    }
-                }
-            }
+            } => (low as f64, high as f64, Some(step as f64), log),
+        };
+        let half = step.unwrap_or(0.0) / 2.0;
+        let (mut adapted_low, mut adapted_high) = (low - half, high + half);
+        if log {
+            adapted_low = adapted_low.ln();
+            adapted_high = adapted_high.ln();
+        }
+        Dim::Numerical {
+            low,
+            high,
+            step,
+            log,
+            adapted_low,
+            adapted_high,
         }
     }
 
-    /// Internal value → transformed value.
-    pub fn transform(&self, internal: f64) -> f64 {
+    /// Internal value → kernel space (log for log-scale parameters).
+    fn transform(&self, internal: f64) -> f64 {
         match *self {
             Dim::Numerical { log: true, .. } => internal.ln(),
             _ => internal,
-        }
-    }
-
-    /// Transformed sample → internal value (ints rounded to their lattice, as Optuna's
-    /// `_untransform`).
-    pub fn untransform(&self, transformed: f64) -> f64 {
-        match *self {
-            Dim::Categorical { .. } => transformed,
-            Dim::Numerical { log, int_step, .. } => {
-                let value = if log { transformed.exp() } else { transformed };
-                match int_step {
-                    Some((low, high, step)) => {
-                        (low + ((value - low) / step).round() * step).clamp(low, high)
-                    }
-                    None => value,
-                }
-            }
         }
     }
 }
@@ -114,34 +91,25 @@ impl Dim {
 /// Kernels of one dimension, one per mixture component.
 #[derive(Debug, Clone)]
 enum Kernels {
-    TruncNorm {
+    Numerical {
+        dim: Dim,
         mus: Vec<f64>,
         sigmas: Vec<f64>,
-        low: f64,
-        high: f64,
-        /// `−ln σ − ln√(2π) − ln(mass of [low, high])` per component.
+        /// Continuous: `−ln σ − ln√(2π) − ln(mass of the adapted range)` per component.
+        /// Lattice: `ln(mass of the adapted range)` per component.
         log_norm: Vec<f64>,
-    },
-    DiscreteTruncNorm {
-        mus: Vec<f64>,
-        sigmas: Vec<f64>,
-        low: f64,
-        high: f64,
-        step: f64,
-        /// ln(mass of [low − step/2, high + step/2]) per component.
-        log_p_accept: Vec<f64>,
     },
     Categorical {
         /// `[component][choice]`.
         log_probs: Vec<Vec<f64>>,
-        probs: Vec<Vec<f64>>,
+        cum_probs: Vec<Vec<f64>>,
     },
 }
 
 /// A mixture of product kernels.
 #[derive(Debug, Clone)]
 pub struct Parzen {
-    weights: Vec<f64>,
+    cum_weights: Vec<f64>,
     log_weights: Vec<f64>,
     dims: Vec<Kernels>,
 }
@@ -167,9 +135,30 @@ pub fn default_weights(n: usize) -> Vec<f64> {
     weights
 }
 
+fn cumulative(values: &[f64]) -> Vec<f64> {
+    let mut acc = 0.0;
+    let mut cum: Vec<f64> = values
+        .iter()
+        .map(|v| {
+            acc += v;
+            acc
+        })
+        .collect();
+    // Avoid rounding leaving a gap below 1 (as Optuna's `cum_probs[:, -1] = 1`).
+    if let Some(last) = cum.last_mut() {
+        *last = 1.0;
+    }
+    cum
+}
+
+/// The first index whose cumulative probability exceeds `u`.
+fn pick(cum: &[f64], u: f64) -> usize {
+    cum.iter().position(|&c| u < c).unwrap_or(cum.len() - 1)
+}
+
 impl Parzen {
-    /// The estimator of `observations` (`[observation][dim]`, transformed values, oldest
-    /// first) over `dims`.
+    /// The estimator of `observations` (`[observation][dim]`, internal values, oldest first)
+    /// over `dims`.
     pub fn new(observations: &[Vec<f64>], dims: &[Dim], params: &ParzenParams) -> Parzen {
         let n = observations.len();
         let mut weights = if n == 0 {
@@ -186,135 +175,114 @@ impl Parzen {
             .iter()
             .enumerate()
             .map(|(dim_idx, dim)| {
-                let column: Vec<f64> = observations.iter().map(|o| o[dim_idx]).collect();
+                let column: Vec<f64> = observations
+                    .iter()
+                    .map(|o| dim.transform(o[dim_idx]))
+                    .collect();
                 match *dim {
                     Dim::Categorical { n_choices } => categorical(&column, n_choices, params),
-                    Dim::Numerical {
-                        low, high, step, ..
-                    } => numerical(&column, low, high, step, dims.len(), params),
+                    Dim::Numerical { .. } => numerical(&column, *dim, params),
                 }
             })
             .collect();
         Parzen {
-            weights,
+            cum_weights: cumulative(&weights),
             log_weights,
             dims: kernels,
         }
     }
 
-    /// One draw (transformed values, lattices already rounded), as `_MixtureOfProductDistribution.sample`.
+    /// One draw in internal values (lattices rounded), as `_MixtureOfProductDistribution.sample`.
     pub fn sample(&self, rng: &mut Rng, out: &mut Vec<f64>) {
         out.clear();
-        let u = rng.uniform01();
-        let mut acc = 0.0;
-        let mut component = self.weights.len() - 1;
-        for (idx, w) in self.weights.iter().enumerate() {
-            acc += w;
-            if u < acc {
-                component = idx;
-                break;
-            }
-        }
+        let component = pick(&self.cum_weights, rng.uniform01());
         for kernels in &self.dims {
             let value = match kernels {
-                Kernels::Categorical { probs, .. } => {
-                    let row = &probs[component];
-                    let u = rng.uniform01();
-                    let mut acc = 0.0;
-                    let mut choice = row.len() - 1;
-                    for (idx, p) in row.iter().enumerate() {
-                        acc += p;
-                        if u < acc {
-                            choice = idx;
-                            break;
-                        }
-                    }
-                    choice as f64
+                Kernels::Categorical { cum_probs, .. } => {
+                    pick(&cum_probs[component], rng.uniform01()) as f64
                 }
-                Kernels::TruncNorm {
-                    mus,
-                    sigmas,
-                    low,
-                    high,
-                    ..
+                Kernels::Numerical {
+                    dim, mus, sigmas, ..
                 } => {
-                    let (mu, sigma) = (mus[component], sigmas[component]);
-                    let z =
-                        truncnorm::ppf(rng.uniform01(), (low - mu) / sigma, (high - mu) / sigma);
-                    (mu + sigma * z).clamp(*low, *high)
-                }
-                Kernels::DiscreteTruncNorm {
-                    mus,
-                    sigmas,
-                    low,
-                    high,
-                    step,
-                    ..
-                } => {
+                    let Dim::Numerical {
+                        low,
+                        high,
+                        step,
+                        log,
+                        adapted_low,
+                        adapted_high,
+                    } = *dim
+                    else {
+                        unreachable!("numerical kernels have numerical dimensions")
+                    };
                     let (mu, sigma) = (mus[component], sigmas[component]);
                     let z = truncnorm::ppf(
                         rng.uniform01(),
-                        (low - step / 2.0 - mu) / sigma,
-                        (high + step / 2.0 - mu) / sigma,
+                        (adapted_low - mu) / sigma,
+                        (adapted_high - mu) / sigma,
                     );
-                    let x = mu + sigma * z;
-                    (low + ((x - low) / step).round() * step).clamp(*low, *high)
+                    let mut x = (mu + sigma * z).clamp(adapted_low, adapted_high);
+                    if log {
+                        x = x.exp();
+                    }
+                    match step {
+                        Some(step) => (low + ((x - low) / step).round() * step).clamp(low, high),
+                        None => x.clamp(low, high),
+                    }
                 }
             };
             out.push(value);
         }
     }
 
-    /// Log density of a transformed point.
-    pub fn log_pdf(&self, x: &[f64]) -> f64 {
-        let mut per_component = self.log_weights.clone();
+    /// Log density (lattices: log mass) at an internal point.
+    pub fn log_pdf(&self, x: &[f64], scratch: &mut Vec<f64>) -> f64 {
+        scratch.clear();
+        scratch.extend_from_slice(&self.log_weights);
         for (kernels, &xd) in self.dims.iter().zip(x) {
             match kernels {
                 Kernels::Categorical { log_probs, .. } => {
                     let choice = xd as usize;
-                    for (acc, row) in per_component.iter_mut().zip(log_probs) {
+                    for (acc, row) in scratch.iter_mut().zip(log_probs) {
                         *acc += row[choice];
                     }
                 }
-                Kernels::TruncNorm {
+                Kernels::Numerical {
+                    dim,
                     mus,
                     sigmas,
                     log_norm,
-                    ..
                 } => {
-                    for ((acc, (&mu, &sigma)), &norm) in per_component
-                        .iter_mut()
-                        .zip(mus.iter().zip(sigmas))
-                        .zip(log_norm)
-                    {
-                        let z = (xd - mu) / sigma;
-                        *acc += norm - 0.5 * z * z;
-                    }
-                }
-                Kernels::DiscreteTruncNorm {
-                    mus,
-                    sigmas,
-                    low,
-                    high,
-                    step,
-                    log_p_accept,
-                } => {
-                    let x_lower = (xd - step / 2.0).max(low - step / 2.0);
-                    let x_upper = (xd + step / 2.0).min(high + step / 2.0);
-                    for ((acc, (&mu, &sigma)), &accept) in per_component
-                        .iter_mut()
-                        .zip(mus.iter().zip(sigmas))
-                        .zip(log_p_accept)
-                    {
-                        *acc += truncnorm::log_gauss_mass(
-                            (x_lower - mu) / sigma,
-                            (x_upper - mu) / sigma,
-                        ) - accept;
+                    let Dim::Numerical { step, log, .. } = *dim else {
+                        unreachable!("numerical kernels have numerical dimensions")
+                    };
+                    let components = scratch.iter_mut().zip(mus.iter().zip(sigmas)).zip(log_norm);
+                    match step {
+                        None => {
+                            let t = if log { xd.ln() } else { xd };
+                            for ((acc, (&mu, &sigma)), &norm) in components {
+                                let z = (t - mu) / sigma;
+                                *acc += norm - 0.5 * z * z;
+                            }
+                        }
+                        Some(step) => {
+                            let (mut left, mut right) = (xd - step / 2.0, xd + step / 2.0);
+                            if log {
+                                left = left.ln();
+                                right = right.ln();
+                            }
+                            for ((acc, (&mu, &sigma)), &norm) in components {
+                                *acc += truncnorm::log_gauss_mass(
+                                    (left - mu) / sigma,
+                                    (right - mu) / sigma,
+                                ) - norm;
+                            }
+                        }
                     }
                 }
             }
         }
-        log_sum_exp(&per_component)
+        log_sum_exp(scratch)
     }
 }
 
@@ -327,115 +295,87 @@ fn log_sum_exp(values: &[f64]) -> f64 {
 }
 
 fn categorical(observations: &[f64], n_choices: usize, params: &ParzenParams) -> Kernels {
-    let n_kernels = observations.len() + 1;
-    let fill = params.prior_weight / n_kernels as f64;
-    let mut probs = vec![vec![fill; n_choices]; n_kernels];
-    for (row, &choice) in probs.iter_mut().zip(observations) {
-        row[choice as usize] += 1.0;
+    let probs = if observations.is_empty() {
+        vec![vec![1.0 / n_choices as f64; n_choices]]
+    } else {
+        let n_kernels = observations.len() + 1;
+        let fill = params.prior_weight / n_kernels as f64;
+        let mut probs = vec![vec![fill; n_choices]; n_kernels];
+        for (row, &choice) in probs.iter_mut().zip(observations) {
+            row[choice as usize] += 1.0;
+        }
+        for row in &mut probs {
+            let total: f64 = row.iter().sum();
+            if total > 0.0 {
+                row.iter_mut().for_each(|p| *p /= total);
+            }
+        }
+        probs
+    };
+    Kernels::Categorical {
+        log_probs: probs
+            .iter()
+            .map(|row| row.iter().map(|p| p.ln()).collect())
+            .collect(),
+        cum_probs: probs.iter().map(|row| cumulative(row)).collect(),
     }
-    for row in &mut probs {
-        let total: f64 = row.iter().sum();
-        row.iter_mut().for_each(|p| *p /= total);
-    }
-    let log_probs = probs
-        .iter()
-        .map(|row| row.iter().map(|p| p.ln()).collect())
-        .collect();
-    Kernels::Categorical { log_probs, probs }
 }
 
-fn numerical(
-    observations: &[f64],
-    low: f64,
-    high: f64,
-    step: Option<f64>,
-    n_dims: usize,
-    params: &ParzenParams,
-) -> Kernels {
-    let n = observations.len();
-    let step_or_0 = step.unwrap_or(0.0);
-    let range = high - low + step_or_0;
-    let prior_mu = 0.5 * (low + high);
-    let mut sigmas: Vec<f64> = if params.multivariate {
-        let sigma = 0.2 * (n.max(1) as f64).powf(-1.0 / (n_dims as f64 + 4.0)) * range;
-        vec![sigma; n]
-    } else {
-        // Distance to the farther neighbour among the sorted observations, the prior's mean
-        // and the (step-widened) endpoints.
-        let mut with_prior: Vec<f64> = observations.to_vec();
-        with_prior.push(prior_mu);
-        let mut order: Vec<usize> = (0..with_prior.len()).collect();
-        order.sort_by(|&i, &j| with_prior[i].total_cmp(&with_prior[j]));
-        let mut sorted = Vec::with_capacity(order.len() + 2);
-        sorted.push(low - step_or_0 / 2.0);
-        sorted.extend(order.iter().map(|&i| with_prior[i]));
-        sorted.push(high + step_or_0 / 2.0);
-        let m = order.len();
-        let mut sorted_sigmas: Vec<f64> = (1..=m)
-            .map(|i| (sorted[i] - sorted[i - 1]).max(sorted[i + 1] - sorted[i]))
-            .collect();
-        if !params.consider_endpoints && sorted.len() >= 4 {
-            sorted_sigmas[0] = sorted[2] - sorted[1];
-            sorted_sigmas[m - 1] = sorted[m] - sorted[m - 1];
-        }
-        let mut sigmas = vec![0.0; m];
-        for (rank, &idx) in order.iter().enumerate() {
-            sigmas[idx] = sorted_sigmas[rank];
-        }
-        sigmas.truncate(n);
-        sigmas
+/// Kernels of a numerical dimension from its observations in kernel space.
+fn numerical(observations: &[f64], dim: Dim, params: &ParzenParams) -> Kernels {
+    let Dim::Numerical {
+        step,
+        adapted_low: low,
+        adapted_high: high,
+        ..
+    } = dim
+    else {
+        unreachable!("numerical dimensions only")
     };
-    let max_sigma = range;
+    let n = observations.len();
+    let range = high - low;
+    // The larger gap to the sorted neighbours, the range's ends standing in at the extremes.
+    let mut order: Vec<usize> = (0..n).collect();
+    order.sort_by(|&i, &j| observations[i].total_cmp(&observations[j]));
+    let mut sorted = Vec::with_capacity(n + 2);
+    sorted.push(low);
+    sorted.extend(order.iter().map(|&i| observations[i]));
+    sorted.push(high);
+    let mut sorted_sigmas: Vec<f64> = (1..=n)
+        .map(|i| (sorted[i] - sorted[i - 1]).max(sorted[i + 1] - sorted[i]))
+        .collect();
+    if !params.consider_endpoints && sorted.len() >= 4 {
+        sorted_sigmas[0] = sorted[2] - sorted[1];
+        sorted_sigmas[n - 1] = sorted[n] - sorted[n - 1];
+    }
     let min_sigma = if params.consider_magic_clip {
-        range / f64::min(100.0, 1.0 + n as f64 + 1.0)
+        range / f64::min(100.0, n as f64 + 2.0)
     } else {
         1e-12
     };
-    sigmas
-        .iter_mut()
-        .for_each(|s| *s = s.clamp(min_sigma, max_sigma));
+    let mut sigmas = vec![0.0; n + 1];
+    for (rank, &idx) in order.iter().enumerate() {
+        sigmas[idx] = sorted_sigmas[rank].clamp(min_sigma, range);
+    }
     let mut mus = observations.to_vec();
-    mus.push(prior_mu);
-    sigmas.push(range);
-    match step {
-        None => {
-            let log_norm = mus
-                .iter()
-                .zip(&sigmas)
-                .map(|(&mu, &sigma)| {
-                    -sigma.ln()
-                        - truncnorm::HALF_LN_2PI
-                        - truncnorm::log_gauss_mass((low - mu) / sigma, (high - mu) / sigma)
-                })
-                .collect();
-            Kernels::TruncNorm {
-                mus,
-                sigmas,
-                low,
-                high,
-                log_norm,
+    mus.push(0.5 * (low + high));
+    sigmas[n] = range;
+    let log_norm = mus
+        .iter()
+        .zip(&sigmas)
+        .map(|(&mu, &sigma)| {
+            let log_mass = truncnorm::log_gauss_mass((low - mu) / sigma, (high - mu) / sigma);
+            match step {
+                None => -sigma.ln() - truncnorm::HALF_LN_2PI - log_mass,
+                Some(_) => log_mass,
             }
-        }
-        Some(step) => {
-            let log_p_accept = mus
-                .iter()
-                .zip(&sigmas)
-                .map(|(&mu, &sigma)| {
-                    truncnorm::log_gauss_mass(
-                        (low - step / 2.0 - mu) / sigma,
-                        (high + step / 2.0 - mu) / sigma,
-                    )
-                })
-                .collect();
-            Kernels::DiscreteTruncNorm {
-                mus,
-                sigmas,
-                low,
-                high,
-                step,
-                log_p_accept,
-            }
-        }
+        })
+        .collect();
+    Kernels::Numerical {
+        dim,
+        mus,
+        sigmas,
+        log_norm,
     }
 }
 
@@ -443,11 +383,10 @@ fn numerical(
 mod tests {
     use super::*;
 
-    const UNIVARIATE: ParzenParams = ParzenParams {
+    const OPTUNA: ParzenParams = ParzenParams {
         prior_weight: 1.0,
         consider_magic_clip: true,
         consider_endpoints: false,
-        multivariate: false,
     };
 
     #[test]
@@ -461,30 +400,63 @@ mod tests {
         assert!(w[5..].iter().all(|&x| x == 1.0));
     }
 
+    /// The same estimator built by Optuna 5.0.0 (`_ParzenEstimator` with these observations,
+    /// `log_pdf` at three points; printed by a short script with optuna installed).
     #[test]
-    fn bandwidths_are_neighbour_gaps_clipped_as_in_optuna() {
-        // Observations 0.2, 0.3 on [0, 1], prior mean 0.5: sorted with endpoints
-        // [0, 0.2, 0.3, 0.5, 1]; gaps give σ = (0.2, 0.2, 0.5); without endpoints the first
-        // becomes 0.3 − 0.2 = 0.1 and the last 0.5 − 0.3; clip to [1/4, 1]. Prior σ = 1.
-        let dims = [Dim::of(&Distribution::float(0.0, 1.0))];
-        let parzen = Parzen::new(&[vec![0.2], vec![0.3]], &dims, &UNIVARIATE);
-        let Kernels::TruncNorm { mus, sigmas, .. } = &parzen.dims[0] else {
-            panic!("a truncated normal")
+    fn log_densities_match_optuna_5() {
+        let json = serde_json::json!({
+            "c": {"type": "categorical", "choices": ["a", "b", "z"]},
+            "k": {"type": "int", "low": 8, "high": 2048, "log": true},
+            "l": {"type": "float", "low": 1e-4, "high": 1.0, "log": true},
+            "n": {"type": "int", "low": 1, "high": 6},
+            "s": {"type": "float", "low": 0.0, "high": 1.0, "step": 0.25},
+            "x": {"type": "float", "low": -1.0, "high": 3.0},
+        });
+        let space = crate::SearchSpace::from_json(&json).unwrap();
+        let dims: Vec<Dim> = space.iter().map(|(_, d)| Dim::of(d)).collect();
+        // Columns in name order: c, k, l, n, s, x.
+        let observations = vec![
+            vec![2.0, 16.0, 1e-3, 2.0, 0.25, 0.1],
+            vec![2.0, 512.0, 0.5, 5.0, 0.0, 0.15],
+            vec![0.0, 8.0, 2e-2, 5.0, 1.0, 2.9],
+            vec![1.0, 100.0, 1e-4, 1.0, 0.5, -0.8],
+        ];
+        let parzen = Parzen::new(&observations, &dims, &OPTUNA);
+        let Kernels::Numerical { sigmas, .. } = &parzen.dims[5] else {
+            panic!("x is numerical")
         };
-        assert_eq!(mus, &[0.2, 0.3, 0.5]);
-        assert_eq!(sigmas, &[0.25, 0.25, 1.0]);
-        assert_eq!(parzen.weights, vec![1.0 / 3.0; 3]);
+        assert_eq!(sigmas, &[0.9, 2.75, 2.75, 0.9, 4.0]);
+        let points = [
+            [0.0, 64.0, 1e-2, 3.0, 0.5, 0.0],
+            [2.0, 2048.0, 0.9, 6.0, 0.75, 2.5],
+            [1.0, 9.0, 1e-4, 1.0, 0.0, -1.0],
+        ];
+        let optuna = [-14.24319204017181, -19.048609025530315, -10.119629183230167];
+        let mut scratch = Vec::new();
+        for (point, expected) in points.iter().zip(optuna) {
+            let got = parzen.log_pdf(point, &mut scratch);
+            assert!(
+                (got - expected).abs() < 1e-9,
+                "{point:?}: {got} vs Optuna {expected}"
+            );
+        }
     }
 
     #[test]
     fn densities_integrate_to_one_and_samples_stay_in_range() {
         let dims = [Dim::of(&Distribution::float(-1.0, 3.0))];
         let observations: Vec<Vec<f64>> = [0.1, 0.15, 2.9, -0.8].iter().map(|&x| vec![x]).collect();
-        let parzen = Parzen::new(&observations, &dims, &UNIVARIATE);
+        let parzen = Parzen::new(&observations, &dims, &OPTUNA);
+        let mut scratch = Vec::new();
         let n = 40_000;
         let h = 4.0 / n as f64;
         let integral: f64 = (0..n)
-            .map(|i| parzen.log_pdf(&[-1.0 + (i as f64 + 0.5) * h]).exp() * h)
+            .map(|i| {
+                parzen
+                    .log_pdf(&[-1.0 + (i as f64 + 0.5) * h], &mut scratch)
+                    .exp()
+                    * h
+            })
             .sum();
         assert!((integral - 1.0).abs() < 1e-6, "{integral}");
         let mut rng = Rng::new(1);
@@ -500,12 +472,16 @@ mod tests {
             log: false,
             step: 1,
         };
-        let parzen = Parzen::new(&[vec![2.0], vec![5.0]], &[Dim::of(&int)], &UNIVARIATE);
-        let total: f64 = (1..=6).map(|k| parzen.log_pdf(&[k as f64]).exp()).sum();
+        let parzen = Parzen::new(&[vec![2.0], vec![5.0]], &[Dim::of(&int)], &OPTUNA);
+        let total: f64 = (1..=6)
+            .map(|k| parzen.log_pdf(&[k as f64], &mut scratch).exp())
+            .sum();
         assert!((total - 1.0).abs() < 1e-12, "{total}");
         let cat = Dim::Categorical { n_choices: 3 };
-        let parzen = Parzen::new(&[vec![2.0], vec![2.0]], &[cat], &UNIVARIATE);
-        let probs: Vec<f64> = (0..3).map(|k| parzen.log_pdf(&[k as f64]).exp()).collect();
+        let parzen = Parzen::new(&[vec![2.0], vec![2.0]], &[cat], &OPTUNA);
+        let probs: Vec<f64> = (0..3)
+            .map(|k| parzen.log_pdf(&[k as f64], &mut scratch).exp())
+            .collect();
         assert!((probs.iter().sum::<f64>() - 1.0).abs() < 1e-12);
         // Rows [1/6, 1/6, 2/3] twice and the uniform prior, weighted 1/3 each.
         assert!((probs[2] - 5.0 / 9.0).abs() < 1e-12, "{probs:?}");
