@@ -106,12 +106,12 @@ fn bad_input_fails_fast_with_a_clear_message() {
 }
 
 #[test]
-fn a_tiny_real_study_prints_its_trials_as_json() {
+fn a_tiny_real_study_prints_its_trials_as_json_and_repeats_with_one_worker() {
     let space = space_file(
         "tiny",
         r#"{"n_steps": {"type": "categorical", "choices": [16, 32]}, "n_epochs": {"type": "int", "low": 1, "high": 4}}"#,
     );
-    let output = tars(&[
+    let args = [
         "tune",
         "--algo",
         "ppo",
@@ -130,7 +130,8 @@ fn a_tiny_real_study_prints_its_trials_as_json() {
         "--search-space",
         &space,
         "--json",
-    ]);
+    ];
+    let output = tars(&args);
     assert!(
         output.status.success(),
         "{}",
@@ -154,4 +155,16 @@ fn a_tiny_real_study_prints_its_trials_as_json() {
     assert_eq!(study["config"]["sampler"]["type"], "tpe");
     assert_eq!(study["config"]["pruner"]["type"], "median");
     assert!(study["best_trial"]["value"].as_f64().unwrap() >= 8.0);
+
+    // Same seed, one worker: the same parameters, curves and values.
+    let again: Value = serde_json::from_slice(&tars(&args).stdout).unwrap();
+    let outcomes = |study: &Value| -> Vec<(Value, Value, Value)> {
+        study["trials"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| (t["params"].clone(), t["intermediate_values"].clone(), t["value"].clone()))
+            .collect()
+    };
+    assert_eq!(outcomes(&study), outcomes(&again));
 }
