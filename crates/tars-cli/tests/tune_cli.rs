@@ -163,7 +163,13 @@ fn a_tiny_real_study_prints_its_trials_as_json_and_repeats_with_one_worker() {
             .as_array()
             .unwrap()
             .iter()
-            .map(|t| (t["params"].clone(), t["intermediate_values"].clone(), t["value"].clone()))
+            .map(|t| {
+                (
+                    t["params"].clone(),
+                    t["intermediate_values"].clone(),
+                    t["value"].clone(),
+                )
+            })
             .collect()
     };
     assert_eq!(outcomes(&study), outcomes(&again));
