@@ -248,6 +248,44 @@ mod tests {
     }
 
     #[test]
+    fn several_environments_average_normalised_scores_and_report_in_sequence() {
+        let envs = ["CartPole-v1".to_string(), "Pendulum-v1".to_string()];
+        let objective = RlObjective::new(Algo::Ppo, &envs, Budget::Timesteps(1000), 2, 3).unwrap();
+        let params: BTreeMap<String, Value> = [("n_steps".to_string(), Value::from(16))].into();
+        let mut steps = Vec::new();
+        let Outcome::Complete(value) = objective.evaluate(&params, &mut |step, _| {
+            steps.push(step);
+            false
+        }) else {
+            panic!("both trainings complete")
+        };
+        // Each environment alone, as a single-environment objective, then normalised.
+        let expected: f64 = envs
+            .iter()
+            .map(|env| {
+                let single = RlObjective::new(
+                    Algo::Ppo,
+                    std::slice::from_ref(env),
+                    Budget::Timesteps(1000),
+                    2,
+                    3,
+                )
+                .unwrap();
+                let Outcome::Complete(mean) = single.evaluate(&params, &mut |_, _| false) else {
+                    panic!("trains")
+                };
+                normalization(env).unwrap().normalize(mean)
+            })
+            .sum::<f64>()
+            / 2.0;
+        assert!((value - expected).abs() < 1e-12, "{value} vs {expected}");
+        assert!(
+            steps.iter().any(|&s| s <= 1000) && steps.iter().any(|&s| s > 1000),
+            "{steps:?}"
+        );
+    }
+
+    #[test]
     fn bad_environments_and_settings_are_refused() {
         let err = RlObjective::new(Algo::Ppo, &["CartPole-v9".to_string()], Budget::Zoo, 10, 0)
             .unwrap_err();

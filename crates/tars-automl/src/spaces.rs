@@ -100,6 +100,9 @@ pub fn default_space(algo: Algo) -> SearchSpace {
             ),
             ("buffer_size", choices(&[10_000u64, 100_000, 1_000_000])),
             ("tau", choices(&[0.001, 0.005, 0.01, 0.02, 0.05, 0.08])),
+            // Not in the Zoo's DDPG sampler (as in its DQN one): the Zoo's 10,000 warm-up
+            // steps would leave quick-budget trials (4,000 steps on Pendulum) untrained.
+            ("learning_starts", choices(&[0u64, 1000, 5000, 10_000])),
             (
                 "train_freq",
                 choices(&[1u64, 4, 8, 16, 32, 64, 128, 256, 512]),
@@ -162,7 +165,8 @@ pub fn with_overrides(
 }
 
 /// The agent overrides of a trial's parameters on `env_id`. As the RL Zoo, a PPO minibatch
-/// larger than the rollout is cut to the rollout (`n_steps · n_envs`).
+/// larger than the rollout (`n_steps · n_envs`) is cut to the rollout, whether the trial or
+/// the tuned defaults set it.
 pub fn to_overrides(
     algo: Algo,
     env_id: &str,
@@ -172,6 +176,7 @@ pub fn to_overrides(
         params.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
     if algo == Algo::Ppo {
         let tuned = tars_agents::hyperparams::tuned(algo, env_id);
+        // SB3's defaults where neither the trial nor the Zoo sets a value.
         let lookup = |name: &str, default: u64| {
             overrides
                 .get(name)
@@ -180,9 +185,7 @@ pub fn to_overrides(
                 .map_or(default, |v| v as u64)
         };
         let rollout = lookup("n_steps", 2048) * lookup("n_envs", 1);
-        if let Some(batch_size) = overrides.get("batch_size").and_then(Value::as_u64)
-            && batch_size > rollout
-        {
+        if lookup("batch_size", 64) > rollout {
             overrides.insert("batch_size".to_string(), Value::from(rollout));
         }
     }
