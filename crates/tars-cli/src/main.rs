@@ -41,6 +41,8 @@ enum Command {
     User(commands::user::UserArgs),
     /// Show the effective configuration.
     Config(commands::config::ConfigCommandArgs),
+    /// Tune hyperparameters: a study of real training runs (TPE, random or grid; pruning).
+    Tune(commands::tune::TuneArgs),
     /// Solve games: Nash equilibria, zero-sum values, NashConv.
     Nash(commands::nash::NashArgs),
     /// Measure throughput against the peer tools' figures.
@@ -61,6 +63,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Proposals(args) => commands::hypersync::proposals(args),
         Command::Rollback(args) => commands::hypersync::rollback(args),
         Command::Agents(args) => commands::hypersync::agents(args),
+        Command::Tune(args) => commands::tune::run(args),
         Command::Nash(args) => commands::nash::run(args),
         Command::Bench(args) => commands::bench::run(args),
     }

@@ -59,6 +59,18 @@ enum BenchTarget {
         #[arg(long)]
         json: bool,
     },
+    /// Samplers on Branin, Hartmann-6 and Rosenbrock-10, beside Optuna.
+    Tune {
+        /// Seeds per row (the median is reported).
+        #[arg(long, default_value_t = 5)]
+        seeds: u64,
+        /// Trials per study.
+        #[arg(long, default_value_t = 200)]
+        trials: usize,
+        /// Print JSON lines instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// gymnasium 1.4 single-env steps/s with `gym.make(id)` (PEERS.md).
@@ -93,6 +105,11 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         BenchTarget::Train { seeds, only, json } => {
             super::bench_train::run(seeds, only.as_deref(), json)?
         }
+        BenchTarget::Tune {
+            seeds,
+            trials,
+            json,
+        } => super::bench_tune::run(seeds, trials, json)?,
     }
     Ok(ExitCode::SUCCESS)
 }
