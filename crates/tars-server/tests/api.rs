@@ -668,3 +668,78 @@ async fn baselines_are_read_back_at_once_after_every_write() {
     assert_eq!(list(all).await.len(), 4);
     server.stop().await;
 }
+
+/// A graceful stop lets the running job finish within the drain time and answers its waiting
+/// request with the result; a job still queued does not start and stays queued in the store.
+/// (`tars-cli`'s `serve_cli` covers the other branch: a job past the drain time is re-queued.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_finishes_the_running_job_and_leaves_queued_ones_queued() {
+    let server = Server::start(
+        "drain",
+        &[("shutdown_timeout_seconds", "120"), ("job_workers", "1")],
+    )
+    .await;
+    let c = server.client.clone();
+    let token = server.admin().await;
+    let running = json!({"agent_type": "PPO", "environments": ["CartPole-v1"], "num_episodes": 5,
+                         "hyperparameters": {"n_timesteps": 40000}});
+    let in_flight = {
+        let request = c
+            .post(server.url("/v1/evaluate"))
+            .bearer_auth(&token)
+            .header("idempotency-key", "drain-running")
+            .json(&running);
+        tokio::spawn(async move { json_of(request.send().await.unwrap()).await })
+    };
+    // The same Idempotency-Key names the first job; once it trains, queue a second and stop.
+    loop {
+        let (_, view) = json_of(
+            c.post(server.url("/v1/evaluate"))
+                .bearer_auth(&token)
+                .header("idempotency-key", "drain-running")
+                .header("prefer", "respond-async")
+                .json(&running)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        if view["status"] == "running" {
+            break;
+        }
+        assert_eq!(view["status"], "queued", "{view}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let quick = json!({"agent_type": "PPO", "environments": ["CartPole-v1"], "num_episodes": 3,
+                       "hyperparameters": {"n_timesteps": 512}});
+    let (status, queued) = json_of(
+        c.post(server.url("/v1/evaluate"))
+            .bearer_auth(&token)
+            .header("prefer", "respond-async")
+            .json(&quick)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{queued}");
+    let queued_id: uuid::Uuid = queued["job_id"].as_str().unwrap().parse().unwrap();
+    let dir = server.stop().await;
+    let (status, result) = in_flight.await.unwrap();
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "finished within the drain: {result}"
+    );
+    assert_eq!(result["results"][0]["environment"], "CartPole-v1");
+    let store = tars_store::Store::connect(&format!("sqlite://{}/tars.db", dir.display()))
+        .await
+        .unwrap();
+    let row = store.job(queued_id).await.unwrap().unwrap();
+    assert_eq!(
+        (row.status, row.attempts),
+        (tars_store::JobStatus::Queued, 0),
+        "not started by the stopping server"
+    );
+    store.close().await;
+}
