@@ -102,8 +102,9 @@ pub struct Trial {
     /// The objective value (complete trials), or the last intermediate value (pruned trials,
     /// as Optuna records them).
     pub value: Option<f64>,
-    /// Intermediate values by step (e.g. recent mean return by training timestep).
-    #[serde(default)]
+    /// Intermediate values by step (e.g. recent mean return by training timestep). JSON
+    /// has no NaN: a NaN report is stored as `null` and read back as NaN.
+    #[serde(default, with = "nan_as_null")]
     pub intermediate_values: BTreeMap<u64, f64>,
     /// Why a failed trial failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -336,6 +337,33 @@ impl Study {
     }
 }
 
+/// Serde for step → value maps whose values may be NaN (written as `null`).
+mod nan_as_null {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    use std::collections::BTreeMap;
+
+    pub fn serialize<S: Serializer>(
+        map: &BTreeMap<u64, f64>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        let optional: BTreeMap<u64, Option<f64>> = map
+            .iter()
+            .map(|(&k, &v)| (k, (!v.is_nan()).then_some(v)))
+            .collect();
+        optional.serialize(serializer)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<BTreeMap<u64, f64>, D::Error> {
+        let optional = BTreeMap::<u64, Option<f64>>::deserialize(deserializer)?;
+        Ok(optional
+            .into_iter()
+            .map(|(k, v)| (k, v.unwrap_or(f64::NAN)))
+            .collect())
+    }
+}
+
 /// The generator of trial `number`'s draws: independent streams per (seed, number).
 fn trial_rng(seed: u64, number: u64) -> tars_envs::Rng {
     let mixed = tars_envs::Rng::new(seed).next_u64();
@@ -424,6 +452,23 @@ mod tests {
         };
         assert_eq!(run(usize::MAX), run(17));
         assert_eq!(run(usize::MAX), run(usize::MAX), "same seed, same study");
+    }
+
+    #[test]
+    fn intermediate_values_round_trip_through_json_even_when_nan() {
+        let mut study = study(SamplerConfig::Random);
+        let number = study.ask().unwrap().number;
+        study.report(number, 100, 1.5).unwrap();
+        study.report(number, 200, f64::NAN).unwrap();
+        let json = serde_json::to_value(&study).unwrap();
+        assert_eq!(
+            json["trials"][0]["intermediate_values"],
+            json!({"100": 1.5, "200": null})
+        );
+        let back: Study = serde_json::from_value(json).unwrap();
+        let values = &back.trials()[0].intermediate_values;
+        assert_eq!(values[&100], 1.5);
+        assert!(values[&200].is_nan());
     }
 
     #[test]
