@@ -401,7 +401,7 @@ mod tests {
     }
 
     /// The same estimator built by Optuna 5.0.0 (`_ParzenEstimator` with these observations,
-    /// `log_pdf` at three points; printed by a short script with optuna installed).
+    /// `log_pdf` at three points), printed by `scripts/optuna_parzen_reference.py`.
     #[test]
     fn log_densities_match_optuna_5() {
         let json = serde_json::json!({
