@@ -3,7 +3,7 @@
 use crate::auth::Auth;
 use crate::config::Config;
 use crate::hypersync::HyperSync;
-use crate::jobs::{Jobs, LocalQueue};
+use crate::jobs::{Jobs, LocalQueue, Queue};
 use crate::middleware::{self, RateLimiter};
 use crate::routes;
 use crate::service::Service;
@@ -102,7 +102,7 @@ pub async fn state(config: Config) -> anyhow::Result<AppState> {
     let service = Arc::new(Service::open(config).await?);
     let auth = Arc::new(Auth::new(service.store.clone(), &service.config)?);
     auth.bootstrap_admin().await?;
-    let jobs = Jobs::new(service.clone(), Arc::new(LocalQueue::new(capacity)));
+    let jobs = Jobs::new(service.clone(), queue(&service.config, capacity).await?);
     let hypersync = HyperSync::new(service.clone());
     hypersync.refresh().await?;
     Ok(AppState {
@@ -114,6 +114,14 @@ pub async fn state(config: Config) -> anyhow::Result<AppState> {
         sync_wait,
         shutting_down: Arc::new(AtomicBool::new(false)),
         health: Arc::new(std::sync::Mutex::new(None)),
+    })
+}
+
+/// The job queue the configuration asks for: JetStream with `nats_url` (fleet), else in-process.
+pub async fn queue(config: &Config, capacity: usize) -> anyhow::Result<Arc<dyn Queue>> {
+    Ok(match crate::queue_nats::NatsSettings::from_config(config) {
+        Some(settings) => Arc::new(crate::queue_nats::NatsQueue::connect(settings).await?),
+        None => Arc::new(LocalQueue::new(capacity)),
     })
 }
 
@@ -313,7 +321,8 @@ async fn poll_configs(hypersync: Arc<HyperSync>, every: Duration) {
     }
 }
 
-async fn shutdown_signal() {
+/// Resolves on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };

@@ -14,6 +14,7 @@ pub mod jobs;
 pub mod middleware;
 pub mod nash;
 pub mod proposals;
+pub mod queue_nats;
 pub mod routes;
 pub mod service;
 pub mod telemetry;
