@@ -482,6 +482,7 @@ impl Jobs {
                 return;
             }
         };
+        tracing::info!(job = %id, attempt = row.attempts, redelivered = delivery.redelivered, "running a job");
         let live = Arc::new(Live::default());
         self.live
             .lock()
