@@ -248,6 +248,15 @@ pub async fn start(config: Config, signals: bool) -> anyhow::Result<Running> {
     }
     let poll = Duration::from_millis(state.service.config.get_int("config_poll_ms") as u64);
     let poller = tokio::spawn(poll_configs(state.hypersync.clone(), poll));
+    // Fleet mode: config changes reach the other replicas as NATS events, not only by polling.
+    let events = match state.service.config.nats_url() {
+        "" => None,
+        url => {
+            let client = crate::queue_nats::connect(url).await?;
+            let prefix = state.service.config.get_text("nats_prefix");
+            Some(crate::events_nats::start(state.hypersync.clone(), client, prefix).await?)
+        }
+    };
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
@@ -283,6 +292,9 @@ pub async fn start(config: Config, signals: bool) -> anyhow::Result<Running> {
         );
         draining.send_replace(true);
         poller.abort();
+        if let Some(events) = &events {
+            events.abort();
+        }
         task_state.jobs.shutdown(worker_tasks, deadline).await;
         let served = match tokio::time::timeout_at(
             deadline.max(tokio::time::Instant::now()) + Duration::from_secs(1),
