@@ -244,6 +244,7 @@ fn issue_11_a_killed_worker_loses_no_job_and_duplicates_none() {
 
     // 100 short, distinct evaluations (a seed each, so no policy comes from a cache).
     let mut job_ids = HashSet::new();
+    let submitted = Instant::now();
     for seed in 0..100 {
         let response = client
             .post(format!("{base}/v1/evaluate"))
@@ -252,7 +253,7 @@ fn issue_11_a_killed_worker_loses_no_job_and_duplicates_none() {
             .json(&json!({
                 "agent_type": "PPO", "agent_state": {}, "environments": ["CartPole-v1"],
                 "num_episodes": 1, "seed": seed,
-                "hyperparameters": {"n_timesteps": 8192, "n_steps": 64}
+                "hyperparameters": {"n_timesteps": 4096, "n_steps": 64}
             }))
             .send()
             .unwrap();
@@ -283,19 +284,40 @@ fn issue_11_a_killed_worker_loses_no_job_and_duplicates_none() {
         }
     };
     let status = victim.stop("KILL", Duration::from_secs(10));
+    let killed_at = Instant::now();
     assert_eq!(status.code(), None, "killed by a signal");
     assert!(job_ids.contains(&killed_job));
 
-    while fleet.count(
-        "SELECT COUNT(*) FROM eval_jobs WHERE status IN ('succeeded', 'failed', 'cancelled')",
-    ) < 100
-    {
+    let job_status = || {
+        client
+            .get(format!("{base}/v1/jobs/{killed_job}"))
+            .bearer_auth(&token)
+            .send()
+            .unwrap()
+            .json::<Value>()
+            .unwrap()
+    };
+    let mut recovered = None;
+    let ended =
+        "SELECT COUNT(*) FROM eval_jobs WHERE status IN ('succeeded', 'failed', 'cancelled')";
+    while fleet.count(ended) < 100 {
         assert!(
             Instant::now() < deadline,
             "the jobs did not all end in time"
         );
+        if recovered.is_none() && job_status()["status"] == "succeeded" {
+            recovered = Some(killed_at.elapsed());
+        }
         std::thread::sleep(Duration::from_millis(100));
     }
+    eprintln!(
+        "100 jobs over 2 workers, one killed: all done {:.1} s after the first submission; \
+         the killed worker's job succeeded elsewhere {:.1} s after the kill (ack wait 2 s)",
+        submitted.elapsed().as_secs_f64(),
+        recovered
+            .unwrap_or_else(|| killed_at.elapsed())
+            .as_secs_f64()
+    );
     assert_eq!(fleet.count("SELECT COUNT(*) FROM eval_jobs"), 100);
     assert_eq!(
         fleet.count("SELECT COUNT(*) FROM eval_jobs WHERE status = 'succeeded'"),
@@ -316,13 +338,7 @@ fn issue_11_a_killed_worker_loses_no_job_and_duplicates_none() {
     );
     assert_eq!(fleet.count("SELECT COUNT(*) FROM eval_results"), 100);
     // The killed worker's job went to the survivor: a second attempt of the same job.
-    let job = client
-        .get(format!("{base}/v1/jobs/{killed_job}"))
-        .bearer_auth(&token)
-        .send()
-        .unwrap()
-        .json::<Value>()
-        .unwrap();
+    let job = job_status();
     assert_eq!(job["status"], "succeeded", "{job}");
     let killed_sql = format!("SELECT attempts::BIGINT FROM eval_jobs WHERE id = '{killed_job}'");
     let attempts = fleet.runtime.block_on(async {
