@@ -194,3 +194,108 @@ async fn a_start_publishes_the_queued_jobs_that_have_no_message() {
     expected.sort();
     assert_eq!(delivered, expected);
 }
+
+/// Issue 11: a job whose run cannot be stored (the store fails) is given back with a delay
+/// and its error; when the store comes back it succeeds with one run, and a job that keeps
+/// failing fails after `max_deliver` deliveries with its last error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transient_failures_are_retried_then_fail_the_job_after_max_deliver() {
+    use tars_server::jobs::{Jobs, Submitted};
+    use tars_store::JobStatus;
+    let Some(test) = TestQueue::new(Duration::from_secs(30), 3).await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().display().to_string();
+    let config = tars_server::Config::load(&tars_server::ConfigArgs::with(&[
+        ("data_dir", data_dir.as_str()),
+        ("nats_url", test.settings.url.as_str()),
+        ("nats_prefix", test.settings.prefix.as_str()),
+    ]))
+    .unwrap();
+    let database_url = config.database_url().to_string();
+    let service = Arc::new(tars_server::Service::open(config).await.unwrap());
+    let raw = sqlx::SqlitePool::connect(&database_url).await.unwrap();
+    let jobs = Jobs::new(service.clone(), test.queue.clone());
+    // The store refuses every run while the table is away.
+    sqlx::query("ALTER TABLE eval_runs RENAME TO eval_runs_away")
+        .execute(&raw)
+        .await
+        .unwrap();
+    let request: tars_eval::EvalRequest = serde_json::from_value(serde_json::json!({
+        "agent_type": "PPO", "agent_state": {}, "environments": ["CartPole-v1"],
+        "num_episodes": 1, "hyperparameters": {"n_timesteps": 256, "n_steps": 64}
+    }))
+    .unwrap();
+    let submit = |seed: u64| {
+        let jobs = jobs.clone();
+        let mut request = request.clone();
+        request.seed = Some(seed);
+        async move {
+            match jobs.submit(&request, "alice", None).await {
+                Ok(Submitted::New(row)) => row.id,
+                _ => panic!("the submission is refused"),
+            }
+        }
+    };
+    let recovers = submit(1).await;
+    let workers = jobs.spawn_workers(1);
+
+    // First delivery: the run cannot be stored; the job is queued again with the error.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let row = loop {
+        let row = service.store.job(recovers).await.unwrap().unwrap();
+        if row.error.is_some() {
+            break row;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no transient failure seen"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!((row.status, row.attempts), (JobStatus::Queued, 1));
+    assert!(
+        row.error
+            .as_deref()
+            .unwrap()
+            .contains("could not be stored"),
+        "{row:?}"
+    );
+    sqlx::query("ALTER TABLE eval_runs_away RENAME TO eval_runs")
+        .execute(&raw)
+        .await
+        .unwrap();
+    let row = jobs
+        .wait(recovers, Duration::from_secs(30))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (row.status, row.attempts, row.error.as_deref()),
+        (JobStatus::Succeeded, 2, None)
+    );
+    assert_eq!(service.store.runs(10).await.unwrap().len(), 1);
+
+    // A job that fails on every delivery fails after the third with its last error.
+    sqlx::query("ALTER TABLE eval_runs RENAME TO eval_runs_away")
+        .execute(&raw)
+        .await
+        .unwrap();
+    let fails = submit(2).await;
+    let row = jobs
+        .wait(fails, Duration::from_secs(60))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((row.status, row.attempts), (JobStatus::Failed, 3));
+    assert!(
+        row.error
+            .as_deref()
+            .unwrap()
+            .contains("could not be stored"),
+        "{row:?}"
+    );
+    jobs.shutdown(workers, tokio::time::Instant::now()).await;
+    assert_eq!(test.messages_in_stream().await, 0);
+}
