@@ -102,7 +102,7 @@ pub async fn state(config: Config) -> anyhow::Result<AppState> {
     let service = Arc::new(Service::open(config).await?);
     let auth = Arc::new(Auth::new(service.store.clone(), &service.config)?);
     auth.bootstrap_admin().await?;
-    let jobs = Jobs::new(service.clone(), queue(&service.config, capacity).await?);
+    let jobs = Jobs::new(service.clone(), queue(&service, capacity).await?);
     let hypersync = HyperSync::new(service.clone());
     hypersync.refresh().await?;
     Ok(AppState {
@@ -117,12 +117,19 @@ pub async fn state(config: Config) -> anyhow::Result<AppState> {
     })
 }
 
-/// The job queue the configuration asks for: JetStream with `nats_url` (fleet), else in-process.
-pub async fn queue(config: &Config, capacity: usize) -> anyhow::Result<Arc<dyn Queue>> {
-    Ok(match crate::queue_nats::NatsSettings::from_config(config) {
-        Some(settings) => Arc::new(crate::queue_nats::NatsQueue::connect(settings).await?),
-        None => Arc::new(LocalQueue::new(capacity)),
-    })
+/// The job queue the configuration asks for: JetStream with `nats_url` (fleet; it also fails
+/// the jobs JetStream gives up on, for the life of the process), else in-process.
+pub async fn queue(service: &Service, capacity: usize) -> anyhow::Result<Arc<dyn Queue>> {
+    Ok(
+        match crate::queue_nats::NatsSettings::from_config(&service.config) {
+            Some(settings) => {
+                let queue = Arc::new(crate::queue_nats::NatsQueue::connect(settings).await?);
+                queue.fail_undeliverable(service.store.clone()).await?;
+                queue
+            }
+            None => Arc::new(LocalQueue::new(capacity)),
+        },
+    )
 }
 
 /// The router with every layer.

@@ -18,6 +18,9 @@
 //! - A transient failure naks with a delay; after `nats_max_deliver` deliveries the job fails
 //!   with its last error. A malformed message, or one of a newer schema version, is logged,
 //!   counted (`tars_jobs_messages_refused_total{reason}`) and terminated, never redelivered.
+//!   A job whose worker died on its last delivery is failed on the server's max-deliveries
+//!   advisory ([`NatsQueue::fail_undeliverable`]), which the server sends when it would
+//!   deliver the job again, i.e. once some worker of the fleet pulls.
 
 use crate::config::Config;
 use crate::jobs::{Acker, BoxFuture, Delivery, Queue, QueueFull};
@@ -27,7 +30,7 @@ use futures_util::StreamExt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
-use tars_store::{Store, StoreError};
+use tars_store::{JobStatus, Store, StoreError};
 use tokio::sync::watch;
 use uuid::Uuid;
 
@@ -176,6 +179,75 @@ impl NatsQueue {
             Err(err) if err.kind() == LastRawMessageErrorKind::NoMessageFound => Ok(false),
             Err(err) => Err(err.to_string()),
         }
+    }
+
+    /// Fails the jobs the server stops delivering: when a job's last delivery is not answered
+    /// (its worker died on the last attempt), JetStream publishes a max-deliveries advisory;
+    /// the job is then marked failed and its message deleted. One process of the fleet handles
+    /// each advisory (a queue group); ending a job is a compare-and-set anyway.
+    pub async fn fail_undeliverable(
+        self: &Arc<Self>,
+        store: Store,
+    ) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+        let subject = format!(
+            "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.{}.{}",
+            self.settings.stream_name(),
+            self.settings.consumer_name()
+        );
+        let mut advisories = self
+            .jetstream
+            .client()
+            .queue_subscribe(subject, format!("{}-advisories", self.settings.prefix))
+            .await
+            .map_err(|e| anyhow::anyhow!("subscribing to max-deliveries advisories: {e}"))?;
+        let queue = self.clone();
+        Ok(tokio::spawn(async move {
+            while let Some(advisory) = advisories.next().await {
+                let advisory: serde_json::Value =
+                    serde_json::from_slice(&advisory.payload).unwrap_or_default();
+                let Some(sequence) = advisory["stream_seq"].as_u64() else {
+                    continue;
+                };
+                let deliveries = advisory["deliveries"].as_u64().unwrap_or_default();
+                if let Err(err) = queue.fail_message(&store, sequence, deliveries).await {
+                    tracing::error!(sequence, error = %err, "failing an undeliverable job failed");
+                }
+            }
+        }))
+    }
+
+    async fn fail_message(
+        &self,
+        store: &Store,
+        sequence: u64,
+        deliveries: u64,
+    ) -> anyhow::Result<()> {
+        let message = self.stream.get_raw_message(sequence).await?;
+        let Ok(id) = parse_message(&message.payload) else {
+            self.stream.delete_message(sequence).await?;
+            return Ok(());
+        };
+        let last = store.job(id).await?.and_then(|row| row.error);
+        let error = match last {
+            Some(last) => format!(
+                "no worker finished the job in {deliveries} deliveries; the last error: {last}"
+            ),
+            None => format!(
+                "no worker finished the job in {deliveries} deliveries (each worker died or stopped answering)"
+            ),
+        };
+        for from in [JobStatus::Running, JobStatus::Queued] {
+            if store
+                .finish_job(id, from, JobStatus::Failed, None, Some(&error))
+                .await?
+            {
+                tracing::error!(job = %id, deliveries, "{error}");
+                metrics::counter!("tars_jobs_total", "status" => "failed").increment(1);
+                break;
+            }
+        }
+        self.stream.delete_message(sequence).await?;
+        Ok(())
     }
 
     /// The next well-formed message, terminating the others; `None` once closed.

@@ -299,3 +299,51 @@ async fn transient_failures_are_retried_then_fail_the_job_after_max_deliver() {
     jobs.shutdown(workers, tokio::time::Instant::now()).await;
     assert_eq!(test.messages_in_stream().await, 0);
 }
+
+/// Issue 11: a job whose worker dies on its last delivery is failed when JetStream gives up on
+/// it (the max-deliveries advisory), and its message is deleted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_whose_last_delivery_is_never_answered_fails() {
+    use tars_store::JobStatus;
+    let Some(test) = TestQueue::new(Duration::from_secs(1), 1).await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::connect(&format!("sqlite://{}", dir.path().join("t.db").display()))
+        .await
+        .unwrap();
+    let _advisories = test.queue.fail_undeliverable(store.clone()).await.unwrap();
+    let job = NewJob {
+        id: Uuid::new_v4(),
+        request: serde_json::json!({"agent_type": "PPO", "environments": ["CartPole-v1"]}),
+        principal: "alice".into(),
+        idempotency_key: None,
+    };
+    store.insert_job(&job).await.unwrap();
+    test.queue.push(job.id).await.unwrap();
+    // A worker takes it, claims it, and dies: no ack, no progress.
+    let delivery = test.pop_within(Duration::from_secs(10)).await.unwrap();
+    assert!(delivery.last_attempt);
+    assert!(store.claim_job(job.id).await.unwrap());
+    drop(delivery);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let row = loop {
+        let row = store.job(job.id).await.unwrap().unwrap();
+        if row.status.is_final() {
+            break row;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the job never failed"
+        );
+        // The server gives up on a message when it would deliver it again: to a live worker
+        // pulling (as the rest of a fleet does); this one gets nothing.
+        assert!(test.pop_within(Duration::from_millis(200)).await.is_none());
+    };
+    assert_eq!(row.status, JobStatus::Failed);
+    assert_eq!(
+        row.error.as_deref(),
+        Some("no worker finished the job in 1 deliveries (each worker died or stopped answering)")
+    );
+    assert_eq!(test.messages_in_stream().await, 0);
+}

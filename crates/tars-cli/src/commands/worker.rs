@@ -38,6 +38,7 @@ pub fn run(args: WorkerArgs) -> anyhow::Result<ExitCode> {
     let worked = runtime.block_on(async {
         let service = Arc::new(Service::open(config).await?);
         let queue = Arc::new(NatsQueue::connect(settings.clone()).await?);
+        let _advisories = queue.fail_undeliverable(service.store.clone()).await?;
         let jobs = Jobs::new(service.clone(), queue);
         let published = jobs.resume().await?;
         if published > 0 {
