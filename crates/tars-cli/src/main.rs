@@ -37,6 +37,8 @@ enum Command {
     Agents(commands::hypersync::AgentsArgs),
     /// Run the HTTP service (evaluations, jobs, baselines, auth, metrics, OpenAPI).
     Serve(commands::serve::ServeArgs),
+    /// Run jobs from the fleet's NATS queue, without HTTP (`--nats-url nats://…`).
+    Worker(commands::worker::WorkerArgs),
     /// Add, list, re-password and remove the users of the HTTP API.
     User(commands::user::UserArgs),
     /// Show the effective configuration.
@@ -59,6 +61,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Config(args) => commands::config::run(args),
         Command::User(args) => commands::user::run(args),
         Command::Serve(args) => commands::serve::run(args),
+        Command::Worker(args) => commands::worker::run(args),
         Command::Propose(args) => commands::hypersync::propose(args),
         Command::Proposals(args) => commands::hypersync::proposals(args),
         Command::Rollback(args) => commands::hypersync::rollback(args),

@@ -3,7 +3,7 @@
 use crate::auth::Auth;
 use crate::config::Config;
 use crate::hypersync::HyperSync;
-use crate::jobs::{Jobs, LocalQueue};
+use crate::jobs::{Jobs, LocalQueue, Queue};
 use crate::middleware::{self, RateLimiter};
 use crate::routes;
 use crate::service::Service;
@@ -102,7 +102,7 @@ pub async fn state(config: Config) -> anyhow::Result<AppState> {
     let service = Arc::new(Service::open(config).await?);
     let auth = Arc::new(Auth::new(service.store.clone(), &service.config)?);
     auth.bootstrap_admin().await?;
-    let jobs = Jobs::new(service.clone(), Arc::new(LocalQueue::new(capacity)));
+    let jobs = Jobs::new(service.clone(), queue(&service, capacity).await?);
     let hypersync = HyperSync::new(service.clone());
     hypersync.refresh().await?;
     Ok(AppState {
@@ -115,6 +115,21 @@ pub async fn state(config: Config) -> anyhow::Result<AppState> {
         shutting_down: Arc::new(AtomicBool::new(false)),
         health: Arc::new(std::sync::Mutex::new(None)),
     })
+}
+
+/// The job queue the configuration asks for: JetStream with `nats_url` (fleet; it also fails
+/// the jobs JetStream gives up on, for the life of the process), else in-process.
+pub async fn queue(service: &Service, capacity: usize) -> anyhow::Result<Arc<dyn Queue>> {
+    Ok(
+        match crate::queue_nats::NatsSettings::from_config(&service.config) {
+            Some(settings) => {
+                let queue = Arc::new(crate::queue_nats::NatsQueue::connect(settings).await?);
+                queue.fail_undeliverable(service.store.clone()).await?;
+                queue
+            }
+            None => Arc::new(LocalQueue::new(capacity)),
+        },
+    )
 }
 
 /// The router with every layer.
@@ -240,6 +255,15 @@ pub async fn start(config: Config, signals: bool) -> anyhow::Result<Running> {
     }
     let poll = Duration::from_millis(state.service.config.get_int("config_poll_ms") as u64);
     let poller = tokio::spawn(poll_configs(state.hypersync.clone(), poll));
+    // Fleet mode: config changes reach the other replicas as NATS events, not only by polling.
+    let events = match state.service.config.nats_url() {
+        "" => None,
+        url => {
+            let client = crate::queue_nats::connect(url).await?;
+            let prefix = state.service.config.get_text("nats_prefix");
+            Some(crate::events_nats::start(state.hypersync.clone(), client, prefix).await?)
+        }
+    };
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
@@ -275,6 +299,9 @@ pub async fn start(config: Config, signals: bool) -> anyhow::Result<Running> {
         );
         draining.send_replace(true);
         poller.abort();
+        if let Some(events) = &events {
+            events.abort();
+        }
         task_state.jobs.shutdown(worker_tasks, deadline).await;
         let served = match tokio::time::timeout_at(
             deadline.max(tokio::time::Instant::now()) + Duration::from_secs(1),
@@ -313,7 +340,8 @@ async fn poll_configs(hypersync: Arc<HyperSync>, every: Duration) {
     }
 }
 
-async fn shutdown_signal() {
+/// Resolves on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };

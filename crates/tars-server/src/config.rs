@@ -30,7 +30,13 @@ const KEYS: &[Key] = &[
         "POST /v1/evaluate waits this long before 202",
     ),
     Key::int("queue_capacity", 64, 1, 100_000, "queued jobs before 503"),
-    Key::int("job_workers", 1, 1, 64, "jobs evaluated at once"),
+    Key::int(
+        "job_workers",
+        1,
+        0,
+        64,
+        "jobs evaluated at once (0: none, API only; needs nats_url)",
+    ),
     Key::float(
         "rate_limit_rps",
         50.0,
@@ -87,6 +93,30 @@ const KEYS: &[Key] = &[
     ),
     Key::text("data_dir", "", "holds the SQLite file and checkpoints"),
     Key::text("database_url", "", "sqlite://PATH or postgres://…"),
+    Key::text(
+        "nats_url",
+        "",
+        "fleet mode: jobs over NATS JetStream at nats://HOST:PORT (empty: in-process queue)",
+    ),
+    Key::text(
+        "nats_prefix",
+        "tars",
+        "names of the fleet's NATS stream, consumer and subjects (letters, digits, _ and -)",
+    ),
+    Key::int(
+        "nats_ack_wait_seconds",
+        30,
+        1,
+        3_600,
+        "a job whose worker stops acknowledging it for this long goes to another worker",
+    ),
+    Key::int(
+        "nats_max_deliver",
+        5,
+        1,
+        1_000,
+        "deliveries of a job before a transient failure fails it",
+    ),
     Key::int(
         "default_episodes",
         100,
@@ -490,6 +520,31 @@ impl Config {
                 config.values["jwt_algorithm"].1
             );
         }
+        let nats = config.nats_url();
+        if !(nats.is_empty() || nats.starts_with("nats://")) {
+            bail!(
+                "invalid nats_url = '{}' (from {}): expected nats://HOST:PORT, or empty for the in-process queue",
+                mask_url(nats),
+                config.values["nats_url"].1
+            );
+        }
+        let prefix = config.text("nats_prefix");
+        if prefix.is_empty()
+            || !prefix
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
+            bail!(
+                "invalid nats_prefix = '{prefix}' (from {}): expected letters, digits, _ and -",
+                config.values["nats_prefix"].1
+            );
+        }
+        if nats.is_empty() && config.int("job_workers") == 0 {
+            bail!(
+                "invalid job_workers = 0 (from {}): without nats_url this process is the only worker; use 1 or more",
+                config.values["job_workers"].1
+            );
+        }
         let url = config.database_url();
         if !(url.starts_with("sqlite:")
             || url.starts_with("postgres://")
@@ -554,6 +609,11 @@ impl Config {
         self.text("database_url")
     }
 
+    /// The NATS server of fleet mode; empty in embedded mode.
+    pub fn nats_url(&self) -> &str {
+        self.text("nats_url")
+    }
+
     /// `"HS256"` or `"RS256"`.
     pub fn jwt_algorithm(&self) -> &str {
         self.text("jwt_algorithm")
@@ -611,7 +671,7 @@ impl Config {
             .map(|key| {
                 let (value, source) = &self.values[key.name];
                 let shown = match (key.name, key.kind) {
-                    ("database_url", _) => mask_url(&value.to_string()),
+                    ("database_url" | "nats_url", _) => mask_url(&value.to_string()),
                     (_, Kind::Secret) if *value != Value::Text(String::new()) => "***".into(),
                     _ => value.to_string(),
                 };

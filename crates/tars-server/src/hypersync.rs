@@ -120,6 +120,9 @@ impl From<ConfigRow> for ConfigView {
     }
 }
 
+/// What [`HyperSync::on_write`] calls with each config version this process wrote.
+pub type WriteHook = Box<dyn Fn(&ConfigRow) + Send + Sync>;
+
 /// The orchestrator of one process.
 pub struct HyperSync {
     service: Arc<Service>,
@@ -130,6 +133,8 @@ pub struct HyperSync {
     post_apply_episodes: i64,
     /// Evaluations and post-apply watches running in the background.
     tasks: std::sync::Mutex<tokio::task::JoinSet<()>>,
+    /// Told of every config version this process writes (fleet mode: `events_nats`).
+    on_write: std::sync::OnceLock<WriteHook>,
 }
 
 /// Parses an agent type, or says which are valid.
@@ -158,7 +163,14 @@ impl HyperSync {
             live: LiveAgents::new(),
             changed: tokio::sync::watch::channel(0).0,
             tasks: std::sync::Mutex::new(tokio::task::JoinSet::new()),
+            on_write: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Sets what hears of every config version this process writes (once; later calls are
+    /// ignored).
+    pub fn on_write(&self, hook: WriteHook) {
+        let _ = self.on_write.set(hook);
     }
 
     fn spawn(&self, task: impl std::future::Future<Output = ()> + Send + 'static) {
@@ -333,6 +345,9 @@ impl HyperSync {
         let snapshot = self.snapshot(&pending, requested_at).await?;
         let row = self.service.store.insert_config(&new).await?;
         self.install(snapshot);
+        if let Some(hook) = self.on_write.get() {
+            hook(&row);
+        }
         if new.action != ConfigAction::Rollback {
             self.watch(row.clone());
         }

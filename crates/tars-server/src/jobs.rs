@@ -20,25 +20,82 @@ use std::time::Duration;
 use tars_agents::{Control, Progress};
 use tars_eval::engine::Event;
 use tars_eval::{EvalRequest, Reporter};
-use tars_store::{Inserted, JobRow, JobStatus, NewJob};
+use tars_store::{Inserted, JobRow, JobStatus, NewJob, Store, StoreError};
 use tokio::sync::{Notify, watch};
 use uuid::Uuid;
 
-/// The queue is full; retry later.
+/// The queue is full (or, fleet mode, cannot take the job now); retry later.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct QueueFull;
 
-/// Carries job ids from submitters to workers.
+/// A boxed future, for the object-safe [`Queue`] and [`Acker`].
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Carries job ids from submitters to workers: [`LocalQueue`] in-process (embedded),
+/// `queue_nats::NatsQueue` over NATS JetStream (fleet).
 pub trait Queue: Send + Sync {
-    /// Enqueues a new submission; refuses when the queue is at capacity.
-    fn push(&self, id: Uuid) -> Result<(), QueueFull>;
-    /// Enqueues a job found at start-up, whatever the capacity (it was accepted before).
-    fn push_resumed(&self, id: Uuid);
-    /// The next job id; `None` once the queue is closed and empty.
-    fn pop(&self) -> Pin<Box<dyn Future<Output = Option<Uuid>> + Send + '_>>;
+    /// Enqueues a stored job; refuses when the queue is at capacity or unreachable.
+    fn push(&self, id: Uuid) -> BoxFuture<'_, Result<(), QueueFull>>;
+    /// Queues again, at start-up, what the store holds as unfinished and the queue lost;
+    /// returns how many jobs it queued.
+    fn resume<'a>(&'a self, store: &'a Store) -> BoxFuture<'a, Result<usize, StoreError>>;
+    /// The next job; `None` once the queue is closed (and, in-process, drained).
+    fn pop(&self) -> BoxFuture<'_, Option<Delivery>>;
     fn depth(&self) -> usize;
     /// Stops accepting; workers drain what is queued, then `pop` returns `None`.
     fn close(&self);
+    /// `Some` when jobs may end in other processes: waiters then look at the store this often.
+    fn poll_interval(&self) -> Option<Duration> {
+        None
+    }
+}
+
+/// One delivery of a job to a worker.
+pub struct Delivery {
+    pub id: Uuid,
+    /// The queue delivered this job before: the worker that had it died or gave it back, so
+    /// a `running` status in the store is stale ([`Store::reclaim_job`]).
+    pub redelivered: bool,
+    /// No delivery follows this one: a transient failure now fails the job.
+    pub last_attempt: bool,
+    /// Tells the queue how the delivery went; `None`: the in-process queue needs no answer.
+    pub acker: Option<Arc<dyn Acker>>,
+}
+
+impl Delivery {
+    /// A job of the in-process queue: delivered once.
+    pub fn local(id: Uuid) -> Delivery {
+        Delivery {
+            id,
+            redelivered: false,
+            last_attempt: true,
+            acker: None,
+        }
+    }
+
+    async fn ack(&self) {
+        if let Some(acker) = &self.acker {
+            acker.ack().await;
+        }
+    }
+
+    async fn nak(&self, delay: Option<Duration>) {
+        if let Some(acker) = &self.acker {
+            acker.nak(delay).await;
+        }
+    }
+}
+
+/// A delivery's answers to its queue.
+pub trait Acker: Send + Sync {
+    /// The job ended (or needs no run): never deliver it again.
+    fn ack(&self) -> BoxFuture<'_, ()>;
+    /// Deliver the job again, after `delay`.
+    fn nak(&self, delay: Option<Duration>) -> BoxFuture<'_, ()>;
+    /// The job is still running: keep it from going to another worker.
+    fn progress(&self) -> BoxFuture<'_, ()>;
+    /// How often a running job calls [`Acker::progress`].
+    fn progress_every(&self) -> Duration;
 }
 
 /// The in-process queue: a bounded FIFO.
@@ -56,33 +113,46 @@ impl LocalQueue {
             ready: Notify::new(),
         }
     }
-}
 
-impl Queue for LocalQueue {
-    fn push(&self, id: Uuid) -> Result<(), QueueFull> {
-        let mut state = self.state.lock().expect("queue lock");
-        if state.1 || state.0.len() >= self.capacity {
-            return Err(QueueFull);
-        }
-        state.0.push_back(id);
-        drop(state);
-        self.ready.notify_one();
-        Ok(())
-    }
-
+    /// Enqueues a job found at start-up, whatever the capacity (it was accepted before).
     fn push_resumed(&self, id: Uuid) {
         self.state.lock().expect("queue lock").0.push_back(id);
         self.ready.notify_one();
     }
+}
 
-    fn pop(&self) -> Pin<Box<dyn Future<Output = Option<Uuid>> + Send + '_>> {
+impl Queue for LocalQueue {
+    fn push(&self, id: Uuid) -> BoxFuture<'_, Result<(), QueueFull>> {
+        let mut state = self.state.lock().expect("queue lock");
+        if state.1 || state.0.len() >= self.capacity {
+            return Box::pin(std::future::ready(Err(QueueFull)));
+        }
+        state.0.push_back(id);
+        drop(state);
+        self.ready.notify_one();
+        Box::pin(std::future::ready(Ok(())))
+    }
+
+    /// This process was the only worker: what it left running is queued again, with what it
+    /// left queued.
+    fn resume<'a>(&'a self, store: &'a Store) -> BoxFuture<'a, Result<usize, StoreError>> {
+        Box::pin(async move {
+            let ids = store.requeue_unfinished().await?;
+            for id in &ids {
+                self.push_resumed(*id);
+            }
+            Ok(ids.len())
+        })
+    }
+
+    fn pop(&self) -> BoxFuture<'_, Option<Delivery>> {
         Box::pin(async move {
             loop {
                 let notified = self.ready.notified();
                 {
                     let mut state = self.state.lock().expect("queue lock");
                     if let Some(id) = state.0.pop_front() {
-                        return Some(id);
+                        return Some(Delivery::local(id));
                     }
                     if state.1 {
                         return None;
@@ -209,7 +279,7 @@ impl Jobs {
             Ok(Inserted::Existing(row)) => return Ok(Submitted::Existing(row)),
             Err(err) => return Err(SubmitError::Store(err)),
         };
-        if self.queue.push(row.id).is_err() {
+        if self.queue.push(row.id).await.is_err() {
             let reason = "rejected: the job queue was full";
             let _ = self
                 .service
@@ -253,8 +323,14 @@ impl Jobs {
             {
                 return Ok(Some(row));
             }
-            match tokio::time::timeout_at(deadline, finished.changed()).await {
+            // Jobs run by other processes end without a notice here: look again now and then.
+            let wake = match self.queue.poll_interval() {
+                Some(every) => deadline.min(tokio::time::Instant::now() + every),
+                None => deadline,
+            };
+            match tokio::time::timeout_at(wake, finished.changed()).await {
                 Ok(Ok(())) => continue,
+                Err(_) if wake < deadline => continue,
                 _ => return Ok(Some(row)),
             }
         }
@@ -288,13 +364,9 @@ impl Jobs {
         store.job(id).await
     }
 
-    /// Queues again what a previous process left queued or running.
+    /// Queues again what a previous process left unfinished ([`Queue::resume`]).
     pub async fn resume(&self) -> Result<usize, tars_store::StoreError> {
-        let ids = self.service.store.requeue_unfinished().await?;
-        for id in &ids {
-            self.queue.push_resumed(*id);
-        }
-        Ok(ids.len())
+        self.queue.resume(&self.service.store).await
     }
 
     /// Runs `workers` workers until the queue is closed and drained, or [`Jobs::shutdown`].
@@ -303,12 +375,14 @@ impl Jobs {
             .map(|_| {
                 let jobs = self.clone();
                 tokio::spawn(async move {
-                    while let Some(id) = jobs.queue.pop().await {
+                    while let Some(delivery) = jobs.queue.pop().await {
                         if jobs.stopping.load(Ordering::Relaxed) {
-                            // Stays queued in the store; the next start runs it.
+                            // Stays queued in the store; the next start (or another worker)
+                            // runs it.
+                            delivery.nak(None).await;
                             break;
                         }
-                        jobs.run(id).await;
+                        jobs.run(delivery).await;
                     }
                 })
             })
@@ -370,25 +444,62 @@ impl Jobs {
         }
     }
 
-    async fn run(&self, id: Uuid) {
+    /// Runs one delivery: claims the job (a compare-and-set, so a duplicate delivery of a
+    /// job that runs or ended elsewhere does nothing), evaluates it with progress acks, stores
+    /// its end and answers the queue. A transient failure (the store unreachable) gives the
+    /// job back to the queue with a delay, unless this was its last delivery: then it fails
+    /// with that error.
+    async fn run(&self, delivery: Delivery) {
+        let id = delivery.id;
         let store = &self.service.store;
-        match store.claim_job(id).await {
-            Ok(true) => {}
-            Ok(false) => return,
-            Err(err) => {
-                tracing::error!(job = %id, error = %err, "claiming a job failed");
+        let claimed = if delivery.redelivered {
+            store.reclaim_job(id).await
+        } else {
+            store.claim_job(id).await
+        };
+        let row = match claimed {
+            Ok(true) => store.job(id).await,
+            Ok(false) => {
+                // Ended, cancelled, or running in another worker (a duplicate message).
+                delivery.ack().await;
                 return;
             }
-        }
-        let row = match store.job(id).await {
-            Ok(Some(row)) => row,
-            _ => return,
+            Err(err) => Err(err),
         };
+        let row = match row {
+            Ok(Some(row)) => row,
+            Ok(None) => {
+                delivery.ack().await;
+                return;
+            }
+            Err(err) => {
+                tracing::error!(job = %id, error = %err, "claiming a job failed");
+                if delivery.acker.is_none() {
+                    return;
+                }
+                self.retry_later(&delivery, 1, &format!("claiming the job failed: {err}"))
+                    .await;
+                return;
+            }
+        };
+        tracing::info!(job = %id, attempt = row.attempts, redelivered = delivery.redelivered, "running a job");
         let live = Arc::new(Live::default());
         self.live
             .lock()
             .expect("live lock")
             .insert(id, live.clone());
+        // Long jobs tell the queue they are alive, so it does not hand them to another worker.
+        let progress = delivery.acker.clone().map(|acker| {
+            tokio::spawn(async move {
+                let every = acker.progress_every();
+                let mut interval =
+                    tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+                loop {
+                    interval.tick().await;
+                    acker.progress().await;
+                }
+            })
+        });
         let span = tracing::info_span!("job", job_id = %id);
         if let Some(parent) = self.parents.lock().expect("parents lock").remove(&id) {
             use tracing_opentelemetry::OpenTelemetrySpanExt;
@@ -402,7 +513,7 @@ impl Jobs {
             ),
             Ok(request) => {
                 let outcome = tracing::Instrument::instrument(
-                    self.service.evaluate(&request, live.clone()),
+                    self.service.evaluate_job(&request, live.clone(), Some(id)),
                     span,
                 )
                 .await;
@@ -415,6 +526,19 @@ impl Jobs {
                                 outcome.response.evaluation_id.parse().ok(),
                                 None,
                             ),
+                            Some((path, err)) if !delivery.last_attempt => {
+                                if let Some(progress) = progress {
+                                    progress.abort();
+                                }
+                                self.live.lock().expect("live lock").remove(&id);
+                                let error = format!(
+                                    "the evaluation finished but could not be stored ({err}); its result is in {}",
+                                    path.display()
+                                );
+                                let _ = store.requeue_job_after(id, &error).await;
+                                self.retry_later(&delivery, row.attempts, &error).await;
+                                return;
+                            }
                             Some((path, err)) => (
                                 JobStatus::Failed,
                                 None,
@@ -433,7 +557,12 @@ impl Jobs {
                             && live.interrupt.load(Ordering::Relaxed)
                             && !live.cancel.load(Ordering::Relaxed)
                         {
+                            if let Some(progress) = progress {
+                                progress.abort();
+                            }
                             self.requeue(id).await;
+                            // Another worker (fleet) may take it at once.
+                            delivery.nak(None).await;
                             return;
                         }
                         let status = if cancelled {
@@ -446,16 +575,60 @@ impl Jobs {
                 }
             }
         };
-        if let Err(err) = store
-            .finish_job(id, JobStatus::Running, status, run_id, error.as_deref())
-            .await
-        {
-            tracing::error!(job = %id, error = %err, "storing a job's end failed");
+        if let Some(progress) = progress {
+            progress.abort();
         }
+        let finished = store
+            .finish_job(id, JobStatus::Running, status, run_id, error.as_deref())
+            .await;
         self.live.lock().expect("live lock").remove(&id);
+        match finished {
+            Ok(_) => delivery.ack().await,
+            Err(err) => {
+                tracing::error!(job = %id, error = %err, "storing a job's end failed");
+                // Run again later: the run is stored once (by job id), the end then too.
+                self.retry_later(
+                    &delivery,
+                    row.attempts,
+                    &format!("storing the job's end failed: {err}"),
+                )
+                .await;
+                self.finished.send_modify(|_| {});
+                return;
+            }
+        }
         metrics::gauge!("tars_jobs_queue_depth").set(self.queue.depth() as f64);
         metrics::counter!("tars_jobs_total", "status" => status.as_str()).increment(1);
         self.finished.send_replace(Some((id, status)));
+    }
+
+    /// Gives a job back to the queue after a transient failure, `attempts` so far deciding the
+    /// delay; on its last delivery, fails it with `error` instead (when the store takes it).
+    async fn retry_later(&self, delivery: &Delivery, attempts: i32, error: &str) {
+        if delivery.acker.is_none() || delivery.last_attempt {
+            let store = &self.service.store;
+            let ended = store
+                .finish_job(
+                    delivery.id,
+                    JobStatus::Running,
+                    JobStatus::Failed,
+                    None,
+                    Some(error),
+                )
+                .await;
+            if let Err(err) = ended {
+                tracing::error!(job = %delivery.id, error = %err, "failing a job after its last attempt failed");
+            }
+            delivery.ack().await;
+            metrics::counter!("tars_jobs_total", "status" => "failed").increment(1);
+            self.finished
+                .send_replace(Some((delivery.id, JobStatus::Failed)));
+            return;
+        }
+        let delay = Duration::from_secs(1 << attempts.clamp(0, 6));
+        tracing::warn!(job = %delivery.id, error, delay_seconds = delay.as_secs(), "job failed transiently; it will be delivered again");
+        metrics::counter!("tars_jobs_retried_total").increment(1);
+        delivery.nak(Some(delay)).await;
     }
 
     /// Puts a job a shutdown stopped back in the queue for the next start.

@@ -60,6 +60,17 @@ impl Service {
         request: &EvalRequest,
         reporter: Arc<dyn Reporter + Send + Sync>,
     ) -> anyhow::Result<Outcome> {
+        self.evaluate_job(request, reporter, None).await
+    }
+
+    /// [`Service::evaluate`] for job `job_id`: a job stores one run, however often it runs
+    /// (a redelivered job gets the run an earlier delivery stored, its id in the response).
+    pub async fn evaluate_job(
+        &self,
+        request: &EvalRequest,
+        reporter: Arc<dyn Reporter + Send + Sync>,
+        job_id: Option<Uuid>,
+    ) -> anyhow::Result<Outcome> {
         let plan = request.validate(self.engine.config(), 0)?;
         let mut inputs = Inputs::default();
         if plan.compare_to_baseline {
@@ -86,9 +97,12 @@ impl Service {
         for result in &mut response.results {
             result.result_id = Uuid::new_v4().to_string();
         }
-        let run = new_run(request, &response)?;
+        let run = new_run(request, &response, job_id)?;
         let unsaved = match self.store.save_run(&run).await {
-            Ok(_) => None,
+            Ok(run_id) => {
+                response.evaluation_id = run_id.to_string();
+                None
+            }
             Err(err) => {
                 let path = self.save_unsaved(&response)?;
                 Some((path, err.to_string()))
@@ -235,7 +249,11 @@ fn episodes(response: &EvalResponse) -> Value {
         .into()
 }
 
-fn new_run(request: &EvalRequest, response: &EvalResponse) -> anyhow::Result<NewRun> {
+fn new_run(
+    request: &EvalRequest,
+    response: &EvalResponse,
+    job_id: Option<Uuid>,
+) -> anyhow::Result<NewRun> {
     let results = response
         .results
         .iter()
@@ -256,6 +274,7 @@ fn new_run(request: &EvalRequest, response: &EvalResponse) -> anyhow::Result<New
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
     Ok(NewRun {
+        job_id,
         id: Some(response.evaluation_id.parse()?),
         agent_type: response.agent_type.clone(),
         request: serde_json::to_value(request)?,

@@ -109,11 +109,13 @@ const QUEUED: &str = "SELECT id FROM eval_jobs WHERE status = 'queued' ORDER BY 
 const REQUEUE: &str = "UPDATE eval_jobs SET status = 'queued' WHERE status = 'running'";
 const REQUEUE_ONE: &str =
     "UPDATE eval_jobs SET status = 'queued' WHERE id = $1 AND status = 'running'";
+const REQUEUE_WITH_ERROR: &str =
+    "UPDATE eval_jobs SET status = 'queued', error = $2 WHERE id = $1 AND status = 'running'";
 
 /// The same statements with each backend's clock.
 macro_rules! with_now {
     ($name:ident, $now:literal) => {
-        const $name: [&str; 2] = [
+        const $name: [&str; 3] = [
             concat!(
                 "UPDATE eval_jobs SET status = 'running', started_at = ",
                 $now,
@@ -124,6 +126,11 @@ macro_rules! with_now {
                 $now,
                 " WHERE id = $1 AND status = $5"
             ),
+            concat!(
+                "UPDATE eval_jobs SET status = 'running', started_at = ",
+                $now,
+                ", attempts = attempts + 1 WHERE id = $1 AND status IN ('queued', 'running')"
+            ),
         ];
     };
 }
@@ -131,6 +138,7 @@ with_now!(PG, "NOW()");
 with_now!(SQLITE, "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')");
 const CLAIM: usize = 0;
 const FINISH: usize = 1;
+const RECLAIM: usize = 2;
 
 impl Store {
     /// Stores a queued job, or returns the principal's job with the same idempotency key.
@@ -233,6 +241,62 @@ impl Store {
                 .rows_affected(),
         };
         Ok(affected == 1)
+    }
+
+    /// Moves a queued *or running* job to running; `false` when it has ended or is gone. For a
+    /// job delivered again by a queue that redelivers (fleet mode): the worker that had it
+    /// stopped acknowledging it (it died), so its `running` status is stale. A worker that was
+    /// only slow may still finish too: its run is the same job's run, stored once
+    /// ([`Store::save_run`] is idempotent by job), and the first finish wins.
+    pub async fn reclaim_job(&self, id: Uuid) -> Result<bool, StoreError> {
+        let affected = match &self.backend {
+            Backend::Postgres(pool) => sqlx::query(PG[RECLAIM])
+                .bind(id)
+                .execute(pool)
+                .await?
+                .rows_affected(),
+            Backend::Sqlite(db) => sqlx::query(SQLITE[RECLAIM])
+                .bind(id.hyphenated().to_string())
+                .execute(&db.write)
+                .await?
+                .rows_affected(),
+        };
+        Ok(affected == 1)
+    }
+
+    /// Puts a running job back in the queue after a transient failure, keeping the failure's
+    /// text as its error until it ends; `false` when it is not running any more.
+    pub async fn requeue_job_after(&self, id: Uuid, error: &str) -> Result<bool, StoreError> {
+        let affected = match &self.backend {
+            Backend::Postgres(pool) => sqlx::query(REQUEUE_WITH_ERROR)
+                .bind(id)
+                .bind(error)
+                .execute(pool)
+                .await?
+                .rows_affected(),
+            Backend::Sqlite(db) => sqlx::query(REQUEUE_WITH_ERROR)
+                .bind(id.hyphenated().to_string())
+                .bind(error)
+                .execute(&db.write)
+                .await?
+                .rows_affected(),
+        };
+        Ok(affected == 1)
+    }
+
+    /// Every queued job id, oldest first, changing nothing (fleet mode: jobs left running
+    /// belong to live workers or come back by redelivery).
+    pub async fn queued_jobs(&self) -> Result<Vec<Uuid>, StoreError> {
+        match &self.backend {
+            Backend::Postgres(pool) => Ok(sqlx::query(QUEUED)
+                .try_map(|row: PgRow| row.try_get::<Uuid, _>("id"))
+                .fetch_all(pool)
+                .await?),
+            Backend::Sqlite(db) => Ok(sqlx::query(QUEUED)
+                .try_map(|row: SqliteRow| text_uuid(&row, "id"))
+                .fetch_all(&db.write)
+                .await?),
+        }
     }
 
     /// Ends a job that is in status `from` (running, or queued for a cancel); `false` when it

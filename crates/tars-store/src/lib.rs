@@ -226,11 +226,13 @@ impl Store {
     }
 
     /// Saves a run and all its results in one transaction; returns the run's id.
+    ///
+    /// Idempotent by job: when `run.job_id` already has a run, that run's id is returned and
+    /// nothing is written (a redelivered job never stores two runs).
     pub async fn save_run(&self, run: &NewRun) -> Result<Uuid, StoreError> {
         let agent_type = model::check_run(run)?;
         let run_id = run.id.unwrap_or_else(Uuid::new_v4);
-        dispatch!(self, save_run(run_id, &agent_type, run))?;
-        Ok(run_id)
+        dispatch!(self, save_run(run_id, &agent_type, run))
     }
 
     /// A run with its results, in request order.

@@ -134,6 +134,9 @@ pub struct HistoryRow {
 pub struct NewRun {
     /// `None`: the store picks a random (v4) id.
     pub id: Option<Uuid>,
+    /// The job this run answers, if any: a job has at most one run ([`crate::Store::save_run`]
+    /// returns the stored one instead of storing a second).
+    pub job_id: Option<Uuid>,
     /// Any case; stored upper-case.
     pub agent_type: String,
     pub request: Value,

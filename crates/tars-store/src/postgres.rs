@@ -141,11 +141,12 @@ pub(crate) async fn save_run(
     run_id: Uuid,
     agent_type: &str,
     run: &NewRun,
-) -> Result<(), StoreError> {
+) -> Result<Uuid, StoreError> {
     let mut tx = begin_write(pool).await?;
-    sqlx::query(
-        "INSERT INTO eval_runs (id, agent_type, request, response, seed, duration_seconds)
-         VALUES ($1, $2, $3, $4, $5, $6)",
+    let inserted = sqlx::query(
+        "INSERT INTO eval_runs (id, agent_type, request, response, seed, duration_seconds, job_id)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)
+         ON CONFLICT (job_id) DO NOTHING",
     )
     .bind(run_id)
     .bind(agent_type)
@@ -153,9 +154,22 @@ pub(crate) async fn save_run(
     .bind(Json(&run.response))
     .bind(run.seed.cast_signed())
     .bind(run.duration_seconds)
+    .bind(run.job_id)
     .execute(&mut *tx)
     .await
-    .map_err(|error| id_conflict(error, "eval run", run_id))?;
+    .map_err(|error| id_conflict(error, "eval run", run_id))?
+    .rows_affected();
+    if inserted == 0
+        && let Some(job_id) = run.job_id
+    {
+        // The job already has its run (an earlier delivery stored it): that one stands.
+        let existing: Uuid = sqlx::query_scalar("SELECT id FROM eval_runs WHERE job_id = $1")
+            .bind(job_id)
+            .fetch_one(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        return Ok(existing);
+    }
     for (position, result) in run.results.iter().enumerate() {
         let result_id = result.id.unwrap_or_else(Uuid::new_v4);
         sqlx::query(
@@ -177,7 +191,7 @@ pub(crate) async fn save_run(
         .map_err(|error| id_conflict(error, "eval result", result_id))?;
     }
     tx.commit().await?;
-    Ok(())
+    Ok(run_id)
 }
 
 pub(crate) async fn run(pool: &PgPool, id: Uuid) -> Result<Option<RunRow>, StoreError> {

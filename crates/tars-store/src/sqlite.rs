@@ -198,11 +198,12 @@ pub(crate) async fn save_run(
     run_id: Uuid,
     agent_type: &str,
     run: &NewRun,
-) -> Result<(), StoreError> {
+) -> Result<Uuid, StoreError> {
     let mut tx = begin_write(db).await?;
-    sqlx::query(
-        "INSERT INTO eval_runs (id, agent_type, request, response, seed, duration_seconds)
-         VALUES ($1, $2, $3, $4, $5, $6)",
+    let inserted = sqlx::query(
+        "INSERT INTO eval_runs (id, agent_type, request, response, seed, duration_seconds, job_id)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)
+         ON CONFLICT (job_id) DO NOTHING",
     )
     .bind(run_id.hyphenated())
     .bind(agent_type)
@@ -210,9 +211,24 @@ pub(crate) async fn save_run(
     .bind(Json(&run.response))
     .bind(run.seed.cast_signed())
     .bind(run.duration_seconds)
+    .bind(run.job_id.map(|id| id.hyphenated().to_string()))
     .execute(&mut *tx)
     .await
-    .map_err(|error| id_conflict(error, "eval run", run_id))?;
+    .map_err(|error| id_conflict(error, "eval run", run_id))?
+    .rows_affected();
+    if inserted == 0
+        && let Some(job_id) = run.job_id
+    {
+        // The job already has its run (an earlier delivery stored it): that one stands.
+        let existing: String = sqlx::query_scalar("SELECT id FROM eval_runs WHERE job_id = $1")
+            .bind(job_id.hyphenated())
+            .fetch_one(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        return existing
+            .parse()
+            .map_err(|e| StoreError::Database(sqlx::Error::Decode(Box::new(e))));
+    }
     for (position, result) in run.results.iter().enumerate() {
         let result_id = result.id.unwrap_or_else(Uuid::new_v4);
         sqlx::query(
@@ -234,7 +250,7 @@ pub(crate) async fn save_run(
         .map_err(|error| id_conflict(error, "eval result", result_id))?;
     }
     tx.commit().await?;
-    Ok(())
+    Ok(run_id)
 }
 
 pub(crate) async fn run(db: &Db, id: Uuid) -> Result<Option<RunRow>, StoreError> {

@@ -15,3 +15,4 @@ pub mod serve;
 pub mod train;
 pub mod tune;
 pub mod user;
+pub mod worker;

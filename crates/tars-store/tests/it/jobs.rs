@@ -126,4 +126,47 @@ on_both_backends!(
     a_job_is_claimed_once_and_finished_once,
     a_restart_requeues_running_jobs_oldest_first,
     a_stopping_server_requeues_its_running_job,
+    a_redelivered_job_is_reclaimed_until_it_ends,
 );
+
+/// Issue 11: fleet mode redelivers a job whose worker died while it was `running`; the next
+/// worker reclaims it, a transient failure puts it back with its error, an end is final.
+async fn a_redelivered_job_is_reclaimed_until_it_ends(db: &TestDb) {
+    let new = job("alice", None);
+    let id = new.id;
+    let other = job("alice", Some("other"));
+    db.store.insert_job(&new).await.unwrap();
+    db.store.insert_job(&other).await.unwrap();
+    assert!(db.store.claim_job(id).await.unwrap());
+    assert!(!db.store.claim_job(id).await.unwrap());
+    assert!(db.store.reclaim_job(id).await.unwrap());
+    assert_eq!(db.store.job(id).await.unwrap().unwrap().attempts, 2);
+    assert_eq!(db.store.queued_jobs().await.unwrap(), [other.id]);
+    assert!(
+        db.store
+            .requeue_job_after(id, "database unreachable")
+            .await
+            .unwrap()
+    );
+    let row = db.store.job(id).await.unwrap().unwrap();
+    assert_eq!(
+        (row.status, row.error.as_deref()),
+        (JobStatus::Queued, Some("database unreachable"))
+    );
+    // Still queued and running rows alike stay where a fleet start finds them.
+    assert_eq!(db.store.queued_jobs().await.unwrap().len(), 2);
+    assert!(db.store.reclaim_job(id).await.unwrap());
+    assert!(
+        db.store
+            .finish_job(id, JobStatus::Running, JobStatus::Succeeded, None, None)
+            .await
+            .unwrap()
+    );
+    let row = db.store.job(id).await.unwrap().unwrap();
+    assert_eq!(
+        (row.status, row.error, row.attempts),
+        (JobStatus::Succeeded, None, 3)
+    );
+    assert!(!db.store.reclaim_job(id).await.unwrap());
+    assert!(!db.store.requeue_job_after(id, "late").await.unwrap());
+}

@@ -211,6 +211,7 @@ async fn rank_out_of_range_is_invalid(db: &TestDb) {
 async fn promotion_from_an_eval_result_keeps_its_returns(db: &TestDb) {
     let returns = vec![500.0, 487.5, 499.25, 0.1 + 0.2];
     let run = NewRun {
+        job_id: None,
         id: None,
         agent_type: "DQN".into(),
         request: serde_json::json!({"agent_type": "DQN", "environments": ["CartPole-v1"]}),

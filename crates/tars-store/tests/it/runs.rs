@@ -7,7 +7,8 @@ use uuid::Uuid;
 on_both_backends!(
     run_and_results_round_trip,
     runs_are_listed_newest_first,
-    a_failed_save_leaves_nothing
+    a_failed_save_leaves_nothing,
+    a_job_stores_one_run
 );
 
 fn result(environment: &str, episode_returns: Vec<f64>) -> NewResult {
@@ -24,6 +25,7 @@ fn result(environment: &str, episode_returns: Vec<f64>) -> NewResult {
 
 fn run(results: Vec<NewResult>) -> NewRun {
     NewRun {
+        job_id: None,
         id: None,
         agent_type: "ppo".into(),
         request: serde_json::json!({"agent_type": "ppo", "environments": ["CartPole-v1", "Acrobot-v1"], "seed": 42}),
@@ -46,6 +48,7 @@ async fn run_and_results_round_trip(db: &TestDb) {
         f64::MIN_POSITIVE,
     ];
     let new_run = NewRun {
+        job_id: None,
         id: Some(run_id),
         seed: u64::MAX - 1,
         results: vec![
@@ -121,6 +124,7 @@ async fn a_failed_save_leaves_nothing(db: &TestDb) {
     let result_id = Uuid::new_v4();
     let run_id = Uuid::new_v4();
     let duplicate = NewRun {
+        job_id: None,
         id: Some(run_id),
         results: vec![
             NewResult {
@@ -144,6 +148,7 @@ async fn a_failed_save_leaves_nothing(db: &TestDb) {
 
     db.store
         .save_run(&NewRun {
+            job_id: None,
             id: Some(run_id),
             ..run(Vec::new())
         })
@@ -152,6 +157,7 @@ async fn a_failed_save_leaves_nothing(db: &TestDb) {
     let error = db
         .store
         .save_run(&NewRun {
+            job_id: None,
             id: Some(run_id),
             ..run(Vec::new())
         })
@@ -172,4 +178,34 @@ async fn a_failed_save_leaves_nothing(db: &TestDb) {
         "invalid episode_returns: episode 1 of CartPole-v1 returned inf; returns must be finite numbers"
     );
     assert_eq!(db.store.runs(10).await.unwrap().len(), 1);
+}
+
+/// Issue 11: a job delivered twice (its first worker died after storing) stores one run; the
+/// second save returns the first run's id and writes nothing.
+async fn a_job_stores_one_run(db: &TestDb) {
+    let job_id = Uuid::new_v4();
+    let first = db
+        .store
+        .save_run(&NewRun {
+            job_id: Some(job_id),
+            ..run(vec![result("CartPole-v1", vec![1.0])])
+        })
+        .await
+        .unwrap();
+    let again = db
+        .store
+        .save_run(&NewRun {
+            job_id: Some(job_id),
+            ..run(vec![result("CartPole-v1", vec![2.0])])
+        })
+        .await
+        .unwrap();
+    assert_eq!(again, first);
+    let runs = db.store.runs(10).await.unwrap();
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0].results[0].episode_returns, [1.0]);
+    // Runs of no job are not constrained by each other.
+    db.store.save_run(&run(Vec::new())).await.unwrap();
+    db.store.save_run(&run(Vec::new())).await.unwrap();
+    assert_eq!(db.store.runs(10).await.unwrap().len(), 3);
 }
