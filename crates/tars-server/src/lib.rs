@@ -16,6 +16,7 @@ pub mod nash;
 pub mod proposals;
 pub mod routes;
 pub mod service;
+pub mod studies;
 pub mod telemetry;
 
 pub use config::{Config, ConfigArgs};
