@@ -243,8 +243,11 @@ impl Studies {
         actor: &str,
     ) -> Result<Uuid, ApiError> {
         let plan = plan(body)?;
+        let study = Study::new(plan.config.clone()).map_err(invalid)?;
         let id = Uuid::new_v4();
-        let row = self
+        // Registered first, so a stop that comes before the thread starts is seen.
+        let control = self.register(id);
+        let inserted = self
             .service
             .store
             .insert_study(&NewStudy {
@@ -257,11 +260,17 @@ impl Studies {
                 n_trials: plan.n_trials as i32,
                 created_by: actor.to_string(),
             })
-            .await?;
-        let study = Study::new(plan.config.clone()).map_err(invalid)?;
+            .await;
+        let row = match inserted {
+            Ok(row) => row,
+            Err(err) => {
+                self.running.lock().expect("studies lock").remove(&id);
+                return Err(err.into());
+            }
+        };
         tracing::info!(study = %row.id, agent_type = %row.agent_type, n_trials = plan.n_trials, "study started");
         let remaining = plan.n_trials;
-        self.spawn(id, plan, study, remaining);
+        self.spawn(id, control, plan, study, remaining);
         Ok(id)
     }
 
@@ -280,7 +289,8 @@ impl Studies {
             match self.rebuild(&row).await {
                 Ok((plan, study, remaining)) => {
                     tracing::info!(study = %row.id, remaining, "resuming a study");
-                    self.spawn(row.id, plan, study, remaining);
+                    let control = self.register(row.id);
+                    self.spawn(row.id, control, plan, study, remaining);
                     n_resumed += 1;
                 }
                 Err(err) => {
@@ -307,12 +317,11 @@ impl Studies {
             .map_err(|e| ApiError::unprocessable(format!("stored config: {e}")))?;
         let rows = self.service.store.trials(row.id).await?;
         let mut trials = Vec::with_capacity(rows.len());
-        for (idx, trial) in rows.iter().enumerate() {
+        for trial in &rows {
             // A trial asked but never written (the process died in between) is a gap.
             while trials.len() < trial.number as usize {
-                trials.push(lost_trial(trials.len() as u64));
+                trials.push(running_trial(trials.len() as u64, &BTreeMap::new())?);
             }
-            debug_assert!(idx <= trial.number as usize);
             trials.push(to_trial(trial)?);
         }
         let mut study = Study::from_trials(plan.config.clone(), trials).map_err(invalid)?;
@@ -378,17 +387,23 @@ impl Studies {
         }
     }
 
-    /// Whether this process is running the study.
-    pub fn is_running(&self, id: Uuid) -> bool {
-        self.running.lock().expect("studies lock").contains_key(&id)
-    }
-
-    fn spawn(self: &Arc<Self>, id: Uuid, plan: Plan, study: Study, remaining: usize) {
+    fn register(&self, id: Uuid) -> Arc<Control> {
         let control = Arc::new(Control::default());
         self.running
             .lock()
             .expect("studies lock")
             .insert(id, control.clone());
+        control
+    }
+
+    fn spawn(
+        self: &Arc<Self>,
+        id: Uuid,
+        control: Arc<Control>,
+        plan: Plan,
+        study: Study,
+        remaining: usize,
+    ) {
         let this = self.clone();
         let runtime = tokio::runtime::Handle::current();
         let thread = tokio::task::spawn_blocking(move || {
@@ -448,19 +463,9 @@ fn run(
             plan.request.workers,
             &control.no_more,
             |context| {
-                persist(
-                    &Trial {
-                        number: context.number(),
-                        params: context.params().clone(),
-                        state: TrialState::Running,
-                        value: None,
-                        intermediate_values: BTreeMap::new(),
-                        error: None,
-                        duration_seconds: None,
-                        rung_values: Vec::new(),
-                    },
-                    Utc::now(),
-                );
+                if let Ok(trial) = running_trial(context.number(), context.params()) {
+                    persist(&trial, Utc::now());
+                }
                 let mut cut_at = None;
                 let outcome = plan
                     .objective
@@ -497,10 +502,7 @@ fn run(
             },
         )
     };
-    let study = study.into_inner().expect("study lock");
-    if let Some(best) = study.best_trial().and_then(|t| t.value) {
-        metrics::gauge!("tars_automl_best_value", "study" => id.to_string()).set(best);
-    }
+    drop(study);
     if let Some(actor) = control.stopped_by.lock().expect("stop lock").clone() {
         return ("stopped", Some(format!("stopped by {actor}")));
     }
@@ -665,18 +667,10 @@ fn to_trial(row: &TrialRow) -> Result<Trial, ApiError> {
         .map_err(|e| ApiError::unprocessable(format!("stored trial {}: {e}", row.number)))
 }
 
-/// A trial number that was asked but never stored.
-fn lost_trial(number: u64) -> Trial {
-    Trial {
-        number,
-        params: BTreeMap::new(),
-        state: TrialState::Running,
-        value: None,
-        intermediate_values: BTreeMap::new(),
-        error: None,
-        duration_seconds: None,
-        rung_values: Vec::new(),
-    }
+/// A running trial (also one that was asked but never stored: no params).
+fn running_trial(number: u64, params: &BTreeMap<String, Value>) -> Result<Trial, ApiError> {
+    serde_json::from_value(json!({"number": number, "params": params, "state": "running"}))
+        .map_err(|e| ApiError::internal("building a running trial", e))
 }
 
 fn trial_view(row: TrialRow) -> TrialView {

@@ -219,6 +219,32 @@ async fn a_stopped_study_keeps_its_finished_trials() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_study_past_its_timeout_starts_no_new_trial() {
+    let server = Server::start("automl-timeout", &[]).await;
+    let admin = server.admin().await;
+    let mut body = ppo_study(200);
+    body["timeout_seconds"] = json!(1);
+    let id = start_study(&server, &admin, body).await;
+    let study = wait_for(&server, &admin, &id, is_ended).await;
+    assert_eq!(study["status"], "completed", "{study}");
+    assert_eq!(study["reason"], "timed out after 1 s");
+    let trials = study["trials"].as_array().unwrap();
+    assert!(!trials.is_empty() && trials.len() < 200, "{study}");
+    // Running trials finish: none is cut by the timeout.
+    assert!(
+        trials
+            .iter()
+            .all(|t| t["state"] == "complete" || t["error"].is_string())
+    );
+    assert!(
+        trials
+            .iter()
+            .all(|t| !t["error"].as_str().unwrap_or("").contains("stopped"))
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_study_cut_by_a_restart_resumes_to_completion() {
     let server = Server::start("automl-restart", &[]).await;
     let admin = server.admin().await;
