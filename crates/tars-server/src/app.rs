@@ -7,6 +7,7 @@ use crate::jobs::{Jobs, LocalQueue, Queue};
 use crate::middleware::{self, RateLimiter};
 use crate::routes;
 use crate::service::Service;
+use crate::studies::Studies;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, FromRef};
 use axum::routing::{get, post};
@@ -24,6 +25,7 @@ pub struct AppState {
     pub jobs: Arc<Jobs>,
     pub auth: Arc<Auth>,
     pub hypersync: Arc<HyperSync>,
+    pub studies: Arc<Studies>,
     pub metrics: PrometheusHandle,
     pub sync_wait: Duration,
     pub shutting_down: Arc<AtomicBool>,
@@ -58,14 +60,18 @@ pub fn metrics_handle() -> PrometheusHandle {
           crate::proposals::create, crate::proposals::get, crate::proposals::list,
           crate::proposals::approve, crate::proposals::reject, crate::agents::act,
           crate::agents::get_config, crate::agents::put_config, crate::agents::config_history,
-          crate::agents::rollback, routes::health, routes::ready, routes::metrics),
+          crate::agents::rollback, crate::studies::optimize, crate::studies::get,
+          crate::studies::list, crate::studies::stop, crate::studies::propose, routes::health, routes::ready, routes::metrics),
     components(schemas(tars_eval::EvalRequest, tars_eval::EvalResponse, routes::JobView,
                        routes::BaselineView, routes::BaselineBody, crate::nash::NashRequest,
                        crate::hypersync::ProposalBody, crate::hypersync::ConfigBody,
                        crate::hypersync::ConfigView, crate::proposals::ProposalView,
                        crate::proposals::EventView, crate::proposals::DecisionBody,
                        crate::agents::ActBody, crate::agents::ActView,
-                       crate::agents::RollbackBody)),
+                       crate::agents::RollbackBody, crate::studies::OptimizeBody,
+                       crate::studies::StudyCreated, crate::studies::StudyView,
+                       crate::studies::TrialView, crate::studies::BestView,
+                       crate::studies::Progress, crate::studies::StudyProposal)),
     modifiers(&Bearer),
 )]
 struct ApiDoc;
@@ -105,11 +111,13 @@ pub async fn state(config: Config) -> anyhow::Result<AppState> {
     let jobs = Jobs::new(service.clone(), queue(&service, capacity).await?);
     let hypersync = HyperSync::new(service.clone());
     hypersync.refresh().await?;
+    let studies = Studies::new(service.clone());
     Ok(AppState {
         service,
         jobs,
         auth,
         hypersync,
+        studies,
         metrics: metrics_handle(),
         sync_wait,
         shutting_down: Arc::new(AtomicBool::new(false)),
@@ -165,6 +173,11 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/v1/proposals/{id}/reject", post(crate::proposals::reject))
         .route("/v1/rollback", post(crate::agents::rollback))
+        .route("/v1/optimize", post(crate::studies::optimize))
+        .route("/v1/studies", get(crate::studies::list))
+        .route("/v1/studies/{id}", get(crate::studies::get))
+        .route("/v1/studies/{id}/stop", post(crate::studies::stop))
+        .route("/v1/studies/{id}/propose", post(crate::studies::propose))
         .route("/v1/agents/{agent_type}/act", post(crate::agents::act))
         .route(
             "/v1/agents/{agent_type}/config",
@@ -253,6 +266,10 @@ pub async fn start(config: Config, signals: bool) -> anyhow::Result<Running> {
     if resumed > 0 {
         tracing::info!(resumed, "resumed proposals left by a previous run");
     }
+    let resumed = state.studies.resume().await?;
+    if resumed > 0 {
+        tracing::info!(resumed, "resumed studies left by a previous run");
+    }
     let poll = Duration::from_millis(state.service.config.get_int("config_poll_ms") as u64);
     let poller = tokio::spawn(poll_configs(state.hypersync.clone(), poll));
     // Fleet mode: config changes reach the other replicas as NATS events, not only by polling.
@@ -303,6 +320,7 @@ pub async fn start(config: Config, signals: bool) -> anyhow::Result<Running> {
             events.abort();
         }
         task_state.jobs.shutdown(worker_tasks, deadline).await;
+        task_state.studies.shutdown(deadline).await;
         let served = match tokio::time::timeout_at(
             deadline.max(tokio::time::Instant::now()) + Duration::from_secs(1),
             &mut server,

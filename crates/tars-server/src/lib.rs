@@ -18,6 +18,7 @@ pub mod proposals;
 pub mod queue_nats;
 pub mod routes;
 pub mod service;
+pub mod studies;
 pub mod telemetry;
 
 pub use config::{Config, ConfigArgs};

@@ -68,6 +68,13 @@ pub enum Conflict {
         expected: String,
         actual: String,
     },
+    /// A study status move expected one status but the study is in another.
+    #[error("study {id} is {actual}, not {expected}: it changed meanwhile; reload it")]
+    StudyStatus {
+        id: Uuid,
+        expected: String,
+        actual: String,
+    },
     /// A caller-supplied id is already used.
     #[error("{what} {id} already exists; use a new id or let the store pick one")]
     IdTaken { what: &'static str, id: Uuid },
@@ -116,6 +123,13 @@ pub(crate) fn is_unique_violation(error: &sqlx::Error) -> bool {
     error
         .as_database_error()
         .is_some_and(|db_error| db_error.is_unique_violation())
+}
+
+/// Whether a database error is a FOREIGN KEY violation, on either backend.
+pub(crate) fn is_foreign_key_violation(error: &sqlx::Error) -> bool {
+    error
+        .as_database_error()
+        .is_some_and(|db_error| db_error.is_foreign_key_violation())
 }
 
 #[cfg(test)]

@@ -12,4 +12,5 @@ mod jobs;
 mod migrations;
 mod promotion;
 mod runs;
+mod studies;
 mod users;

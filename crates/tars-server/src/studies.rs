@@ -1,0 +1,886 @@
+//! AutoML studies over HTTP: `POST /v1/optimize` starts a `tars-automl` study on real training
+//! (`use_real_training: false` is the quick budget), `GET /v1/studies[/{id}]` reads them,
+//! `POST /v1/studies/{id}/stop` stops one, and `POST /v1/studies/{id}/propose` turns the best
+//! trial into a HyperSync proposal.
+//!
+//! A study runs on a blocking thread as `tars tune` runs it ([`runner::optimize`]). Each trial
+//! is written to the store when it starts (state running) and when it ends, so a restart loses
+//! at most the running trials: [`Studies::resume`] rebuilds every study left `running` with
+//! [`Study::from_trials`], marks its half-done trials failed ([`INTERRUPTED`]) and enqueues
+//! their parameters, so they are re-run under new numbers and do not count towards `n_trials`.
+//!
+//! Stopping (a request or a shutdown) starts no new trial and cuts the running ones at their
+//! next pruning check. A stopped study keeps its finished trials; a shutdown leaves the study
+//! `running` and its cut trials `running`, for the next start to resume.
+
+use crate::app::AppState;
+use crate::auth::{Principal, Role};
+use crate::error::ApiError;
+use crate::hypersync::{ProposalBody, parse_agent};
+use crate::middleware::ApiJson;
+use crate::service::Service;
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tars_agents::Algo;
+use tars_automl::rl::{Budget, RlObjective};
+use tars_automl::{
+    Direction, Outcome, PrunerConfig, SamplerConfig, Study, StudyConfig, Trial, TrialState, runner,
+    spaces,
+};
+use tars_store::{NewStudy, StudyRow, TrialRow};
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+/// Most trials one study may run (as `tars tune`).
+pub const MAX_TRIALS: u64 = 10_000;
+/// Most trials of one study run at the same time.
+pub const MAX_WORKERS: usize = 64;
+/// The error of a trial cut by a shutdown and re-run after the restart.
+pub const INTERRUPTED: &str = "interrupted by a server restart; its parameters were re-run";
+
+/// The body of `POST /v1/optimize` (the seed's `agent_type`, `n_trials`, `use_real_training`,
+/// plus the study's settings). Stored with its defaults filled in.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OptimizeBody {
+    /// `DQN`, `A2C`, `PPO` or `DDPG`, any case.
+    pub agent_type: String,
+    /// Trials to run: 1 to 10,000.
+    #[serde(default = "default_n_trials")]
+    pub n_trials: i64,
+    /// Train each trial on the RL Zoo's budget; false: the quick budget (a fifth, at least
+    /// 1,000 steps). Never a fake objective.
+    #[serde(default)]
+    pub use_real_training: bool,
+    /// Default: CartPole-v1 (Pendulum-v1 for DDPG). Several: the mean normalised score.
+    #[serde(default)]
+    pub environments: Vec<String>,
+    /// Distributions that replace or extend the algorithm's default space, as
+    /// `tars tune --search-space` (`null` removes a parameter).
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub search_space: Option<Value>,
+    /// tpe, random or grid.
+    #[serde(default = "default_sampler")]
+    pub sampler: String,
+    /// median, sh (successive halving) or none.
+    #[serde(default = "default_pruner")]
+    pub pruner: String,
+    #[serde(default)]
+    pub seed: u64,
+    /// Start no trial after this many seconds (running ones finish); counted again from a
+    /// resume.
+    #[serde(default)]
+    pub timeout_seconds: Option<u64>,
+    /// Trials run at the same time (1 to 64; default 1, which is reproducible for a seed).
+    #[serde(default = "default_workers")]
+    pub workers: usize,
+    /// Deterministic evaluation episodes per trial and environment (1 to 10,000).
+    #[serde(default = "default_eval_episodes")]
+    pub n_eval_episodes: usize,
+}
+
+fn default_n_trials() -> i64 {
+    20
+}
+fn default_sampler() -> String {
+    "tpe".to_string()
+}
+fn default_pruner() -> String {
+    "median".to_string()
+}
+fn default_workers() -> usize {
+    1
+}
+fn default_eval_episodes() -> usize {
+    10
+}
+
+/// The answer to `POST /v1/optimize`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StudyCreated {
+    pub study_id: Uuid,
+    pub status_url: String,
+}
+
+/// One trial.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TrialView {
+    pub number: i32,
+    /// running, complete, pruned or failed.
+    pub state: String,
+    #[schema(value_type = Object)]
+    pub params: Value,
+    pub value: Option<f64>,
+    /// Step → mean return reported to the pruner.
+    #[schema(value_type = Object)]
+    pub intermediate_values: Value,
+    pub error: Option<String>,
+    pub duration_seconds: Option<f64>,
+    pub started_at: String,
+    pub finished_at: Option<String>,
+}
+
+/// The best complete trial.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BestView {
+    pub trial: i32,
+    pub value: f64,
+    #[schema(value_type = Object)]
+    pub params: Value,
+}
+
+/// Trials by state, out of `n_trials` (trials interrupted by a restart are not counted).
+#[derive(Debug, Default, Serialize, ToSchema)]
+pub struct Progress {
+    pub n_trials: i32,
+    pub complete: usize,
+    pub pruned: usize,
+    pub failed: usize,
+    pub running: usize,
+    pub interrupted: usize,
+}
+
+/// A study: its request, configuration, progress, best trial and (by id) its trials.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StudyView {
+    pub id: Uuid,
+    pub agent_type: String,
+    /// running, stopped, completed or failed.
+    pub status: String,
+    /// Why it failed, or how it ended early (stopped, timed out, grid exhausted).
+    pub reason: Option<String>,
+    pub stop_requested: bool,
+    /// The submitted body, defaults filled in.
+    #[schema(value_type = Object)]
+    pub request: Value,
+    /// The study's configuration: direction, search space, sampler, pruner, seed.
+    #[schema(value_type = Object)]
+    pub config: Value,
+    pub progress: Progress,
+    pub best: Option<BestView>,
+    /// `GET /v1/studies/{id}` only.
+    pub trials: Option<Vec<TrialView>>,
+    pub created_by: String,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+/// The proposal made from a study's best trial.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StudyProposal {
+    pub proposal_id: Uuid,
+    pub proposal_url: String,
+    /// pending or evaluating: the proposal is evaluated before it can be applied.
+    pub status: String,
+    pub study_id: Uuid,
+    pub trial: i32,
+    pub value: f64,
+    #[schema(value_type = Object)]
+    pub proposed_hyperparameters: Value,
+}
+
+/// Filters of `GET /v1/studies`.
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct ListQuery {
+    pub agent_type: Option<String>,
+    pub status: Option<String>,
+    /// 1 to 1,000 (default 100).
+    pub limit: Option<i64>,
+}
+
+/// The studies running in this process.
+pub struct Studies {
+    service: Arc<Service>,
+    running: Mutex<HashMap<Uuid, Arc<Control>>>,
+    threads: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+}
+
+/// How a running study is told to stop.
+#[derive(Default)]
+struct Control {
+    /// Start no new trial.
+    no_more: AtomicBool,
+    /// Cut running trials at their next pruning check.
+    abort: AtomicBool,
+    /// Who asked to stop (a user), if anyone.
+    stopped_by: Mutex<Option<String>>,
+    /// The server is shutting down: leave the study running for the next start.
+    shutdown: AtomicBool,
+}
+
+/// A validated study, ready to run.
+struct Plan {
+    algo: Algo,
+    request: OptimizeBody,
+    objective: RlObjective,
+    config: StudyConfig,
+    n_trials: usize,
+}
+
+impl Studies {
+    pub fn new(service: Arc<Service>) -> Arc<Studies> {
+        Arc::new(Studies {
+            service,
+            running: Mutex::new(HashMap::new()),
+            threads: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// Validates, stores and starts a study.
+    pub async fn create(
+        self: &Arc<Self>,
+        body: OptimizeBody,
+        actor: &str,
+    ) -> Result<Uuid, ApiError> {
+        let plan = plan(body)?;
+        let study = Study::new(plan.config.clone()).map_err(invalid)?;
+        let id = Uuid::new_v4();
+        // Registered first, so a stop that comes before the thread starts is seen.
+        let control = self.register(id);
+        let inserted = self
+            .service
+            .store
+            .insert_study(&NewStudy {
+                id,
+                agent_type: plan.algo.name().to_string(),
+                request: serde_json::to_value(&plan.request)
+                    .map_err(|e| ApiError::internal("serialising the request", e))?,
+                config: serde_json::to_value(&plan.config)
+                    .map_err(|e| ApiError::internal("serialising the study config", e))?,
+                n_trials: plan.n_trials as i32,
+                created_by: actor.to_string(),
+            })
+            .await;
+        let row = match inserted {
+            Ok(row) => row,
+            Err(err) => {
+                self.running.lock().expect("studies lock").remove(&id);
+                return Err(err.into());
+            }
+        };
+        tracing::info!(study = %row.id, agent_type = %row.agent_type, n_trials = plan.n_trials, "study started");
+        let remaining = plan.n_trials;
+        self.spawn(id, control, plan, study, remaining);
+        Ok(id)
+    }
+
+    /// Resumes every study a previous run left `running`; returns how many.
+    pub async fn resume(self: &Arc<Self>) -> Result<usize, ApiError> {
+        let store = &self.service.store;
+        let rows = store
+            .studies(None, Some("running"), tars_store::MAX_STUDIES_LISTED)
+            .await?;
+        let mut n_resumed = 0;
+        for row in rows {
+            if row.stop_requested {
+                finish(store, row.id, "stopped", Some("stopped before a restart")).await;
+                continue;
+            }
+            match self.rebuild(&row).await {
+                Ok((plan, study, remaining)) => {
+                    tracing::info!(study = %row.id, remaining, "resuming a study");
+                    let control = self.register(row.id);
+                    self.spawn(row.id, control, plan, study, remaining);
+                    n_resumed += 1;
+                }
+                Err(err) => {
+                    tracing::warn!(study = %row.id, error = %err.message, "cannot resume a study");
+                    finish(
+                        store,
+                        row.id,
+                        "failed",
+                        Some(&format!("cannot resume: {}", err.message)),
+                    )
+                    .await;
+                }
+            }
+        }
+        Ok(n_resumed)
+    }
+
+    /// A stored study rebuilt: half-done trials failed and their parameters enqueued.
+    async fn rebuild(&self, row: &StudyRow) -> Result<(Plan, Study, usize), ApiError> {
+        let request: OptimizeBody = serde_json::from_value(row.request.clone())
+            .map_err(|e| ApiError::unprocessable(format!("stored request: {e}")))?;
+        let mut plan = plan(request)?;
+        plan.config = serde_json::from_value(row.config.clone())
+            .map_err(|e| ApiError::unprocessable(format!("stored config: {e}")))?;
+        let rows = self.service.store.trials(row.id).await?;
+        let mut trials = Vec::with_capacity(rows.len());
+        for trial in &rows {
+            // A trial asked but never written (the process died in between) is a gap.
+            while trials.len() < trial.number as usize {
+                trials.push(running_trial(trials.len() as u64, &BTreeMap::new())?);
+            }
+            trials.push(to_trial(trial)?);
+        }
+        let mut study = Study::from_trials(plan.config.clone(), trials).map_err(invalid)?;
+        let half_done: Vec<(u64, BTreeMap<String, Value>)> = study
+            .trials()
+            .iter()
+            .filter(|t| t.state == TrialState::Running)
+            .map(|t| (t.number, t.params.clone()))
+            .collect();
+        for (number, params) in half_done {
+            let trial = study
+                .tell(number, Outcome::Failed(INTERRUPTED.to_string()))
+                .map_err(invalid)?
+                .clone();
+            self.service
+                .store
+                .upsert_trial(&to_row(row.id, &trial, Utc::now()))
+                .await?;
+            if !params.is_empty() {
+                study.enqueue(params).map_err(invalid)?;
+            }
+        }
+        let remaining = plan_remaining(plan_n(row), study.trials());
+        Ok((plan, study, remaining))
+    }
+
+    /// Asks a running study to stop. Returns the study; 409 when it is not running.
+    pub async fn stop(&self, id: Uuid, actor: &str) -> Result<StudyRow, ApiError> {
+        let store = &self.service.store;
+        store.study(id).await?.ok_or_else(|| not_found(id))?;
+        let row = store.request_stop(id).await?;
+        let control = self.running.lock().expect("studies lock").get(&id).cloned();
+        match control {
+            Some(control) => {
+                *control.stopped_by.lock().expect("stop lock") = Some(actor.to_string());
+                control.no_more.store(true, Ordering::SeqCst);
+                control.abort.store(true, Ordering::SeqCst);
+            }
+            // Running in no process (another instance, or a failed resume): stop it here.
+            None => {
+                let reason = format!("stopped by {actor}");
+                return Ok(store
+                    .set_study_status(id, "running", "stopped", Some(&reason))
+                    .await?);
+            }
+        }
+        Ok(row)
+    }
+
+    /// Stops every study of this process at its next pruning check and waits for them (up
+    /// to `deadline`), leaving them `running` for the next start.
+    pub async fn shutdown(&self, deadline: tokio::time::Instant) {
+        for control in self.running.lock().expect("studies lock").values() {
+            control.shutdown.store(true, Ordering::SeqCst);
+            control.no_more.store(true, Ordering::SeqCst);
+            control.abort.store(true, Ordering::SeqCst);
+        }
+        let threads = std::mem::take(&mut *self.threads.lock().expect("threads lock"));
+        for thread in threads {
+            if tokio::time::timeout_at(deadline, thread).await.is_err() {
+                tracing::warn!("shutdown timeout: a study is still running its trials");
+            }
+        }
+    }
+
+    fn register(&self, id: Uuid) -> Arc<Control> {
+        let control = Arc::new(Control::default());
+        self.running
+            .lock()
+            .expect("studies lock")
+            .insert(id, control.clone());
+        control
+    }
+
+    fn spawn(
+        self: &Arc<Self>,
+        id: Uuid,
+        control: Arc<Control>,
+        plan: Plan,
+        study: Study,
+        remaining: usize,
+    ) {
+        let this = self.clone();
+        let runtime = tokio::runtime::Handle::current();
+        let thread = tokio::task::spawn_blocking(move || {
+            let ending = run(
+                &runtime,
+                &this.service,
+                id,
+                plan,
+                study,
+                remaining,
+                &control,
+            );
+            let store = &this.service.store;
+            if !control.shutdown.load(Ordering::SeqCst) {
+                let (status, reason) = ending;
+                runtime.block_on(finish(store, id, status, reason.as_deref()));
+            }
+            this.running.lock().expect("studies lock").remove(&id);
+        });
+        let mut threads = self.threads.lock().expect("threads lock");
+        threads.retain(|t| !t.is_finished());
+        threads.push(thread);
+    }
+}
+
+/// Runs `remaining` trials; returns the status to end in and why.
+fn run(
+    runtime: &tokio::runtime::Handle,
+    service: &Service,
+    id: Uuid,
+    plan: Plan,
+    study: Study,
+    remaining: usize,
+    control: &Control,
+) -> (&'static str, Option<String>) {
+    let store = &service.store;
+    let deadline = plan
+        .request
+        .timeout_seconds
+        .map(|s| Instant::now() + Duration::from_secs(s));
+    let timed_out = AtomicBool::new(false);
+    let study = Mutex::new(study);
+    let persist = |trial: &Trial, at: DateTime<Utc>| {
+        if let Err(err) = runtime.block_on(store.upsert_trial(&to_row(id, trial, at))) {
+            tracing::warn!(study = %id, trial = trial.number, error = %err, "cannot store a trial");
+        }
+    };
+    let summary = if remaining == 0 {
+        runner::Summary {
+            n_trials: 0,
+            stopped: None,
+        }
+    } else {
+        runner::optimize(
+            &study,
+            remaining,
+            plan.request.workers,
+            &control.no_more,
+            |context| {
+                if let Ok(trial) = running_trial(context.number(), context.params()) {
+                    persist(&trial, Utc::now());
+                }
+                let mut cut_at = None;
+                let outcome = plan
+                    .objective
+                    .evaluate(context.params(), &mut |step, value| {
+                        if control.abort.load(Ordering::SeqCst) {
+                            cut_at = Some(step);
+                            return true;
+                        }
+                        context.report(step, value)
+                    });
+                match (cut_at, outcome) {
+                    (Some(_), _) if control.shutdown.load(Ordering::SeqCst) => {
+                        Outcome::Failed(INTERRUPTED.to_string())
+                    }
+                    (Some(step), _) => Outcome::Failed(format!(
+                        "the study was stopped at step {step}, before this trial finished"
+                    )),
+                    (None, outcome) => outcome,
+                }
+            },
+            &|_, trial| {
+                metrics::counter!("tars_automl_trials_total", "state" => state_name(trial.state))
+                    .increment(1);
+                // A trial cut by a shutdown stays running in the store: the restart re-runs it.
+                let cut_by_shutdown = control.shutdown.load(Ordering::SeqCst)
+                    && trial.error.as_deref() == Some(INTERRUPTED);
+                if !cut_by_shutdown {
+                    persist(trial, Utc::now());
+                }
+                if deadline.is_some_and(|d| Instant::now() >= d) {
+                    timed_out.store(true, Ordering::SeqCst);
+                    control.no_more.store(true, Ordering::SeqCst);
+                }
+            },
+        )
+    };
+    drop(study);
+    if let Some(actor) = control.stopped_by.lock().expect("stop lock").clone() {
+        return ("stopped", Some(format!("stopped by {actor}")));
+    }
+    if timed_out.load(Ordering::SeqCst) {
+        return (
+            "completed",
+            Some(format!(
+                "timed out after {} s",
+                plan.request.timeout_seconds.unwrap_or(0)
+            )),
+        );
+    }
+    ("completed", summary.stopped)
+}
+
+/// Moves a study out of `running`; a study someone else moved first is left alone.
+async fn finish(store: &tars_store::Store, id: Uuid, status: &str, reason: Option<&str>) {
+    match store.set_study_status(id, "running", status, reason).await {
+        Ok(_) => tracing::info!(study = %id, status, "study ended"),
+        Err(err) => tracing::warn!(study = %id, error = %err, "cannot end a study"),
+    }
+}
+
+fn plan_n(row: &StudyRow) -> usize {
+    row.n_trials.max(0) as usize
+}
+
+/// Trials still to run: `n_trials` minus the trials that count (not interrupted ones).
+fn plan_remaining(n_trials: usize, trials: &[Trial]) -> usize {
+    let counted = trials
+        .iter()
+        .filter(|t| t.error.as_deref() != Some(INTERRUPTED))
+        .count();
+    n_trials.saturating_sub(counted)
+}
+
+/// Checks a request and fills its defaults.
+fn plan(mut request: OptimizeBody) -> Result<Plan, ApiError> {
+    let algo = parse_agent(&request.agent_type)?;
+    request.agent_type = algo.name().to_string();
+    let n_trials = runner::check_n_trials(request.n_trials, MAX_TRIALS).map_err(invalid)?;
+    if !(1..=MAX_WORKERS).contains(&request.workers) {
+        return Err(ApiError::unprocessable(format!(
+            "workers = {} is invalid: expected an integer in [1, {MAX_WORKERS}]",
+            request.workers
+        )));
+    }
+    if request.timeout_seconds == Some(0) {
+        return Err(ApiError::unprocessable(
+            "timeout_seconds = 0 is invalid: expected at least 1 (or leave it out)",
+        ));
+    }
+    if request.environments.is_empty() {
+        let env = match algo {
+            Algo::Ddpg => "Pendulum-v1",
+            _ => "CartPole-v1",
+        };
+        request.environments = vec![env.to_string()];
+    }
+    let budget = if request.use_real_training {
+        Budget::Zoo
+    } else {
+        Budget::Quick
+    };
+    let objective = RlObjective::new(
+        algo,
+        &request.environments,
+        budget,
+        request.n_eval_episodes,
+        request.seed,
+    )
+    .map_err(invalid)?;
+    request.environments = objective.env_ids.clone();
+    let default_space = spaces::default_space(algo);
+    let search_space = match &request.search_space {
+        Some(overrides) => {
+            spaces::with_overrides(algo, &objective.env_ids, default_space, overrides)
+                .map_err(invalid)?
+        }
+        None => default_space,
+    };
+    let config = StudyConfig {
+        direction: Direction::Maximize,
+        search_space,
+        sampler: SamplerConfig::from_name(&request.sampler).map_err(invalid)?,
+        pruner: PrunerConfig::from_name(&request.pruner).map_err(invalid)?,
+        seed: request.seed,
+    };
+    config.validate().map_err(invalid)?;
+    request.sampler = config.sampler.name().to_string();
+    request.pruner = config.pruner.name().to_string();
+    Ok(Plan {
+        algo,
+        request,
+        objective,
+        config,
+        n_trials,
+    })
+}
+
+/// A study setting the caller got wrong: 422 with what is valid.
+fn invalid(err: tars_automl::Error) -> ApiError {
+    ApiError::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_study",
+        err.to_string(),
+    )
+}
+
+fn not_found(id: impl std::fmt::Display) -> ApiError {
+    ApiError::not_found(format!("study '{id}' does not exist (study ids are UUIDs)"))
+}
+
+fn parse_id(id: &str) -> Result<Uuid, ApiError> {
+    id.parse().map_err(|_| not_found(id))
+}
+
+fn state_name(state: TrialState) -> &'static str {
+    match state {
+        TrialState::Running => "running",
+        TrialState::Complete => "complete",
+        TrialState::Pruned => "pruned",
+        TrialState::Failed => "failed",
+    }
+}
+
+fn to_row(study_id: Uuid, trial: &Trial, at: DateTime<Utc>) -> TrialRow {
+    let finished = trial.is_finished();
+    let intermediate_values: Map<String, Value> = trial
+        .intermediate_values
+        .iter()
+        .map(|(step, value)| (step.to_string(), json!(value)))
+        .collect();
+    TrialRow {
+        study_id,
+        number: trial.number as i32,
+        state: state_name(trial.state).to_string(),
+        params: json!(trial.params),
+        value: trial.value,
+        intermediate_values: Value::Object(intermediate_values),
+        error: trial.error.clone(),
+        duration_seconds: trial.duration_seconds,
+        started_at: at
+            - chrono::Duration::milliseconds(
+                (trial.duration_seconds.unwrap_or(0.0) * 1000.0) as i64,
+            ),
+        finished_at: finished.then_some(at),
+    }
+}
+
+fn to_trial(row: &TrialRow) -> Result<Trial, ApiError> {
+    let value = json!({
+        "number": row.number,
+        "params": row.params,
+        "state": row.state,
+        "value": row.value,
+        "intermediate_values": row.intermediate_values,
+        "error": row.error,
+        "duration_seconds": row.duration_seconds,
+    });
+    serde_json::from_value(value)
+        .map_err(|e| ApiError::unprocessable(format!("stored trial {}: {e}", row.number)))
+}
+
+/// A running trial (also one that was asked but never stored: no params).
+fn running_trial(number: u64, params: &BTreeMap<String, Value>) -> Result<Trial, ApiError> {
+    serde_json::from_value(json!({"number": number, "params": params, "state": "running"}))
+        .map_err(|e| ApiError::internal("building a running trial", e))
+}
+
+fn trial_view(row: TrialRow) -> TrialView {
+    TrialView {
+        number: row.number,
+        state: row.state,
+        params: row.params,
+        value: row.value,
+        intermediate_values: row.intermediate_values,
+        error: row.error,
+        duration_seconds: row.duration_seconds,
+        started_at: row.started_at.to_rfc3339(),
+        finished_at: row.finished_at.map(|t| t.to_rfc3339()),
+    }
+}
+
+fn best_of(trials: &[TrialRow]) -> Option<BestView> {
+    trials
+        .iter()
+        .filter(|t| t.state == "complete")
+        .filter_map(|t| t.value.map(|v| (t, v)))
+        // The first of equal values wins, as in Optuna.
+        .fold(None, |best: Option<(&TrialRow, f64)>, (t, v)| match best {
+            Some((_, b)) if b >= v => best,
+            _ => Some((t, v)),
+        })
+        .map(|(t, value)| BestView {
+            trial: t.number,
+            value,
+            params: t.params.clone(),
+        })
+}
+
+fn view(row: StudyRow, trials: Vec<TrialRow>, with_trials: bool) -> StudyView {
+    let mut progress = Progress {
+        n_trials: row.n_trials,
+        ..Progress::default()
+    };
+    for trial in &trials {
+        match trial.state.as_str() {
+            "complete" => progress.complete += 1,
+            "pruned" => progress.pruned += 1,
+            "running" => progress.running += 1,
+            _ if trial.error.as_deref() == Some(INTERRUPTED) => progress.interrupted += 1,
+            _ => progress.failed += 1,
+        }
+    }
+    StudyView {
+        id: row.id,
+        agent_type: row.agent_type,
+        status: row.status,
+        reason: row.error,
+        stop_requested: row.stop_requested,
+        request: row.request,
+        config: row.config,
+        progress,
+        best: best_of(&trials),
+        trials: with_trials.then(|| trials.into_iter().map(trial_view).collect()),
+        created_by: row.created_by,
+        created_at: row.created_at.to_rfc3339(),
+        updated_at: row.updated_at.to_rfc3339(),
+    }
+}
+
+async fn load(state: &AppState, id: Uuid) -> Result<(StudyRow, Vec<TrialRow>), ApiError> {
+    let store = &state.service.store;
+    let row = store.study(id).await?.ok_or_else(|| not_found(id))?;
+    let trials = store.trials(id).await?;
+    Ok((row, trials))
+}
+
+/// Start a hyperparameter study (operator). It runs in the background: poll `status_url`.
+#[utoipa::path(post, path = "/v1/optimize", request_body = OptimizeBody,
+    responses((status = 202, body = StudyCreated), (status = 403), (status = 422)),
+    security(("bearer" = [])))]
+pub async fn optimize(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiJson(body): ApiJson<OptimizeBody>,
+) -> Result<impl IntoResponse, ApiError> {
+    principal.require(Role::Operator)?;
+    let study_id = state.studies.create(body, &principal.subject).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(StudyCreated {
+            study_id,
+            status_url: format!("/v1/studies/{study_id}"),
+        }),
+    ))
+}
+
+/// A study with its trials, best trial and progress (viewer).
+#[utoipa::path(get, path = "/v1/studies/{id}", params(("id" = String, Path)),
+    responses((status = 200, body = StudyView), (status = 404)),
+    security(("bearer" = [])))]
+pub async fn get(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> Result<Json<StudyView>, ApiError> {
+    principal.require(Role::Viewer)?;
+    let (row, trials) = load(&state, parse_id(&id)?).await?;
+    Ok(Json(view(row, trials, true)))
+}
+
+/// Studies, newest first (viewer).
+#[utoipa::path(get, path = "/v1/studies", params(ListQuery),
+    responses((status = 200, body = [StudyView]), (status = 422)),
+    security(("bearer" = [])))]
+pub async fn list(
+    State(state): State<AppState>,
+    principal: Principal,
+    Query(query): Query<ListQuery>,
+) -> Result<Json<Vec<StudyView>>, ApiError> {
+    principal.require(Role::Viewer)?;
+    if let Some(status) = &query.status
+        && !tars_store::STUDY_STATUSES.contains(&status.as_str())
+    {
+        return Err(ApiError::unprocessable(format!(
+            "unknown status '{status}'; valid: {}",
+            tars_store::STUDY_STATUSES.join(", ")
+        )));
+    }
+    let store = &state.service.store;
+    let rows = store
+        .studies(
+            query.agent_type.as_deref(),
+            query.status.as_deref(),
+            query.limit.unwrap_or(100),
+        )
+        .await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for row in rows {
+        let trials = store.trials(row.id).await?;
+        out.push(view(row, trials, false));
+    }
+    Ok(Json(out))
+}
+
+/// Stop a running study (operator): no new trial starts, running ones are cut at their next
+/// pruning check, finished trials are kept. The status becomes `stopped` once it has.
+#[utoipa::path(post, path = "/v1/studies/{id}/stop", params(("id" = String, Path)),
+    responses((status = 202, body = StudyView), (status = 404), (status = 409)),
+    security(("bearer" = [])))]
+pub async fn stop(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    principal.require(Role::Operator)?;
+    let id = parse_id(&id)?;
+    let row = state.studies.stop(id, &principal.subject).await?;
+    let trials = state.service.store.trials(id).await?;
+    Ok((StatusCode::ACCEPTED, Json(view(row, trials, false))))
+}
+
+/// Submit the best trial's parameters as a HyperSync proposal, evaluated before it can be
+/// applied (operator).
+#[utoipa::path(post, path = "/v1/studies/{id}/propose", params(("id" = String, Path)),
+    responses((status = 201, body = StudyProposal), (status = 404), (status = 409)),
+    security(("bearer" = [])))]
+pub async fn propose(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    principal.require(Role::Operator)?;
+    let (row, trials) = load(&state, parse_id(&id)?).await?;
+    let Some(best) = best_of(&trials) else {
+        return Err(ApiError::conflict(format!(
+            "study {} has no complete trial yet; propose once one has finished",
+            row.id
+        )));
+    };
+    let request: OptimizeBody = serde_json::from_value(row.request.clone())
+        .map_err(|e| ApiError::internal("reading the stored request", e))?;
+    let algo = parse_agent(&row.agent_type)?;
+    let params: BTreeMap<String, Value> = serde_json::from_value(best.params.clone())
+        .map_err(|e| ApiError::internal("reading the best trial", e))?;
+    // What the trial trained with (e.g. PPO's minibatch cut to the rollout).
+    let hyperparameters = spaces::to_overrides(algo, &request.environments[0], &params);
+    let body = ProposalBody {
+        agent_type: row.agent_type.clone(),
+        proposed_hyperparameters: hyperparameters.clone(),
+        evaluate_before_apply: true,
+        environments: request.environments.clone(),
+        reason: Some(format!(
+            "best trial {} of study {} (value {:.2})",
+            best.trial, row.id, best.value
+        )),
+        auto_apply: false,
+        num_episodes: None,
+        quick_mode: !request.use_real_training,
+        seed: Some(request.seed),
+        checkpoint_id: None,
+    };
+    let proposal = state
+        .hypersync
+        .propose(body, &principal.subject, false)
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(StudyProposal {
+            proposal_id: proposal.id,
+            proposal_url: format!("/v1/proposals/{}", proposal.id),
+            status: proposal.status,
+            study_id: row.id,
+            trial: best.trial,
+            value: best.value,
+            proposed_hyperparameters: Value::Object(hyperparameters),
+        }),
+    ))
+}

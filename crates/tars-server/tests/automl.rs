@@ -1,0 +1,400 @@
+//! AutoML studies over real HTTP, on real (quick-budget) PPO training: a study runs to
+//! completion with every trial stored and a best; a stopped study keeps its finished trials;
+//! the best trial becomes a HyperSync proposal; a study cut by a restart resumes to
+//! completion; and every bad request is a 422 that stores nothing.
+
+mod common;
+
+use common::Server;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use std::time::{Duration, Instant};
+
+async fn post(server: &Server, token: &str, path: &str, body: Value) -> (StatusCode, Value) {
+    server.call(Method::POST, token, path, Some(body)).await
+}
+
+async fn get(server: &Server, token: &str, path: &str) -> (StatusCode, Value) {
+    server.call(Method::GET, token, path, None).await
+}
+
+/// A small PPO CartPole study on the quick budget, evaluated on few episodes.
+fn ppo_study(n_trials: i64) -> Value {
+    json!({"agent_type": "ppo", "n_trials": n_trials, "use_real_training": false,
+        "n_eval_episodes": 3, "seed": 3, "sampler": "random", "pruner": "none", "workers": 1})
+}
+
+async fn start_study(server: &Server, token: &str, body: Value) -> String {
+    let (status, created) = post(server, token, "/v1/optimize", body).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{created}");
+    let id = created["study_id"].as_str().unwrap().to_string();
+    assert_eq!(created["status_url"], format!("/v1/studies/{id}"));
+    id
+}
+
+/// Polls a study until `done` holds for it (at most 10 minutes: training on a noisy machine).
+async fn wait_for(server: &Server, token: &str, id: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(600);
+    loop {
+        let (status, study) = get(server, token, &format!("/v1/studies/{id}")).await;
+        assert_eq!(status, StatusCode::OK, "{study}");
+        if done(&study) {
+            return study;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "study {id} still not there: {study}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn n_finished(study: &Value) -> usize {
+    study["trials"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["state"] != "running")
+        .count()
+}
+
+fn is_ended(study: &Value) -> bool {
+    study["status"] != "running"
+}
+
+/// The best of the complete trials, checked against the study's `best`.
+fn check_best(study: &Value) {
+    let trials = study["trials"].as_array().unwrap();
+    let best = trials
+        .iter()
+        .filter(|t| t["state"] == "complete")
+        .max_by(|a, b| {
+            a["value"]
+                .as_f64()
+                .unwrap()
+                .total_cmp(&b["value"].as_f64().unwrap())
+        })
+        .expect("a complete trial");
+    assert_eq!(study["best"]["value"], best["value"], "{study}");
+    let number = study["best"]["trial"].as_u64().unwrap() as usize;
+    assert_eq!(study["best"]["params"], trials[number]["params"], "{study}");
+    assert_eq!(trials[number]["value"], best["value"], "{study}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_small_study_completes_and_its_best_trial_becomes_a_proposal() {
+    let server = Server::start("automl-complete", &[]).await;
+    let admin = server.admin().await;
+    let id = start_study(&server, &admin, ppo_study(4)).await;
+    let study = wait_for(&server, &admin, &id, is_ended).await;
+
+    assert_eq!(study["status"], "completed", "{study}");
+    assert_eq!(study["agent_type"], "PPO");
+    assert_eq!(study["request"]["environments"], json!(["CartPole-v1"]));
+    assert_eq!(study["config"]["seed"], 3);
+    let trials = study["trials"].as_array().unwrap();
+    assert_eq!(trials.len(), 4, "{study}");
+    for (idx, trial) in trials.iter().enumerate() {
+        assert_eq!(trial["number"], idx);
+        assert!(
+            trial["params"]["learning_rate"].as_f64().is_some(),
+            "{trial}"
+        );
+        assert!(trial["finished_at"].is_string(), "{trial}");
+        if trial["state"] == "complete" {
+            assert!(trial["value"].as_f64().is_some(), "{trial}");
+            // Intermediate values were reported while training.
+            assert!(!trial["intermediate_values"].as_object().unwrap().is_empty());
+        } else {
+            assert_eq!(trial["state"], "failed", "{trial}");
+            assert!(trial["error"].is_string(), "{trial}");
+        }
+    }
+    let progress = &study["progress"];
+    assert_eq!(progress["n_trials"], 4);
+    assert_eq!(progress["running"], 0);
+    assert_eq!(progress["interrupted"], 0);
+    assert_eq!(
+        progress["complete"].as_u64().unwrap() + progress["failed"].as_u64().unwrap(),
+        4,
+        "{study}"
+    );
+    check_best(&study);
+
+    let (status, listed) = get(&server, &admin, "/v1/studies?agent_type=ppo").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(listed[0]["id"], id.as_str());
+    assert_eq!(listed[0]["best"], study["best"]);
+    let (_, none) = get(&server, &admin, "/v1/studies?status=stopped").await;
+    assert_eq!(none, json!([]));
+
+    // The best trial becomes a proposal, evaluated before it can be applied.
+    let (status, proposed) = post(
+        &server,
+        &admin,
+        &format!("/v1/studies/{id}/propose"),
+        json!({}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{proposed}");
+    assert_eq!(proposed["trial"], study["best"]["trial"]);
+    let proposal_id = proposed["proposal_id"].as_str().unwrap();
+    let (status, proposal) = get(&server, &admin, &format!("/v1/proposals/{proposal_id}")).await;
+    assert_eq!(status, StatusCode::OK, "{proposal}");
+    assert_eq!(proposal["agent_type"], "PPO");
+    assert_eq!(
+        proposal["request"]["evaluate_before_apply"], true,
+        "{proposal}"
+    );
+    let hyperparameters = proposal["proposed_hyperparameters"].as_object().unwrap();
+    let best = study["best"]["params"].as_object().unwrap();
+    assert_eq!(
+        hyperparameters.keys().collect::<Vec<_>>(),
+        best.keys().collect::<Vec<_>>()
+    );
+    for (name, value) in best {
+        if name == "batch_size" {
+            // PPO's minibatch is cut to the rollout, as the trial trained it.
+            assert!(
+                hyperparameters[name].as_f64() <= value.as_f64(),
+                "{proposal}"
+            );
+        } else {
+            assert_eq!(&hyperparameters[name], value, "{name}: {proposal}");
+        }
+    }
+
+    // A finished study cannot be stopped.
+    let (status, body) = post(
+        &server,
+        &admin,
+        &format!("/v1/studies/{id}/stop"),
+        json!({}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_study_keeps_its_finished_trials() {
+    let server = Server::start("automl-stop", &[]).await;
+    let admin = server.admin().await;
+    let id = start_study(&server, &admin, ppo_study(200)).await;
+    wait_for(&server, &admin, &id, |s| n_finished(s) >= 1).await;
+
+    let (status, stopping) = post(
+        &server,
+        &admin,
+        &format!("/v1/studies/{id}/stop"),
+        json!({}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{stopping}");
+    assert_eq!(stopping["stop_requested"], true);
+    let study = wait_for(&server, &admin, &id, is_ended).await;
+    assert_eq!(study["status"], "stopped", "{study}");
+    assert_eq!(study["reason"], "stopped by admin");
+    let trials = study["trials"].as_array().unwrap().clone();
+    assert!(trials.len() < 200, "{study}");
+    assert!(trials.iter().all(|t| t["state"] != "running"), "{study}");
+    let n_complete = trials.iter().filter(|t| t["state"] == "complete").count();
+    assert!(n_complete >= 1, "{study}");
+    check_best(&study);
+    // A trial cut by the stop says so.
+    for trial in trials.iter().filter(|t| t["state"] == "failed") {
+        assert!(
+            trial["error"]
+                .as_str()
+                .unwrap()
+                .contains("the study was stopped"),
+            "{trial}"
+        );
+    }
+
+    // Nothing runs or changes after it stopped.
+    let (_, again) = get(&server, &admin, &format!("/v1/studies/{id}")).await;
+    assert_eq!(again["trials"].as_array().unwrap(), &trials);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_study_past_its_timeout_starts_no_new_trial() {
+    let server = Server::start("automl-timeout", &[]).await;
+    let admin = server.admin().await;
+    let mut body = ppo_study(200);
+    body["timeout_seconds"] = json!(1);
+    let id = start_study(&server, &admin, body).await;
+    let study = wait_for(&server, &admin, &id, is_ended).await;
+    assert_eq!(study["status"], "completed", "{study}");
+    assert_eq!(study["reason"], "timed out after 1 s");
+    let trials = study["trials"].as_array().unwrap();
+    assert!(!trials.is_empty() && trials.len() < 200, "{study}");
+    // Running trials finish: none is cut by the timeout.
+    assert!(
+        trials
+            .iter()
+            .all(|t| t["state"] == "complete" || t["error"].is_string())
+    );
+    assert!(
+        trials
+            .iter()
+            .all(|t| !t["error"].as_str().unwrap_or("").contains("stopped"))
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_study_cut_by_a_restart_resumes_to_completion() {
+    let server = Server::start("automl-restart", &[]).await;
+    let admin = server.admin().await;
+    let id = start_study(&server, &admin, ppo_study(4)).await;
+    // Stop while trial 1 trains (it may just finish first; the checks below allow both).
+    let before = wait_for(&server, &admin, &id, |s| {
+        n_finished(s) >= 1 && s["progress"]["running"] == 1
+    })
+    .await;
+    let dir = server.stop().await;
+    let first = before["trials"][0].clone();
+    assert_ne!(first["state"], "running", "{before}");
+
+    let server = Server::start_in(dir, &[]).await;
+    let admin = server.admin().await;
+    let study = wait_for(&server, &admin, &id, is_ended).await;
+    assert_eq!(study["status"], "completed", "{study}");
+    let trials = study["trials"].as_array().unwrap();
+    // The trial finished before the restart is kept as it was.
+    assert_eq!(trials[0], first);
+    let progress = &study["progress"];
+    let counted = ["complete", "pruned", "failed"]
+        .iter()
+        .map(|state| progress[*state].as_u64().unwrap())
+        .sum::<u64>();
+    assert_eq!(counted, 4, "{study}");
+    assert_eq!(progress["running"], 0);
+    assert_eq!(
+        trials.len() as u64,
+        4 + progress["interrupted"].as_u64().unwrap()
+    );
+    // A trial cut by the restart was re-run with its parameters under a later number.
+    for (idx, trial) in trials.iter().enumerate() {
+        assert_eq!(trial["number"], idx);
+        if trial["state"] == "failed" && trial["error"].as_str().unwrap().contains("restart") {
+            assert!(
+                trials[idx + 1..]
+                    .iter()
+                    .any(|t| t["params"] == trial["params"]),
+                "{study}"
+            );
+        }
+    }
+    check_best(&study);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_requests_are_refused_with_what_is_valid_and_store_nothing() {
+    let server = Server::start("automl-bad", &[]).await;
+    let admin = server.admin().await;
+    let with = |field: &str, value: Value| {
+        let mut body = ppo_study(4);
+        body[field] = value;
+        body
+    };
+    let space = |spec: Value| with("search_space", spec);
+    let cases = [
+        (
+            with("n_trials", json!(0)),
+            "expected an integer in [1, 10000]",
+        ),
+        (
+            with("n_trials", json!(-3)),
+            "expected an integer in [1, 10000]",
+        ),
+        (
+            with("n_trials", json!(10_001)),
+            "expected an integer in [1, 10000]",
+        ),
+        (
+            space(
+                json!({"learning_rate": {"type": "float", "low": 0.01, "high": 0.001, "log": true}}),
+            ),
+            "learning_rate: range",
+        ),
+        (
+            space(json!({"gamma": {"type": "float", "low": 0.9, "high": 0.9}})),
+            "give low < high",
+        ),
+        (
+            space(
+                json!({"learning_rate": {"type": "float", "low": 0.0, "high": 0.01, "log": true}}),
+            ),
+            "log scale needs low > 0",
+        ),
+        (
+            space(json!({"clip_coef": {"type": "float", "low": 0.1, "high": 0.3}})),
+            "clip_coef",
+        ),
+        (space(json!(["learning_rate"])), "expected a JSON object"),
+        (space(json!({"no_such_param": null})), "cannot be removed"),
+        (with("sampler", json!("cmaes")), "tpe, random or grid"),
+        (
+            with("pruner", json!("hyperband")),
+            "median, sh (successive halving) or none",
+        ),
+        (
+            with("agent_type", json!("sac")),
+            "valid: DQN, A2C, PPO, DDPG",
+        ),
+        (
+            with("environments", json!(["NoSuchEnv-v0"])),
+            "NoSuchEnv-v0",
+        ),
+        (with("workers", json!(0)), "expected an integer in [1, 64]"),
+        (with("timeout_seconds", json!(0)), "timeout_seconds"),
+        (with("n_eval_episodes", json!(0)), "n_eval_episodes"),
+        (with("n_trails", json!(5)), "n_trails"),
+    ];
+    for (body, expected) in cases {
+        let (status, error) = post(&server, &admin, "/v1/optimize", body.clone()).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body} → {error}");
+        let message = error["error"]["message"].as_str().unwrap();
+        assert!(
+            message.contains(expected),
+            "{body}: '{message}' lacks '{expected}'"
+        );
+    }
+    let (status, listed) = get(&server, &admin, "/v1/studies").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(listed, json!([]));
+
+    let (status, _) = get(&server, &admin, "/v1/studies/not-a-uuid").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let missing = uuid_like();
+    let (status, _) = post(
+        &server,
+        &admin,
+        &format!("/v1/studies/{missing}/stop"),
+        json!({}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = post(
+        &server,
+        &admin,
+        &format!("/v1/studies/{missing}/propose"),
+        json!({}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = get(&server, &admin, "/v1/studies?status=paused").await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    // Without a token nothing is started.
+    let (status, _) = post(&server, "", "/v1/optimize", ppo_study(4)).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    server.stop().await;
+}
+
+fn uuid_like() -> &'static str {
+    "00000000-0000-4000-8000-000000000000"
+}

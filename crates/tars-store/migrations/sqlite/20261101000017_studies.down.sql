@@ -1,0 +1,2 @@
+DROP TABLE IF EXISTS study_trials;
+DROP TABLE IF EXISTS studies;
