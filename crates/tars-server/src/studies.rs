@@ -884,3 +884,51 @@ pub async fn propose(
         }),
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(number: i32, state: &str, value: Option<f64>) -> TrialRow {
+        TrialRow {
+            study_id: Uuid::nil(),
+            number,
+            state: state.into(),
+            params: json!({"n": number}),
+            value,
+            intermediate_values: json!({}),
+            error: None,
+            duration_seconds: None,
+            started_at: Utc::now(),
+            finished_at: None,
+        }
+    }
+
+    #[test]
+    fn the_best_is_the_first_complete_trial_with_the_highest_value() {
+        let trials = [
+            row(0, "pruned", Some(900.0)),
+            row(1, "complete", Some(10.0)),
+            row(2, "complete", Some(50.0)),
+            row(3, "complete", Some(50.0)),
+            row(4, "running", None),
+        ];
+        let best = best_of(&trials).unwrap();
+        assert_eq!((best.trial, best.value), (2, 50.0));
+        assert_eq!(best.params, json!({"n": 2}));
+        assert!(best_of(&trials[..1]).is_none());
+    }
+
+    #[test]
+    fn interrupted_trials_do_not_count_towards_n_trials() {
+        let mut trials: Vec<Trial> = (0..3)
+            .map(|n| running_trial(n, &BTreeMap::new()).unwrap())
+            .collect();
+        trials[1].state = TrialState::Failed;
+        trials[1].error = Some(INTERRUPTED.to_string());
+        assert_eq!(plan_remaining(4, &trials), 2);
+        assert_eq!(plan_remaining(1, &trials), 0);
+        let stored = to_trial(&to_row(Uuid::nil(), &trials[1], Utc::now())).unwrap();
+        assert_eq!(stored, trials[1]);
+    }
+}
