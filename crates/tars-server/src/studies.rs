@@ -629,8 +629,24 @@ fn state_name(state: TrialState) -> &'static str {
     }
 }
 
+/// The fields of `Trial` with a column of their own; the rest go to `system_attrs`.
+const TRIAL_COLUMNS: [&str; 7] = [
+    "number",
+    "params",
+    "state",
+    "value",
+    "intermediate_values",
+    "error",
+    "duration_seconds",
+];
+
 fn to_row(study_id: Uuid, trial: &Trial, at: DateTime<Utc>) -> TrialRow {
     let finished = trial.is_finished();
+    let mut system_attrs = match serde_json::to_value(trial) {
+        Ok(Value::Object(map)) => map,
+        _ => Map::new(),
+    };
+    system_attrs.retain(|name, _| !TRIAL_COLUMNS.contains(&name.as_str()));
     let intermediate_values: Map<String, Value> = trial
         .intermediate_values
         .iter()
@@ -643,6 +659,7 @@ fn to_row(study_id: Uuid, trial: &Trial, at: DateTime<Utc>) -> TrialRow {
         params: json!(trial.params),
         value: trial.value,
         intermediate_values: Value::Object(intermediate_values),
+        system_attrs: Value::Object(system_attrs),
         error: trial.error.clone(),
         duration_seconds: trial.duration_seconds,
         started_at: at
@@ -654,7 +671,7 @@ fn to_row(study_id: Uuid, trial: &Trial, at: DateTime<Utc>) -> TrialRow {
 }
 
 fn to_trial(row: &TrialRow) -> Result<Trial, ApiError> {
-    let value = json!({
+    let mut value = json!({
         "number": row.number,
         "params": row.params,
         "state": row.state,
@@ -663,6 +680,13 @@ fn to_trial(row: &TrialRow) -> Result<Trial, ApiError> {
         "error": row.error,
         "duration_seconds": row.duration_seconds,
     });
+    if let (Value::Object(fields), Value::Object(attrs)) = (&mut value, &row.system_attrs) {
+        for (name, attr) in attrs {
+            if !TRIAL_COLUMNS.contains(&name.as_str()) {
+                fields.insert(name.clone(), attr.clone());
+            }
+        }
+    }
     serde_json::from_value(value)
         .map_err(|e| ApiError::unprocessable(format!("stored trial {}: {e}", row.number)))
 }
@@ -897,6 +921,7 @@ mod tests {
             params: json!({"n": number}),
             value,
             intermediate_values: json!({}),
+            system_attrs: json!({}),
             error: None,
             duration_seconds: None,
             started_at: Utc::now(),
@@ -926,6 +951,8 @@ mod tests {
             .collect();
         trials[1].state = TrialState::Failed;
         trials[1].error = Some(INTERRUPTED.to_string());
+        trials[1].intermediate_values = BTreeMap::from([(100, 1.5), (200, 2.5)]);
+        trials[1].rung_values = vec![1.5];
         assert_eq!(plan_remaining(4, &trials), 2);
         assert_eq!(plan_remaining(1, &trials), 0);
         let stored = to_trial(&to_row(Uuid::nil(), &trials[1], Utc::now())).unwrap();

@@ -64,6 +64,8 @@ pub struct TrialRow {
     pub value: Option<f64>,
     /// A JSON object: step (as text) → value.
     pub intermediate_values: Value,
+    /// A JSON object: the rest of the trial's state (e.g. successive halving's rung values).
+    pub system_attrs: Value,
     pub error: Option<String>,
     pub duration_seconds: Option<f64>,
     pub started_at: DateTime<Utc>,
@@ -82,11 +84,12 @@ const SET_STATUS: &str = "UPDATE studies SET status = $3, error = COALESCE($4, e
 const REQUEST_STOP: &str = "UPDATE studies SET stop_requested = TRUE, updated_at = $2
      WHERE id = $1 AND status = 'running'";
 const UPSERT_TRIAL: &str = "INSERT INTO study_trials (study_id, number, state, params, value,
-     intermediate_values, error, duration_seconds, started_at, finished_at)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+     intermediate_values, system_attrs, error, duration_seconds, started_at, finished_at)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
      ON CONFLICT (study_id, number) DO UPDATE SET state = excluded.state,
      params = excluded.params, value = excluded.value,
-     intermediate_values = excluded.intermediate_values, error = excluded.error,
+     intermediate_values = excluded.intermediate_values,
+     system_attrs = excluded.system_attrs, error = excluded.error,
      duration_seconds = excluded.duration_seconds, finished_at = excluded.finished_at";
 const TOUCH_STUDY: &str = "UPDATE studies SET updated_at = $2 WHERE id = $1";
 const TRIALS: &str = "SELECT * FROM study_trials WHERE study_id = $1 ORDER BY number";
@@ -282,10 +285,13 @@ impl Store {
         if trial.number < 0 {
             return Err(StoreError::invalid("number", "must be at least 0"));
         }
-        if !trial.params.is_object() || !trial.intermediate_values.is_object() {
+        if !trial.params.is_object()
+            || !trial.intermediate_values.is_object()
+            || !trial.system_attrs.is_object()
+        {
             return Err(StoreError::invalid(
                 "params",
-                "params and intermediate values must be JSON objects",
+                "params, intermediate values and system attributes must be JSON objects",
             ));
         }
         let now = Utc::now();
@@ -298,6 +304,7 @@ impl Store {
                 .bind(Json(&trial.params))
                 .bind(trial.value.filter(|v| v.is_finite()))
                 .bind(Json(&trial.intermediate_values))
+                .bind(Json(&trial.system_attrs))
                 .bind(&trial.error)
                 .bind(trial.duration_seconds)
                 .bind(trial.started_at)
@@ -335,6 +342,7 @@ impl Store {
                     intermediate_values: row
                         .try_get::<Json<Value>, _>("intermediate_values")?
                         .0,
+                    system_attrs: row.try_get::<Json<Value>, _>("system_attrs")?.0,
                     error: row.try_get("error")?,
                     duration_seconds: row.try_get("duration_seconds")?,
                     started_at: row.try_get("started_at")?,

@@ -27,6 +27,7 @@ fn trial(study_id: Uuid, number: i32, state: &str) -> TrialRow {
         params: json!({"learning_rate": 0.001 * f64::from(number + 1)}),
         value: (state == "complete").then_some(100.0 + f64::from(number)),
         intermediate_values: json!({"500": 20.0, "1000": 42.5}),
+        system_attrs: json!({"rung_values": [20.0]}),
         error: (state == "failed").then(|| "diverged".to_string()),
         duration_seconds: finished.then_some(1.5),
         started_at: Utc::now(),
@@ -119,6 +120,7 @@ async fn trials_are_upserted_by_study_and_number(db: &TestDb) {
     assert_eq!(trials[0].value, Some(100.0));
     assert_eq!(trials[0].params, complete.params);
     assert_eq!(trials[0].intermediate_values, complete.intermediate_values);
+    assert_eq!(trials[0].system_attrs, complete.system_attrs);
     assert_eq!(trials[0].duration_seconds, Some(1.5));
     assert!(trials[0].finished_at.is_some());
     assert_eq!(trials[1].state, "failed");

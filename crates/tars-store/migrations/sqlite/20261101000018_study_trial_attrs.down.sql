@@ -1,0 +1,1 @@
+ALTER TABLE study_trials DROP COLUMN system_attrs;
