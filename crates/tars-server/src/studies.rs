@@ -495,6 +495,14 @@ fn run(
                 if !cut_by_shutdown {
                     persist(trial, Utc::now());
                 }
+                // A stop asked of another server on the same database is seen here.
+                if let Ok(Some(row)) = runtime.block_on(store.study(id))
+                    && (row.stop_requested || row.status != "running")
+                {
+                    control.no_more.store(true, Ordering::SeqCst);
+                    let mut stopped_by = control.stopped_by.lock().expect("stop lock");
+                    stopped_by.get_or_insert_with(|| "another server".to_string());
+                }
                 if deadline.is_some_and(|d| Instant::now() >= d) {
                     timed_out.store(true, Ordering::SeqCst);
                     control.no_more.store(true, Ordering::SeqCst);
