@@ -99,8 +99,9 @@ async fn issue_11_a_config_change_on_one_replica_is_served_by_the_other() {
         quantiles(&mut since_answered)
     );
 
-    a.stop().await;
-    b.stop().await;
+    for dir in [a.stop().await, b.stop().await] {
+        let _ = std::fs::remove_dir_all(dir);
+    }
     let drop = format!("DROP SCHEMA IF EXISTS {schema} CASCADE");
     sqlx::query(sqlx::AssertSqlSafe(drop))
         .execute(&admin_pool)

@@ -68,6 +68,23 @@ impl TestQueue {
             .flatten()
     }
 
+    /// Waits (up to 10 s) for the stream to hold no message: an ack is a plain publish, so
+    /// the server applies it shortly after the worker sent it.
+    async fn assert_stream_empties(&self) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let messages = self.messages_in_stream().await;
+            if messages == 0 {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{messages} message(s) stay in the stream"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     async fn messages_in_stream(&self) -> u64 {
         let mut stream = self
             .jetstream
@@ -130,7 +147,7 @@ async fn malformed_and_newer_messages_are_refused_once_and_counted() {
     // Terminated and acked messages are gone from the work queue: nothing comes back, even
     // after the ack wait.
     assert!(test.pop_within(Duration::from_secs(3)).await.is_none());
-    assert_eq!(test.messages_in_stream().await, 0);
+    test.assert_stream_empties().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -152,7 +169,7 @@ async fn a_job_given_back_is_redelivered_until_its_last_attempt() {
     second.acker.as_ref().unwrap().progress().await;
     second.acker.as_ref().unwrap().ack().await;
     assert!(test.pop_within(Duration::from_secs(1)).await.is_none());
-    assert_eq!(test.messages_in_stream().await, 0);
+    test.assert_stream_empties().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -297,7 +314,7 @@ async fn transient_failures_are_retried_then_fail_the_job_after_max_deliver() {
         "{row:?}"
     );
     jobs.shutdown(workers, tokio::time::Instant::now()).await;
-    assert_eq!(test.messages_in_stream().await, 0);
+    test.assert_stream_empties().await;
 }
 
 /// Issue 11: a job whose worker dies on its last delivery is failed when JetStream gives up on
@@ -345,5 +362,5 @@ async fn a_job_whose_last_delivery_is_never_answered_fails() {
         row.error.as_deref(),
         Some("no worker finished the job in 1 deliveries (each worker died or stopped answering)")
     );
-    assert_eq!(test.messages_in_stream().await, 0);
+    test.assert_stream_empties().await;
 }
