@@ -118,6 +118,16 @@ impl StoreError {
     }
 }
 
+/// A failed insert of a caller-chosen id: [`Conflict::IdTaken`] when the id is already used,
+/// else the database error.
+pub(crate) fn id_conflict(error: sqlx::Error, what: &'static str, id: Uuid) -> StoreError {
+    if is_unique_violation(&error) {
+        StoreError::Conflict(Conflict::IdTaken { what, id })
+    } else {
+        StoreError::Database(error)
+    }
+}
+
 /// Whether a database error is a UNIQUE (or primary-key) violation, on either backend.
 pub(crate) fn is_unique_violation(error: &sqlx::Error) -> bool {
     error

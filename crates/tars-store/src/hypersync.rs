@@ -293,16 +293,7 @@ impl Store {
             tx.commit().await
         }
         .await);
-        match inserted {
-            Err(err) if crate::error::is_unique_violation(&err) => {
-                return Err(Conflict::IdTaken {
-                    what: "proposal",
-                    id: new.id,
-                }
-                .into());
-            }
-            other => other?,
-        }
+        inserted.map_err(|e| crate::error::id_conflict(e, "proposal", new.id))?;
         self.proposal(new.id)
             .await?
             .ok_or_else(|| StoreError::not_found("proposal", new.id))

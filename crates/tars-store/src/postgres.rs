@@ -6,7 +6,7 @@
 //! orders it.
 
 use crate::StoreError;
-use crate::error::{Conflict, is_unique_violation};
+use crate::error::id_conflict;
 use crate::model::{
     BaselineRow, HistoryAction, HistoryRow, NewBaseline, NewRun, ResultRow, RunRow,
 };
@@ -363,14 +363,6 @@ impl PairTx for Transaction<'_, Postgres> {
             .execute(&mut **self)
             .await?;
         Ok(())
-    }
-}
-
-fn id_conflict(error: sqlx::Error, what: &'static str, id: Uuid) -> StoreError {
-    if is_unique_violation(&error) {
-        StoreError::Conflict(Conflict::IdTaken { what, id })
-    } else {
-        StoreError::Database(error)
     }
 }
 

@@ -152,16 +152,7 @@ impl Store {
                 .await
                 .map(|_| ())
         });
-        match inserted {
-            Err(err) if crate::error::is_unique_violation(&err) => {
-                return Err(Conflict::IdTaken {
-                    what: "study",
-                    id: new.id,
-                }
-                .into());
-            }
-            other => other?,
-        }
+        inserted.map_err(|e| crate::error::id_conflict(e, "study", new.id))?;
         self.study(new.id)
             .await?
             .ok_or_else(|| StoreError::not_found("study", new.id))
