@@ -135,14 +135,7 @@ async fn the_seeds_verification_section_replays_over_http() {
     assert_eq!(result["regression"]["should_rollback"], true);
 
     // Both evaluations are in the metrics.
-    let metrics = c
-        .get(server.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = server.metrics().await;
     for name in [
         "tars_eval_evaluations_total",
         "tars_eval_regression_detected_total",
@@ -311,16 +304,7 @@ async fn async_jobs_are_idempotent_cancellable_and_traced() {
     // A long job, cancelled while it trains.
     let long = json!({"agent_type": "PPO", "environments": ["CartPole-v1"],
                       "hyperparameters": {"n_timesteps": 5000000}});
-    let (_, submitted) = json_of(
-        c.post(server.url("/v1/evaluate"))
-            .bearer_auth(&token)
-            .header("prefer", "respond-async")
-            .json(&long)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (_, submitted) = server.submit_async(&token, &long).await;
     let long_job = submitted["job_id"].as_str().unwrap().to_string();
     tokio::time::sleep(Duration::from_millis(500)).await;
     let (status, _) = json_of(
@@ -521,14 +505,7 @@ async fn nash_compute_solves_games_and_sets_the_gauges() {
     assert_eq!(status, StatusCode::OK, "{report}");
     assert_eq!(report["recommended"], 0);
     assert!(report["conflict"].as_f64().unwrap().abs() < 1e-9);
-    let metrics = c
-        .get(server.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = server.metrics().await;
     assert!(
         metrics.contains("tars_nash_stability{agent_type=\"PPO\"}"),
         "{metrics}"
@@ -712,16 +689,7 @@ async fn a_stop_finishes_the_running_job_and_leaves_queued_ones_queued() {
     }
     let quick = json!({"agent_type": "PPO", "environments": ["CartPole-v1"], "num_episodes": 3,
                        "hyperparameters": {"n_timesteps": 512}});
-    let (status, queued) = json_of(
-        c.post(server.url("/v1/evaluate"))
-            .bearer_auth(&token)
-            .header("prefer", "respond-async")
-            .json(&quick)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, queued) = server.submit_async(&token, &quick).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{queued}");
     let queued_id: uuid::Uuid = queued["job_id"].as_str().unwrap().parse().unwrap();
     let dir = server.stop().await;

@@ -165,15 +165,7 @@ async fn a_small_study_completes_and_its_best_trial_becomes_a_proposal() {
     }
 
     // Every finished trial is counted by state.
-    let metrics = server
-        .client
-        .get(server.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = server.metrics().await;
     assert!(
         metrics.contains("tars_automl_trials_total{state=\"complete\"}"),
         "{metrics}"

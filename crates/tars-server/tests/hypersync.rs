@@ -310,15 +310,7 @@ async fn a_reload_under_load_drops_nothing_and_mixes_nothing() {
     let (status, result) = json_of(evaluation.await.unwrap()).await;
     assert_eq!(status, StatusCode::OK, "{result}");
     assert_eq!(result["results"][0]["metrics"]["n_episodes"], 200);
-    let metrics = server
-        .client
-        .get(server.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = server.metrics().await;
     assert!(
         metrics.contains("tars_hypersync_reload_seconds"),
         "{metrics}"

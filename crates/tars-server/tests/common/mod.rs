@@ -61,6 +61,22 @@ impl Server {
         json_of(request.send().await.unwrap()).await
     }
 
+    /// `POST /v1/evaluate` with `Prefer: respond-async`: status and the job view.
+    pub async fn submit_async(&self, token: &str, body: &Value) -> (StatusCode, Value) {
+        let request = self
+            .client
+            .post(self.url("/v1/evaluate"))
+            .bearer_auth(token);
+        let request = request.header("prefer", "respond-async").json(body);
+        json_of(request.send().await.unwrap()).await
+    }
+
+    /// The Prometheus text of `/metrics`.
+    pub async fn metrics(&self) -> String {
+        let response = self.client.get(self.url("/metrics")).send().await.unwrap();
+        response.text().await.unwrap()
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
