@@ -15,7 +15,7 @@ use serde_json::{Map, Value, json};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tars_agents::Algo;
+use tars_agents::{Algo, Policy};
 use tars_eval::EvalRequest;
 use tars_eval::engine::Quiet;
 use tars_hypersync::{
@@ -247,12 +247,17 @@ impl HyperSync {
             checkpoint_id: row.checkpoint_id.clone(),
             environment: row.environment.clone(),
         };
-        let policy = match &row.checkpoint_id {
-            Some(id) => Some(self.policy(id).await?.0),
-            None => None,
-        };
+        let policy = self.policy_of(row.checkpoint_id.as_deref()).await?;
         Snapshot::new(config, policy, requested_at)
             .map_err(|e| ApiError::unprocessable(e.to_string()))
+    }
+
+    /// The policy of a config's checkpoint, if it names one.
+    async fn policy_of(&self, checkpoint_id: Option<&str>) -> Result<Option<Policy>, ApiError> {
+        Ok(match checkpoint_id {
+            Some(id) => Some(self.policy(id).await?.0),
+            None => None,
+        })
     }
 
     async fn policy(&self, id: &str) -> Result<(tars_agents::Policy, String), ApiError> {
@@ -298,9 +303,12 @@ impl HyperSync {
             ))
         })?;
         let requested_at = Instant::now();
-        let environment = match &body.checkpoint_id {
-            Some(id) => Some(self.policy(id).await?.1),
-            None => None,
+        let (policy, environment) = match &body.checkpoint_id {
+            Some(id) => {
+                let (policy, env) = self.policy(id).await?;
+                (Some(policy), Some(env))
+            }
+            None => (None, None),
         };
         self.check_hyperparameters(
             algo,
@@ -320,31 +328,53 @@ impl HyperSync {
             reason: body.reason,
             transition: None,
         };
-        self.write_config(new, requested_at).await
+        self.write_config(new, policy, requested_at, None).await
     }
 
-    /// Checks the snapshot loads, writes the config, swaps it in, starts the post-apply watch.
+    /// Checks that `policy` fits the config, writes the config, swaps it in, starts the
+    /// post-apply watch. With `follow`, a version written meanwhile by someone else is built
+    /// upon (up to 5 attempts; then `follow` is the 409's message); without it, it is a 409.
     async fn write_config(
         self: &Arc<Self>,
-        new: NewConfig,
+        mut new: NewConfig,
+        policy: Option<Policy>,
         requested_at: Instant,
+        follow: Option<String>,
     ) -> Result<ConfigRow, ApiError> {
-        let pending = ConfigRow {
+        let base = ActiveConfig {
             agent_type: new.agent_type.clone(),
-            version: new.expected_version + 1,
+            version: 0,
             hyperparameters: new.hyperparameters.clone(),
             checkpoint_id: new.checkpoint_id.clone(),
             environment: new.environment.clone(),
-            action: new.action,
-            proposal_id: new.proposal_id,
-            restored_version: new.restored_version,
-            actor: new.actor.clone(),
-            reason: new.reason.clone(),
-            created_at: chrono::Utc::now(),
         };
-        let snapshot = self.snapshot(&pending, requested_at).await?;
-        let row = self.service.store.insert_config(&new).await?;
-        self.install(snapshot);
+        let snapshot = |version| {
+            let config = ActiveConfig {
+                version,
+                ..base.clone()
+            };
+            Snapshot::new(config, policy.clone(), requested_at)
+                .map_err(|e| ApiError::unprocessable(e.to_string()))
+        };
+        // A policy that does not fit is refused before anything is written.
+        snapshot(new.expected_version + 1)?;
+        let mut attempts = 0;
+        let row = loop {
+            attempts += 1;
+            match self.service.store.insert_config(&new).await {
+                Ok(row) => break row,
+                Err(StoreError::Conflict(Conflict::ConfigVersion { actual, .. }))
+                    if follow.is_some() =>
+                {
+                    if attempts == 5 {
+                        return Err(ApiError::conflict(follow.unwrap_or_default()));
+                    }
+                    new.expected_version = actual;
+                }
+                Err(err) => return Err(err.into()),
+            }
+        };
+        self.install(snapshot(row.version)?);
         if let Some(hook) = self.on_write.get() {
             hook(&row);
         }
@@ -612,38 +642,30 @@ impl HyperSync {
         let body: ProposalBody = serde_json::from_value(row.request.clone())
             .map_err(|e| ApiError::internal("reading a stored proposal", e))?;
         let requested_at = Instant::now();
-        for _ in 0..5 {
-            let expected_version = self.service.store.config_version(&row.agent_type).await?;
-            let new = NewConfig {
-                agent_type: row.agent_type.clone(),
-                expected_version,
-                hyperparameters: row.hyperparameters.clone(),
-                checkpoint_id: row.checkpoint_id.clone(),
-                environment: body.environments.first().cloned(),
-                action: ConfigAction::Apply,
-                proposal_id: Some(row.id),
-                restored_version: None,
-                actor: actor.to_string(),
-                reason: body.reason.clone(),
-                transition: Some(self.transition(&row, ProposalStatus::Applied, actor, None)),
-            };
-            match self.write_config(new, requested_at).await {
-                Ok(_) => {
-                    let applied = self.proposal(row.id).await?;
-                    self.counted(&applied);
-                    return Ok(applied);
-                }
-                // Someone else wrote a version meanwhile: apply on top of it.
-                Err(err) if err.code == "conflict" && err.message.contains("config version") => {
-                    continue;
-                }
-                Err(err) => return Err(err),
-            }
-        }
-        Err(ApiError::conflict(format!(
+        let new = NewConfig {
+            agent_type: row.agent_type.clone(),
+            expected_version: self.service.store.config_version(&row.agent_type).await?,
+            hyperparameters: row.hyperparameters.clone(),
+            checkpoint_id: row.checkpoint_id.clone(),
+            environment: body.environments.first().cloned(),
+            action: ConfigAction::Apply,
+            proposal_id: Some(row.id),
+            restored_version: None,
+            actor: actor.to_string(),
+            reason: body.reason.clone(),
+            transition: Some(self.transition(&row, ProposalStatus::Applied, actor, None)),
+        };
+        let policy = self.policy_of(row.checkpoint_id.as_deref()).await?;
+        // Someone else may write a version meanwhile: the proposal is applied on top of it.
+        let exhausted = format!(
             "the config of {} kept changing while proposal {} was applied; approve it again",
             row.agent_type, row.id
-        )))
+        );
+        self.write_config(new, policy, requested_at, Some(exhausted))
+            .await?;
+        let applied = self.proposal(row.id).await?;
+        self.counted(&applied);
+        Ok(applied)
     }
 
     /// Restores an earlier config version (default: the one before the active one).
@@ -701,7 +723,8 @@ impl HyperSync {
             reason,
             transition,
         };
-        let row = self.write_config(new, requested_at).await?;
+        let policy = self.policy_of(restored.checkpoint_id.as_deref()).await?;
+        let row = self.write_config(new, policy, requested_at, None).await?;
         let trigger = if actor == SYSTEM_ACTOR {
             "automatic"
         } else {
