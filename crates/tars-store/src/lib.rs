@@ -23,6 +23,7 @@
 //! [`Store::insert_baseline`] writes a row as is, like the seed's §3.2 rows: the rank must be
 //! free and nothing is re-ranked.
 
+mod engines;
 mod error;
 mod health;
 mod hypersync;
@@ -35,6 +36,10 @@ mod sqlite;
 mod studies;
 mod users;
 
+pub use engines::{
+    COMPONENT_KINDS, COMPONENT_STATUSES, ComponentRow, FINDING_KINDS, FindingRow,
+    MAX_ENGINE_ROWS_LISTED, NewFinding, PauseRow, SEVERITIES, TASK_STATUSES, TaskResultRow,
+};
 pub use error::{Conflict, StoreError};
 pub use hypersync::{
     ConfigAction, ConfigRow, MAX_PROPOSALS_LISTED, NewConfig, NewProposal, ProposalEvent,

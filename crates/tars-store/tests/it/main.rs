@@ -7,6 +7,7 @@ mod support;
 mod baselines;
 mod concurrency;
 mod connect;
+mod engines;
 mod hypersync;
 mod jobs;
 mod migrations;
