@@ -2,6 +2,7 @@
 
 use crate::auth::Auth;
 use crate::config::Config;
+use crate::engines::Engines;
 use crate::hypersync::HyperSync;
 use crate::jobs::{Jobs, LocalQueue, Queue};
 use crate::middleware::{self, RateLimiter};
@@ -26,6 +27,8 @@ pub struct AppState {
     pub auth: Arc<Auth>,
     pub hypersync: Arc<HyperSync>,
     pub studies: Arc<Studies>,
+    /// The agent engines and the registry (started by [`start`]).
+    pub engines: Arc<Engines>,
     pub metrics: PrometheusHandle,
     pub sync_wait: Duration,
     pub shutting_down: Arc<AtomicBool>,
@@ -61,7 +64,10 @@ pub fn metrics_handle() -> PrometheusHandle {
           crate::proposals::approve, crate::proposals::reject, crate::agents::act,
           crate::agents::get_config, crate::agents::put_config, crate::agents::config_history,
           crate::agents::rollback, crate::studies::optimize, crate::studies::get,
-          crate::studies::list, crate::studies::stop, crate::studies::propose, routes::health, routes::ready, routes::metrics),
+          crate::studies::list, crate::studies::stop, crate::studies::propose,
+          crate::engines::list, crate::engines::tasks, crate::engines::insights,
+          crate::engines::alerts, crate::engines::route, crate::engines::resume_auto_apply,
+          routes::health, routes::ready, routes::metrics),
     components(schemas(tars_eval::EvalRequest, tars_eval::EvalResponse, routes::JobView,
                        routes::BaselineView, routes::BaselineBody, crate::nash::NashRequest,
                        crate::hypersync::ProposalBody, crate::hypersync::ConfigBody,
@@ -71,7 +77,11 @@ pub fn metrics_handle() -> PrometheusHandle {
                        crate::agents::RollbackBody, crate::studies::OptimizeBody,
                        crate::studies::StudyCreated, crate::studies::StudyView,
                        crate::studies::TrialView, crate::studies::BestView,
-                       crate::studies::Progress, crate::studies::StudyProposal)),
+                       crate::studies::Progress, crate::studies::StudyProposal,
+                       crate::engines::EnginesView, crate::engines::EngineView,
+                       crate::engines::ComponentView, crate::engines::PauseView,
+                       crate::engines::TaskResultView, crate::engines::FindingView,
+                       crate::engines::RouteBody, crate::engines::RouteView)),
     modifiers(&Bearer),
 )]
 struct ApiDoc;
@@ -112,12 +122,14 @@ pub async fn state(config: Config) -> anyhow::Result<AppState> {
     let hypersync = HyperSync::new(service.clone());
     hypersync.refresh().await?;
     let studies = Studies::new(service.clone());
+    let engines = Engines::new(service.clone(), studies.clone(), jobs.clone());
     Ok(AppState {
         service,
         jobs,
         auth,
         hypersync,
         studies,
+        engines,
         metrics: metrics_handle(),
         sync_wait,
         shutting_down: Arc::new(AtomicBool::new(false)),
@@ -178,6 +190,15 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/studies/{id}", get(crate::studies::get))
         .route("/v1/studies/{id}/stop", post(crate::studies::stop))
         .route("/v1/studies/{id}/propose", post(crate::studies::propose))
+        .route("/v1/engines", get(crate::engines::list))
+        .route("/v1/engines/tasks", get(crate::engines::tasks))
+        .route("/v1/engines/route", post(crate::engines::route))
+        .route("/v1/insights", get(crate::engines::insights))
+        .route("/v1/alerts", get(crate::engines::alerts))
+        .route(
+            "/v1/agents/{agent_type}/auto_apply_pause",
+            axum::routing::delete(crate::engines::resume_auto_apply),
+        )
         .route("/v1/agents/{agent_type}/act", post(crate::agents::act))
         .route(
             "/v1/agents/{agent_type}/config",
@@ -270,6 +291,10 @@ pub async fn start(config: Config, signals: bool) -> anyhow::Result<Running> {
     if resumed > 0 {
         tracing::info!(resumed, "resumed studies left by a previous run");
     }
+    // The engines' scheduled scans are singleton duties: they run while this is true. One
+    // process is its own leader; fleet mode's leader election drives this signal.
+    let (_leader, is_leader) = tokio::sync::watch::channel(true);
+    state.engines.start(workers, is_leader).await?;
     let poll = Duration::from_millis(state.service.config.get_int("config_poll_ms") as u64);
     let poller = tokio::spawn(poll_configs(state.hypersync.clone(), poll));
     // Fleet mode: config changes reach the other replicas as NATS events, not only by polling.
@@ -321,6 +346,7 @@ pub async fn start(config: Config, signals: bool) -> anyhow::Result<Running> {
         }
         task_state.jobs.shutdown(worker_tasks, deadline).await;
         task_state.studies.shutdown(deadline).await;
+        task_state.engines.shutdown(deadline).await;
         let served = match tokio::time::timeout_at(
             deadline.max(tokio::time::Instant::now()) + Duration::from_secs(1),
             &mut server,

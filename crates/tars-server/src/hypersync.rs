@@ -483,11 +483,15 @@ impl HyperSync {
                 };
                 (Action::AwaitApproval, SYSTEM_ACTOR.to_string(), reason)
             }
-            Verdict::Apply => (
-                Action::Approve,
-                row.created_by.clone(),
-                Some("auto_apply: no regression".to_string()),
-            ),
+            // The Optimization engine may have paused auto-apply after repeated regressions.
+            Verdict::Apply => match self.auto_apply_paused(&row.agent_type).await? {
+                Some(why) => (Action::AwaitApproval, SYSTEM_ACTOR.to_string(), Some(why)),
+                None => (
+                    Action::Approve,
+                    row.created_by.clone(),
+                    Some("auto_apply: no regression".to_string()),
+                ),
+            },
         };
         let row = self
             .move_to(&row, action, &actor, reason, evaluation_id, checkpoint_id)
@@ -496,6 +500,23 @@ impl HyperSync {
             return self.apply(row, SYSTEM_ACTOR).await;
         }
         Ok(row)
+    }
+
+    /// Why auto-apply of `agent_type` is paused (`auto_apply_pauses`, set by the
+    /// Optimization engine after repeated regressions), or `None` when it is not: the hook
+    /// that turns a passing auto-apply proposal into one awaiting an admin.
+    pub async fn auto_apply_paused(&self, agent_type: &str) -> Result<Option<String>, ApiError> {
+        let pause = self.service.store.auto_apply_pause(agent_type).await?;
+        Ok(pause.filter(|p| p.is_active()).map(|p| {
+            format!(
+                "auto-apply of {agent_type} is paused since {} by the {} engine ({}); an admin \
+                 approves this proposal, or resumes auto-apply with DELETE \
+                 /v1/agents/{agent_type}/auto_apply_pause",
+                p.paused_at.to_rfc3339(),
+                p.paused_by,
+                p.reason
+            )
+        }))
     }
 
     /// When other proposals for the same agent await approval, the Nash resolution of all of

@@ -258,6 +258,11 @@ impl Jobs {
         self.queue.depth()
     }
 
+    /// Jobs this process is running now (the worker heartbeat's load).
+    pub fn running(&self) -> usize {
+        self.live.lock().expect("live lock").len()
+    }
+
     /// Validates, stores and queues a request.
     pub async fn submit(
         &self,
