@@ -341,7 +341,7 @@ impl EngineRunner {
         let counts = self.counts.clone();
         let queue = self.queue.clone();
         let waiters = self.waiters.clone();
-        Arc::new(move |outcome: Outcome| {
+        Arc::new(move |outcome: Outcome| -> BoxFuture<'static, ()> {
             let store = store.clone();
             {
                 let mut counts = counts.lock().expect("runner lock");

@@ -321,7 +321,7 @@ mod tests {
         let sink = outcomes.clone();
         (
             outcomes,
-            Arc::new(move |outcome| {
+            Arc::new(move |outcome| -> BoxFuture<'static, ()> {
                 sink.lock().unwrap().push(outcome);
                 Box::pin(async {})
             }),
@@ -333,7 +333,7 @@ mod tests {
         let queue = TaskQueue::new(config(2, 10, 50));
         let finished = Arc::new(AtomicUsize::new(0));
         let seen = finished.clone();
-        let handler: Handler = Arc::new(move |task: Task| {
+        let handler: Handler = Arc::new(move |task: Task| -> BoxFuture<'static, _> {
             let seen = seen.clone();
             Box::pin(async move {
                 if task.kind == "slow" {
@@ -382,7 +382,7 @@ mod tests {
         let now = Arc::new(AtomicUsize::new(0));
         let peak = Arc::new(AtomicUsize::new(0));
         let (now2, peak2) = (now.clone(), peak.clone());
-        let handler: Handler = Arc::new(move |_task: Task| {
+        let handler: Handler = Arc::new(move |_task: Task| -> BoxFuture<'static, _> {
             let (now, peak) = (now2.clone(), peak2.clone());
             Box::pin(async move {
                 let running = now.fetch_add(1, Ordering::SeqCst) + 1;

@@ -429,7 +429,7 @@ impl Store {
             return Err(StoreError::invalid("details", "must be a JSON object"));
         }
         let now = Utc::now();
-        with_pool!(self, pool => async {
+        let raised: Result<(FindingRow, bool), sqlx::Error> = with_pool!(self, pool => async {
             let mut tx = pool.begin().await?;
             let open = sqlx::query(OPEN_FINDING)
                 .bind(&new.kind)
@@ -474,7 +474,8 @@ impl Store {
             tx.commit().await?;
             Ok((row, opened))
         }
-        .await)
+        .await);
+        Ok(raised?)
     }
 
     /// Resolves the open findings of (kind, rule) whose subject is not in `still_open`;

@@ -11,6 +11,8 @@ use anyhow::Context;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
+use tars_runtime::Registry;
+use tars_server::engines::WorkerHeartbeat;
 use tars_server::jobs::Jobs;
 use tars_server::queue_nats::{NatsQueue, NatsSettings};
 use tars_server::{Config, ConfigArgs, Service};
@@ -45,6 +47,17 @@ pub fn run(args: WorkerArgs) -> anyhow::Result<ExitCode> {
             tracing::info!(published, "published queued jobs that had no message");
         }
         let workers = jobs.spawn_workers(n_workers);
+        // In the registry, so the Intelligence engine routes to it and Performance sees it die.
+        let heartbeat = WorkerHeartbeat::start(
+            Registry::new(
+                service.store.clone(),
+                service.config.get_int("missed_heartbeats") as u32,
+            ),
+            jobs.clone(),
+            n_workers,
+            Duration::from_secs(service.config.get_int("heartbeat_interval_seconds") as u64),
+        )
+        .await;
         tracing::info!(
             workers = n_workers,
             stream = settings.stream_name(),
@@ -62,6 +75,7 @@ pub fn run(args: WorkerArgs) -> anyhow::Result<ExitCode> {
         );
         jobs.shutdown(workers, tokio::time::Instant::now() + drain)
             .await;
+        heartbeat.stop().await;
         service.store.close().await;
         anyhow::Ok(())
     });

@@ -70,14 +70,15 @@ impl Analysis {
         let observations = observations(&self.store.runs(RUNS_SCANNED).await?);
         let now = Utc::now();
         let (drift, stale) = rules(&baselines, &observations, &self.config, now);
-        for (pair, ratio) in gauges(&baselines, &observations, &self.config, now) {
-            let (agent_type, environment) = pair;
-            if let Some(ratio) = ratio.0 {
+        for ((agent_type, environment), (drift, age)) in
+            gauges(&baselines, &observations, &self.config, now)
+        {
+            if let Some(drift) = drift {
                 metrics::gauge!("tars_baseline_drift_ratio", "agent_type" => agent_type.clone(), "environment" => environment.clone())
-                    .set(ratio);
+                    .set(drift);
             }
             metrics::gauge!("tars_baseline_age_seconds", "agent_type" => agent_type, "environment" => environment)
-                .set(ratio.1);
+                .set(age);
         }
         let opened_drift = publish(&self.store, "insight", "baseline_drift", &drift).await?;
         let opened_stale = publish(&self.store, "insight", "baseline_stale", &stale).await?;

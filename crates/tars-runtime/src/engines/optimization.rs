@@ -340,6 +340,19 @@ mod tests {
 
     async fn proposal(store: &Store, moves: &[(&str, &str, &str)], evaluated: bool) -> Uuid {
         let id = Uuid::new_v4();
+        let evaluation = store
+            .save_run(&tars_store::NewRun {
+                id: None,
+                job_id: None,
+                agent_type: "DQN".into(),
+                request: json!({}),
+                response: json!({}),
+                seed: 0,
+                duration_seconds: 1.0,
+                results: Vec::new(),
+            })
+            .await
+            .unwrap();
         store
             .insert_proposal(&NewProposal {
                 id,
@@ -359,7 +372,7 @@ mod tests {
                     to: to.to_string(),
                     actor: actor.to_string(),
                     reason: None,
-                    evaluation_id: (evaluated && *to != "evaluating").then(Uuid::new_v4),
+                    evaluation_id: (evaluated && *to != "evaluating").then_some(evaluation),
                     checkpoint_id: None,
                 })
                 .await

@@ -40,8 +40,80 @@ pub struct Engines {
     registry: Registry,
     runners: Mutex<Vec<Arc<EngineRunner>>>,
     background: Mutex<Vec<JoinHandle<()>>>,
-    worker: Mutex<Option<ComponentRow>>,
+    worker: Mutex<Option<Arc<WorkerHeartbeat>>>,
     leader: Mutex<Option<watch::Receiver<bool>>>,
+}
+
+/// The registry entry of a process's evaluation job workers (`tars serve` with
+/// `job_workers > 0`, `tars worker`): capability `evaluate`, load from the running and queued
+/// jobs, refreshed every heartbeat interval, marked stopped at shutdown.
+pub struct WorkerHeartbeat {
+    registry: Registry,
+    jobs: Arc<Jobs>,
+    row: Mutex<ComponentRow>,
+    task: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl WorkerHeartbeat {
+    /// Registers `workers` job workers now and beats every `interval`.
+    pub async fn start(
+        registry: Registry,
+        jobs: Arc<Jobs>,
+        workers: usize,
+        interval: Duration,
+    ) -> Arc<WorkerHeartbeat> {
+        let row = new_component(
+            "worker",
+            "eval-worker",
+            vec!["evaluate".to_string()],
+            workers,
+            interval,
+        );
+        let beat = Arc::new(WorkerHeartbeat {
+            registry,
+            jobs,
+            row: Mutex::new(row),
+            task: Mutex::new(None),
+        });
+        beat.beat().await;
+        let this = beat.clone();
+        let task = tokio::spawn(async move {
+            let mut every = tokio::time::interval(interval);
+            every.tick().await;
+            loop {
+                every.tick().await;
+                this.beat().await;
+            }
+        });
+        *beat.task.lock().expect("heartbeat lock") = Some(task);
+        beat
+    }
+
+    async fn beat(&self) {
+        let row = {
+            let mut row = self.row.lock().expect("heartbeat lock");
+            row.running_tasks = self.jobs.running().min(i32::MAX as usize) as i32;
+            row.queue_size = self.jobs.queue_depth().min(i32::MAX as usize) as i32;
+            row.clone()
+        };
+        if let Err(err) = self.registry.beat(&row).await {
+            tracing::warn!(error = %err, "job worker heartbeat failed");
+        }
+    }
+
+    /// Stops beating and marks the workers stopped (they leave routing at once).
+    pub async fn stop(&self) {
+        if let Some(task) = self.task.lock().expect("heartbeat lock").take() {
+            task.abort();
+        }
+        let mut row = self.row.lock().expect("heartbeat lock").clone();
+        row.status = "stopped".to_string();
+        row.running_tasks = 0;
+        row.queue_size = 0;
+        if let Err(err) = self.registry.beat(&row).await {
+            tracing::warn!(error = %err, "could not deregister the job workers");
+        }
+    }
 }
 
 /// What the engines ask of the service: starting a study, through the study runner.
@@ -124,24 +196,10 @@ impl Engines {
         let heartbeat = Duration::from_secs(config.get_int("heartbeat_interval_seconds") as u64);
         let mut background = Vec::new();
         if workers > 0 {
-            let row = new_component(
-                "worker",
-                "eval-worker",
-                vec!["evaluate".to_string()],
-                workers,
-                heartbeat,
-            );
-            *self.worker.lock().expect("engines lock") = Some(row);
-            self.beat_worker().await;
-            let this = self.clone();
-            background.push(tokio::spawn(async move {
-                let mut every = tokio::time::interval(heartbeat);
-                every.tick().await;
-                loop {
-                    every.tick().await;
-                    this.beat_worker().await;
-                }
-            }));
+            let beat =
+                WorkerHeartbeat::start(self.registry.clone(), self.jobs.clone(), workers, heartbeat)
+                    .await;
+            *self.worker.lock().expect("engines lock") = Some(beat);
         }
         let this = self.clone();
         background.push(tokio::spawn(async move {
@@ -244,25 +302,8 @@ impl Engines {
             runner.stop(deadline).await;
         }
         let worker = self.worker.lock().expect("engines lock").take();
-        if let Some(mut worker) = worker {
-            worker.status = "stopped".to_string();
-            worker.running_tasks = 0;
-            if let Err(err) = self.registry.beat(&worker).await {
-                tracing::warn!(error = %err, "could not deregister the job workers");
-            }
-        }
-    }
-
-    async fn beat_worker(&self) {
-        let row = {
-            let mut worker = self.worker.lock().expect("engines lock");
-            let Some(row) = worker.as_mut() else { return };
-            row.running_tasks = self.jobs.running().min(i32::MAX as usize) as i32;
-            row.queue_size = self.jobs.queue_depth().min(i32::MAX as usize) as i32;
-            row.clone()
-        };
-        if let Err(err) = self.registry.beat(&row).await {
-            tracing::warn!(error = %err, "job worker heartbeat failed");
+        if let Some(worker) = worker {
+            worker.stop().await;
         }
     }
 
