@@ -18,7 +18,6 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tars_store::{ProposalRow, Store, StoreError};
-use uuid::Uuid;
 
 /// The actor HyperSync records for its own moves (evaluation verdicts, automatic rollbacks);
 /// `tars-server`'s `hypersync::SYSTEM_ACTOR`.
@@ -257,6 +256,7 @@ mod tests {
     use super::*;
     use std::sync::Mutex;
     use tars_store::{NewBaseline, NewProposal, Transition};
+    use uuid::Uuid;
 
     /// Records the studies asked for; the store gets a real study row so the next scan sees it.
     struct Recorder {
