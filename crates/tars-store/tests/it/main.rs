@@ -9,6 +9,7 @@ mod concurrency;
 mod connect;
 mod hypersync;
 mod jobs;
+mod leader;
 mod migrations;
 mod promotion;
 mod runs;
