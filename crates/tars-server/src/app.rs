@@ -126,13 +126,16 @@ pub async fn state(config: Config) -> anyhow::Result<AppState> {
 }
 
 /// The job queue the configuration asks for: JetStream with `nats_url` (fleet; it also fails
-/// the jobs JetStream gives up on, for the life of the process), else in-process.
+/// the jobs JetStream gives up on and campaigns for the job reaper duty, for the life of the
+/// process), else in-process.
 pub async fn queue(service: &Service, capacity: usize) -> anyhow::Result<Arc<dyn Queue>> {
     Ok(
         match crate::queue_nats::NatsSettings::from_config(&service.config) {
             Some(settings) => {
                 let queue = Arc::new(crate::queue_nats::NatsQueue::connect(settings).await?);
                 queue.fail_undeliverable(service.store.clone()).await?;
+                // Runs for the life of the process, leading the job reaper when elected.
+                queue.spawn_reaper(service.store.clone())?;
                 queue
             }
             None => Arc::new(LocalQueue::new(capacity)),
