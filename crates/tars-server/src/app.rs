@@ -103,6 +103,8 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 
 /// Builds the state: store, engine, auth (creating the first admin if needed), jobs.
 pub async fn state(config: Config) -> anyhow::Result<AppState> {
+    // First: what the parts set up below (e.g. breaker and leader gauges) is recorded.
+    let metrics = metrics_handle();
     let sync_wait = Duration::from_secs(config.get_int("sync_wait_seconds") as u64);
     let capacity = config.get_int("queue_capacity") as usize;
     let service = Arc::new(Service::open(config).await?);
@@ -118,7 +120,7 @@ pub async fn state(config: Config) -> anyhow::Result<AppState> {
         auth,
         hypersync,
         studies,
-        metrics: metrics_handle(),
+        metrics,
         sync_wait,
         shutting_down: Arc::new(AtomicBool::new(false)),
         health: Arc::new(std::sync::Mutex::new(None)),
