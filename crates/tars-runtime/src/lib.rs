@@ -8,11 +8,17 @@
 //! - [`queue`]: the bounded priority [`TaskQueue`] (backpressure, priorities, timeouts).
 //! - [`registry`]: live components by heartbeat, in the store so every replica sees them.
 //! - [`engines`]: the four engines — Intelligence, Performance, Optimization, Analysis.
+//! - [`breaker`], [`retry`]: circuit breakers and retry with backoff and jitter around every
+//!   dependency.
+//! - [`leader`]: leader election (PostgreSQL advisory lock + fencing epoch) for singleton duties.
 
+pub mod breaker;
 pub mod engine;
 pub mod engines;
+pub mod leader;
 pub mod queue;
 pub mod registry;
+pub mod retry;
 
 pub use engine::{Engine, EngineRunner, EngineSettings, EngineStatus, Health, Schedule};
 pub use queue::{QueueConfig, QueueError, TaskQueue};

@@ -113,6 +113,8 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 
 /// Builds the state: store, engine, auth (creating the first admin if needed), jobs.
 pub async fn state(config: Config) -> anyhow::Result<AppState> {
+    // First: what the parts set up below (e.g. breaker and leader gauges) is recorded.
+    let metrics = metrics_handle();
     let sync_wait = Duration::from_secs(config.get_int("sync_wait_seconds") as u64);
     let capacity = config.get_int("queue_capacity") as usize;
     let service = Arc::new(Service::open(config).await?);
@@ -130,7 +132,7 @@ pub async fn state(config: Config) -> anyhow::Result<AppState> {
         hypersync,
         studies,
         engines,
-        metrics: metrics_handle(),
+        metrics,
         sync_wait,
         shutting_down: Arc::new(AtomicBool::new(false)),
         health: Arc::new(std::sync::Mutex::new(None)),
@@ -138,13 +140,16 @@ pub async fn state(config: Config) -> anyhow::Result<AppState> {
 }
 
 /// The job queue the configuration asks for: JetStream with `nats_url` (fleet; it also fails
-/// the jobs JetStream gives up on, for the life of the process), else in-process.
+/// the jobs JetStream gives up on and campaigns for the job reaper duty, for the life of the
+/// process), else in-process.
 pub async fn queue(service: &Service, capacity: usize) -> anyhow::Result<Arc<dyn Queue>> {
     Ok(
         match crate::queue_nats::NatsSettings::from_config(&service.config) {
             Some(settings) => {
                 let queue = Arc::new(crate::queue_nats::NatsQueue::connect(settings).await?);
                 queue.fail_undeliverable(service.store.clone()).await?;
+                // Runs for the life of the process, leading the job reaper when elected.
+                queue.spawn_reaper(service.store.clone())?;
                 queue
             }
             None => Arc::new(LocalQueue::new(capacity)),
@@ -291,10 +296,15 @@ pub async fn start(config: Config, signals: bool) -> anyhow::Result<Running> {
     if resumed > 0 {
         tracing::info!(resumed, "resumed studies left by a previous run");
     }
-    // The engines' scheduled scans are singleton duties: they run while this is true. One
-    // process is its own leader; fleet mode's leader election drives this signal.
-    let (_leader, is_leader) = tokio::sync::watch::channel(true);
-    state.engines.start(workers, is_leader).await?;
+    // The engines' scheduled scans are singleton duties: they run while this process leads
+    // the ENGINES duty (always, on SQLite; one process of the fleet, on PostgreSQL). The
+    // campaign lives as long as the server.
+    let engines_campaign = crate::leader::campaign(&state.service.store, crate::leader::ENGINES)
+        .map_err(|e| anyhow::anyhow!("starting the engines' leader election: {e}"))?;
+    state
+        .engines
+        .start(workers, engines_campaign.leadership().subscribe())
+        .await?;
     let poll = Duration::from_millis(state.service.config.get_int("config_poll_ms") as u64);
     let poller = tokio::spawn(poll_configs(state.hypersync.clone(), poll));
     // Fleet mode: config changes reach the other replicas as NATS events, not only by polling.
@@ -347,6 +357,7 @@ pub async fn start(config: Config, signals: bool) -> anyhow::Result<Running> {
         task_state.jobs.shutdown(worker_tasks, deadline).await;
         task_state.studies.shutdown(deadline).await;
         task_state.engines.shutdown(deadline).await;
+        engines_campaign.stop().await;
         let served = match tokio::time::timeout_at(
             deadline.max(tokio::time::Instant::now()) + Duration::from_secs(1),
             &mut server,

@@ -223,6 +223,8 @@ pub struct Jobs {
     /// The trace context of the request that submitted each job not yet run, when spans are
     /// exported: the job's span joins the caller's trace.
     parents: Mutex<HashMap<Uuid, opentelemetry::Context>>,
+    /// The store calls of the job path (claim, finish) go through this breaker and retry.
+    postgres: crate::resilience::Guard,
 }
 
 /// How long a job asked to stop by a shutdown gets to reach its next training step.
@@ -251,6 +253,7 @@ impl Jobs {
             finished: watch::channel(None).0,
             stopping: AtomicBool::new(false),
             parents: Mutex::new(HashMap::new()),
+            postgres: crate::resilience::Guard::new("postgres"),
         })
     }
 
@@ -380,7 +383,14 @@ impl Jobs {
             .map(|_| {
                 let jobs = self.clone();
                 tokio::spawn(async move {
-                    while let Some(delivery) = jobs.queue.pop().await {
+                    loop {
+                        // The store is down: take no job that could not be claimed anyway.
+                        jobs.postgres
+                            .wait_until_not_open(|| jobs.stopping.load(Ordering::Relaxed))
+                            .await;
+                        let Some(delivery) = jobs.queue.pop().await else {
+                            break;
+                        };
                         if jobs.stopping.load(Ordering::Relaxed) {
                             // Stays queued in the store; the next start (or another worker)
                             // runs it.
@@ -457,13 +467,23 @@ impl Jobs {
     async fn run(&self, delivery: Delivery) {
         let id = delivery.id;
         let store = &self.service.store;
-        let claimed = if delivery.redelivered {
-            store.reclaim_job(id).await
-        } else {
-            store.claim_job(id).await
-        };
+        // A retried claim may follow one that landed but whose answer was lost: it reclaims.
+        let mut reclaim = delivery.redelivered;
+        let claimed = self
+            .postgres
+            .store(|| {
+                let again = std::mem::replace(&mut reclaim, true);
+                async move {
+                    if again {
+                        store.reclaim_job(id).await
+                    } else {
+                        store.claim_job(id).await
+                    }
+                }
+            })
+            .await;
         let row = match claimed {
-            Ok(true) => store.job(id).await,
+            Ok(true) => self.postgres.store(|| store.job(id)).await,
             Ok(false) => {
                 // Ended, cancelled, or running in another worker (a duplicate message).
                 delivery.ack().await;
@@ -583,8 +603,9 @@ impl Jobs {
         if let Some(progress) = progress {
             progress.abort();
         }
-        let finished = store
-            .finish_job(id, JobStatus::Running, status, run_id, error.as_deref())
+        let finished = self
+            .postgres
+            .store(|| store.finish_job(id, JobStatus::Running, status, run_id, error.as_deref()))
             .await;
         self.live.lock().expect("live lock").remove(&id);
         match finished {

@@ -8,13 +8,17 @@
 //! publish within its duplicate window); the store stays the truth.
 //!
 //! - The job row is written before its message is published ([`crate::jobs::Jobs::submit`]),
-//!   so a crash between the two loses nothing: at start ([`NatsQueue::resume`]) every queued
-//!   row whose subject holds no message is published again. In a work-queue stream an acked
-//!   message is deleted, so "the job's subject holds a message" is exactly "some worker will
-//!   still get it". A duplicate is harmless: claiming a job is a compare-and-set.
-//! - Jobs left `running` are not touched at start: their worker may be alive elsewhere. If it
-//!   died, its message comes back after `nats_ack_wait_seconds` (a running job sends progress
-//!   acks every third of that) and the next worker reclaims the job.
+//!   so a crash between the two loses nothing: the elected leader of the `job-reaper` duty
+//!   ([`NatsQueue::spawn_reaper`], at election and every [`REAP_EVERY`]) publishes every
+//!   queued row whose subject holds no message. In a work-queue stream an acked message is
+//!   deleted, so "the job's subject holds a message" is exactly "some worker will still get
+//!   it". A duplicate is harmless: claiming a job is a compare-and-set.
+//! - A `running` job keeps its message until its worker acks it. If the worker died, the
+//!   message comes back after `nats_ack_wait_seconds` (a running job sends progress acks every
+//!   third of that) and the next worker reclaims the job. A running job whose message is gone
+//!   (a lost stream) is re-queued by the reaper, a write fenced by its leader epoch.
+//! - Every call to NATS goes through the `nats` breaker and retry ([`crate::resilience`]);
+//!   the client reconnects by itself after a server restart.
 //! - A transient failure naks with a delay; after `nats_max_deliver` deliveries the job fails
 //!   with its last error. A malformed message, or one of a newer schema version, is logged,
 //!   counted (`tars_jobs_messages_refused_total{reason}`) and terminated, never redelivered.
@@ -24,18 +28,23 @@
 
 use crate::config::Config;
 use crate::jobs::{Acker, BoxFuture, Delivery, Queue, QueueFull};
+use crate::resilience::Guard;
 use anyhow::Context as _;
 use async_nats::jetstream::{self, consumer::PullConsumer, stream};
 use futures_util::StreamExt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
-use tars_store::{JobStatus, Store, StoreError};
+use tars_runtime::breaker::CallError;
+use tars_store::{Fence, JobStatus, Store, StoreError};
 use tokio::sync::watch;
 use uuid::Uuid;
 
 /// The message schema version this build writes and reads.
 pub const MESSAGE_VERSION: u64 = 1;
+
+/// How often the job reaper's leader looks for jobs whose message is missing.
+pub const REAP_EVERY: Duration = Duration::from_secs(15);
 
 /// How long one pull waits for a job before asking again (and looking at `close`).
 const PULL_EXPIRY: Duration = Duration::from_secs(5);
@@ -101,6 +110,8 @@ pub struct NatsQueue {
     /// Messages waiting for this consumer, as the last delivery reported.
     pending: AtomicUsize,
     closed: watch::Sender<bool>,
+    /// Every call to NATS (publish, fetch, ack) goes through this breaker (and retry).
+    nats: Guard,
 }
 
 impl NatsQueue {
@@ -147,24 +158,41 @@ impl NatsQueue {
             consumer,
             pending: AtomicUsize::new(0),
             closed: watch::channel(false).0,
+            nats: Guard::new("nats"),
         })
     }
 
+    /// Publishes job `id`'s message, retrying while NATS is unreachable (the job id is the
+    /// message id, so a retry after a lost acknowledgement is dropped as a duplicate).
     async fn publish(&self, id: Uuid) -> Result<(), String> {
-        let mut headers = async_nats::HeaderMap::new();
-        headers.insert("Nats-Msg-Id", id.to_string().as_str());
-        let payload = serde_json::json!({"v": MESSAGE_VERSION, "job_id": id}).to_string();
-        let ack = self
-            .jetstream
-            .publish_with_headers(
-                self.settings.subject(id),
-                headers,
-                payload.into_bytes().into(),
+        use async_nats::jetstream::context::PublishErrorKind;
+        // Unreachable, or JetStream not ready after a restart; not a refusal (stream full).
+        let transient = |err: &async_nats::jetstream::context::PublishError| {
+            matches!(
+                err.kind(),
+                PublishErrorKind::TimedOut
+                    | PublishErrorKind::BrokenPipe
+                    | PublishErrorKind::StreamNotFound
             )
+        };
+        self.nats
+            .call(transient, || async {
+                let mut headers = async_nats::HeaderMap::new();
+                headers.insert("Nats-Msg-Id", id.to_string().as_str());
+                let payload = serde_json::json!({"v": MESSAGE_VERSION, "job_id": id}).to_string();
+                let ack = self
+                    .jetstream
+                    .publish_with_headers(
+                        self.settings.subject(id),
+                        headers,
+                        payload.into_bytes().into(),
+                    )
+                    .await?;
+                ack.await?;
+                Ok::<(), async_nats::jetstream::context::PublishError>(())
+            })
             .await
-            .map_err(|e| e.to_string())?;
-        ack.await.map_err(|e| e.to_string())?;
-        Ok(())
+            .map_err(|e| e.to_string())
     }
 
     /// Whether the job's subject still holds a message (some worker will get it).
@@ -250,6 +278,87 @@ impl NatsQueue {
         Ok(())
     }
 
+    /// Campaigns for the [`JOB_REAPER`](crate::leader::JOB_REAPER) duty (for the life of the
+    /// process) and, while this process leads it, reaps ([`NatsQueue::reap`]) as soon as it is
+    /// elected and every [`REAP_EVERY`] after.
+    pub fn spawn_reaper(
+        self: &Arc<Self>,
+        store: Store,
+    ) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+        let campaign = crate::leader::campaign(&store, crate::leader::JOB_REAPER)
+            .context("starting the job reaper's leader election")?;
+        let queue = self.clone();
+        Ok(tokio::spawn(async move {
+            let leadership = campaign.leadership();
+            while leadership.until_leader().await.is_some() {
+                while let Some(fence) = leadership.fence() {
+                    match queue.reap(&store, &fence).await {
+                        Ok((0, 0)) => {}
+                        Ok((queued, orphaned)) => tracing::info!(
+                            queued,
+                            orphaned,
+                            epoch = fence.epoch,
+                            "published jobs whose message was missing"
+                        ),
+                        Err(err) => {
+                            tracing::warn!(error = %err, epoch = fence.epoch, "reaping jobs failed")
+                        }
+                    }
+                    tokio::select! {
+                        _ = leadership.until_deposed() => break,
+                        _ = tokio::time::sleep(REAP_EVERY) => {}
+                    }
+                }
+            }
+            drop(campaign);
+        }))
+    }
+
+    /// The reaper's pass: publishes every queued job whose message is missing (a crash between
+    /// storing and publishing it, or a lost stream), and re-queues then publishes every running
+    /// job whose message is gone (no worker will deliver it again: the stream was lost, or its
+    /// last worker acknowledged it without storing its end). The re-queue is fenced by `fence`:
+    /// a deposed leader's is refused. Returns (queued, orphaned) jobs published.
+    pub async fn reap(&self, store: &Store, fence: &Fence) -> Result<(usize, usize), StoreError> {
+        let mut published = (0, 0);
+        for id in store.queued_jobs().await? {
+            if self.missing(id).await && self.republish(id).await {
+                published.0 += 1;
+            }
+        }
+        for id in store.running_jobs().await? {
+            if !self.missing(id).await {
+                continue;
+            }
+            let reason = "its queue message was lost; queued again by the job reaper";
+            if store.requeue_orphan_job(fence, id, reason).await? && self.republish(id).await {
+                published.1 += 1;
+            }
+        }
+        Ok(published)
+    }
+
+    /// Whether job `id`'s message is known to be missing (a failed lookup says no).
+    async fn missing(&self, id: Uuid) -> bool {
+        match self.has_message(id).await {
+            Ok(has) => !has,
+            Err(err) => {
+                tracing::error!(job = %id, error = %err, "looking up a job's message failed");
+                false
+            }
+        }
+    }
+
+    async fn republish(&self, id: Uuid) -> bool {
+        match self.publish(id).await {
+            Ok(()) => true,
+            Err(err) => {
+                tracing::error!(job = %id, error = %err, "re-publishing a job failed");
+                false
+            }
+        }
+    }
+
     /// The next well-formed message, terminating the others; `None` once closed.
     async fn next(&self) -> Option<Delivery> {
         let mut closed = self.closed.subscribe();
@@ -257,17 +366,25 @@ impl NatsQueue {
             if *closed.borrow() {
                 return None;
             }
-            let pulled = async {
-                let mut batch = self
-                    .consumer
-                    .fetch()
-                    .max_messages(1)
-                    .expires(PULL_EXPIRY)
-                    .messages()
-                    .await
-                    .map_err(|e| e.to_string())?;
-                batch.next().await.transpose().map_err(|e| e.to_string())
-            };
+            let pulled = self.nats.breaker().call(
+                |_| true,
+                || async {
+                    // While disconnected a pull would only wait in the client's buffer.
+                    let state = self.jetstream.client().connection_state();
+                    if state != async_nats::connection::State::Connected {
+                        return Err(format!("not connected to NATS ({state:?})"));
+                    }
+                    let mut batch = self
+                        .consumer
+                        .fetch()
+                        .max_messages(1)
+                        .expires(PULL_EXPIRY)
+                        .messages()
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    batch.next().await.transpose().map_err(|e| e.to_string())
+                },
+            );
             let message = tokio::select! {
                 _ = closed.wait_for(|closed| *closed) => return None,
                 pulled = pulled => pulled,
@@ -276,10 +393,16 @@ impl NatsQueue {
                 Ok(Some(message)) => message,
                 Ok(None) => continue,
                 Err(err) => {
-                    tracing::warn!(error = %err, "pulling a job from NATS failed; retrying");
+                    let wait = match &err {
+                        CallError::Open(open) => open.retry_in.max(Duration::from_millis(100)),
+                        CallError::Failed(err) => {
+                            tracing::warn!(error = %err, "pulling a job from NATS failed; retrying");
+                            Duration::from_secs(1)
+                        }
+                    };
                     tokio::select! {
                         _ = closed.wait_for(|closed| *closed) => return None,
-                        _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                        _ = tokio::time::sleep(wait.min(Duration::from_secs(1))) => continue,
                     }
                 }
             };
@@ -293,6 +416,7 @@ impl NatsQueue {
             let (message, acker) = message.split();
             let acker = Arc::new(NatsAcker {
                 acker,
+                nats: self.nats.clone(),
                 progress_every: (self.settings.ack_wait / 3).max(Duration::from_millis(100)),
             });
             match parse_message(&message.payload) {
@@ -330,27 +454,11 @@ impl Queue for NatsQueue {
         })
     }
 
-    /// Publishes every queued job whose message is missing (a crash between storing and
-    /// publishing it, or a lost stream).
-    fn resume<'a>(&'a self, store: &'a Store) -> BoxFuture<'a, Result<usize, StoreError>> {
-        Box::pin(async move {
-            let mut published = 0;
-            for id in store.queued_jobs().await? {
-                match self.has_message(id).await {
-                    Ok(true) => continue,
-                    Ok(false) => match self.publish(id).await {
-                        Ok(()) => published += 1,
-                        Err(err) => {
-                            tracing::error!(job = %id, error = %err, "re-publishing a queued job failed")
-                        }
-                    },
-                    Err(err) => {
-                        tracing::error!(job = %id, error = %err, "looking up a queued job's message failed")
-                    }
-                }
-            }
-            Ok(published)
-        })
+    /// Nothing at start: in fleet mode, re-publishing lost messages is the singleton duty of
+    /// the [`JOB_REAPER`](crate::leader::JOB_REAPER) leader ([`NatsQueue::spawn_reaper`]),
+    /// which does it as soon as it is elected.
+    fn resume<'a>(&'a self, _store: &'a Store) -> BoxFuture<'a, Result<usize, StoreError>> {
+        Box::pin(std::future::ready(Ok(0)))
     }
 
     fn pop(&self) -> BoxFuture<'_, Option<Delivery>> {
@@ -373,12 +481,14 @@ impl Queue for NatsQueue {
 /// A delivery's acknowledgements.
 struct NatsAcker {
     acker: jetstream::message::Acker,
+    nats: Guard,
     progress_every: Duration,
 }
 
 impl NatsAcker {
     async fn send(&self, kind: jetstream::AckKind) {
-        if let Err(err) = self.acker.ack_with(kind).await {
+        let sent = self.nats.call(|_| true, || self.acker.ack_with(kind)).await;
+        if let Err(err) = sent {
             tracing::warn!(error = %err, "acknowledging a job message failed");
         }
     }

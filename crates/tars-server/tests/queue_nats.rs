@@ -1,6 +1,6 @@
 //! The JetStream job queue against the real NATS server (issue 11): bad messages are refused
-//! once and counted, a start publishes exactly the queued jobs that have no message, and a
-//! job given back is delivered again as a redelivery.
+//! once and counted, the reaper publishes exactly the jobs that have no message (re-queuing
+//! running orphans under its fence), and a job given back is delivered again as a redelivery.
 //!
 //! Each test has a stream and consumer of its own (`nats_prefix`), deleted at the end. Without
 //! `TARS_TEST_NATS_URL` the tests are skipped, unless `CI` is set; with it set, a NATS server
@@ -173,7 +173,7 @@ async fn a_job_given_back_is_redelivered_until_its_last_attempt() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_start_publishes_the_queued_jobs_that_have_no_message() {
+async fn the_reaper_publishes_jobs_whose_message_is_missing_under_its_fence() {
     let Some(test) = TestQueue::new(Duration::from_secs(30), 3).await else {
         return;
     };
@@ -182,7 +182,7 @@ async fn a_start_publishes_the_queued_jobs_that_have_no_message() {
         .await
         .unwrap();
     let mut ids = Vec::new();
-    for _ in 0..3 {
+    for _ in 0..4 {
         let job = NewJob {
             id: Uuid::new_v4(),
             request: serde_json::json!({"agent_type": "PPO", "environments": ["CartPole-v1"]}),
@@ -192,24 +192,59 @@ async fn a_start_publishes_the_queued_jobs_that_have_no_message() {
         store.insert_job(&job).await.unwrap();
         ids.push(job.id);
     }
-    // Job 0 was published before a crash; jobs 1 and 2 were stored but never published;
-    // job 2 is running elsewhere (left alone).
+    // Job 0 was published before a crash; job 1 was stored but never published; job 2 is
+    // running with its message in the stream (a worker has it: left alone); job 3 is running
+    // but its message is gone (lost stream): an orphan no worker will ever get.
     test.queue.push(ids[0]).await.unwrap();
+    test.queue.push(ids[2]).await.unwrap();
     assert!(store.claim_job(ids[2]).await.unwrap());
-    assert_eq!(test.queue.resume(&store).await.unwrap(), 1);
-    assert_eq!(test.messages_in_stream().await, 2);
-    // A second start finds every queued job with its message.
-    assert_eq!(test.queue.resume(&store).await.unwrap(), 0);
+    assert!(store.claim_job(ids[3]).await.unwrap());
+    // Embedded store: the single process leads.
+    let mut session = store.leader_session("job-reaper", "test").unwrap();
+    let epoch = session.try_acquire().await.unwrap().unwrap();
+    let fence = tars_store::Fence {
+        duty: "job-reaper".into(),
+        epoch,
+    };
+    assert_eq!(
+        test.queue.resume(&store).await.unwrap(),
+        0,
+        "the reaper does it"
+    );
+    assert_eq!(test.queue.reap(&store, &fence).await.unwrap(), (1, 1));
+    assert_eq!(test.messages_in_stream().await, 4);
+    let orphan = store.job(ids[3]).await.unwrap().unwrap();
+    assert_eq!(orphan.status, tars_store::JobStatus::Queued);
+    assert_eq!(
+        orphan.error.as_deref(),
+        Some("its queue message was lost; queued again by the job reaper")
+    );
+    // A second pass finds every job with its message.
+    assert_eq!(test.queue.reap(&store, &fence).await.unwrap(), (0, 0));
     let mut delivered = Vec::new();
-    for _ in 0..2 {
+    for _ in 0..4 {
         let delivery = test.pop_within(Duration::from_secs(10)).await.unwrap();
         delivery.acker.as_ref().unwrap().ack().await;
         delivered.push(delivery.id);
     }
     delivered.sort();
-    let mut expected = vec![ids[0], ids[1]];
+    let mut expected = ids.clone();
     expected.sort();
     assert_eq!(delivered, expected);
+
+    // A deposed leader's pass: the re-queue of an orphan is refused.
+    assert_eq!(session.try_acquire().await.unwrap(), Some(epoch + 1));
+    let orphan = ids[1];
+    assert!(store.claim_job(orphan).await.unwrap());
+    let refused = test.queue.reap(&store, &fence).await.unwrap_err();
+    assert!(
+        matches!(&refused, tars_store::StoreError::Conflict(tars_store::Conflict::Fenced { epoch: e, current: Some(c), .. }) if *e == epoch && *c == epoch + 1),
+        "{refused}"
+    );
+    assert_eq!(
+        store.job(orphan).await.unwrap().unwrap().status,
+        tars_store::JobStatus::Running
+    );
 }
 
 /// Issue 11: a job whose run cannot be stored (the store fails) is given back with a delay

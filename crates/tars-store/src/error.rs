@@ -75,6 +75,17 @@ pub enum Conflict {
         expected: String,
         actual: String,
     },
+    /// A singleton duty's write (or renewal) under an epoch that is no longer the duty's: a new
+    /// leader was elected, so this process is not the leader any more.
+    #[error(
+        "{duty}: leader epoch {epoch} is stale (the current epoch is {}); another process \
+         leads this duty now, so this write was refused", current.map_or("none".to_string(), |c| c.to_string())
+    )]
+    Fenced {
+        duty: String,
+        epoch: i64,
+        current: Option<i64>,
+    },
     /// A caller-supplied id is already used.
     #[error("{what} {id} already exists; use a new id or let the store pick one")]
     IdTaken { what: &'static str, id: Uuid },
@@ -103,6 +114,33 @@ fn version_message(
 }
 
 impl StoreError {
+    /// Whether the failure is the database's availability (unreachable, restarting, connection
+    /// lost, pool exhausted), so the same call may succeed later; not the caller's input or a
+    /// conflict with stored state.
+    pub fn is_transient(&self) -> bool {
+        let StoreError::Database(error) = self else {
+            return false;
+        };
+        match error {
+            sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::Protocol(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::WorkerCrashed => true,
+            sqlx::Error::Database(db_error) => db_error.code().is_some_and(|code| {
+                // 08: connection exception; 57P01-03: admin shutdown, crash shutdown, cannot
+                // connect now (starting or stopping); 53300: too many connections; 40001,
+                // 40P01: serialization failure, deadlock (retry the transaction).
+                code.starts_with("08")
+                    || matches!(
+                        &*code,
+                        "57P01" | "57P02" | "57P03" | "53300" | "40001" | "40P01"
+                    )
+            }),
+            _ => false,
+        }
+    }
+
     pub(crate) fn invalid(field: &'static str, reason: impl Into<String>) -> StoreError {
         StoreError::Invalid {
             field,

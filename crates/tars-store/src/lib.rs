@@ -29,6 +29,7 @@ mod health;
 mod hypersync;
 mod id;
 mod jobs;
+mod leader;
 mod model;
 mod postgres;
 mod promotion;
@@ -46,6 +47,7 @@ pub use hypersync::{
     ProposalRow, Transition,
 };
 pub use jobs::{Inserted, JobRow, JobStatus, NewJob};
+pub use leader::{Fence, LeaderSession, MAX_DUTY_CHARS};
 pub use model::{
     BaselineRow, HistoryAction, HistoryRow, MAX_ACTOR_CHARS, MAX_AGENT_TYPE_CHARS,
     MAX_ENVIRONMENT_CHARS, NewBaseline, NewResult, NewRun, Promotion, ResultRow, RunRow,

@@ -17,10 +17,16 @@ use sqlx::{Postgres, Row, Transaction};
 use uuid::Uuid;
 
 const MAX_CONNECTIONS: u32 = 10;
+/// How long a call waits for a connection (sqlx's default is 30 s): while the server is down,
+/// calls fail after this long with a transient error, so circuit breakers open and workers
+/// back off instead of hanging. Broken idle connections are tested before use and replaced, so
+/// the pool reconnects by itself once the server is back.
+const ACQUIRE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 pub(crate) async fn connect(url: &str) -> Result<PgPool, StoreError> {
     let pool = PgPoolOptions::new()
         .max_connections(MAX_CONNECTIONS)
+        .acquire_timeout(ACQUIRE_TIMEOUT)
         .connect(url)
         .await?;
     crate::migrations::POSTGRES.run(&pool).await?;

@@ -41,11 +41,9 @@ pub fn run(args: WorkerArgs) -> anyhow::Result<ExitCode> {
         let service = Arc::new(Service::open(config).await?);
         let queue = Arc::new(NatsQueue::connect(settings.clone()).await?);
         let _advisories = queue.fail_undeliverable(service.store.clone()).await?;
+        // Queued jobs whose message is missing are published by the job reaper's leader.
+        let _reaper = queue.spawn_reaper(service.store.clone())?;
         let jobs = Jobs::new(service.clone(), queue);
-        let published = jobs.resume().await?;
-        if published > 0 {
-            tracing::info!(published, "published queued jobs that had no message");
-        }
         let workers = jobs.spawn_workers(n_workers);
         // In the registry, so the Intelligence engine routes to it and Performance sees it die.
         let heartbeat = WorkerHeartbeat::start(

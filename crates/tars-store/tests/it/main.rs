@@ -10,6 +10,7 @@ mod connect;
 mod engines;
 mod hypersync;
 mod jobs;
+mod leader;
 mod migrations;
 mod promotion;
 mod runs;
