@@ -105,6 +105,8 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 pub async fn state(config: Config) -> anyhow::Result<AppState> {
     let sync_wait = Duration::from_secs(config.get_int("sync_wait_seconds") as u64);
     let capacity = config.get_int("queue_capacity") as usize;
+    // Installed first: opening the service already records (e.g. `tars_redis_up`).
+    let metrics = metrics_handle();
     let service = Arc::new(Service::open(config).await?);
     let auth = Arc::new(Auth::new(service.store.clone(), &service.config)?);
     auth.bootstrap_admin().await?;
@@ -118,7 +120,7 @@ pub async fn state(config: Config) -> anyhow::Result<AppState> {
         auth,
         hypersync,
         studies,
-        metrics: metrics_handle(),
+        metrics,
         sync_wait,
         shutting_down: Arc::new(AtomicBool::new(false)),
         health: Arc::new(std::sync::Mutex::new(None)),
@@ -143,10 +145,13 @@ pub async fn queue(service: &Service, capacity: usize) -> anyhow::Result<Arc<dyn
 /// The router with every layer.
 pub fn router(state: AppState) -> Router {
     let config = &state.service.config;
-    let limiter = Arc::new(RateLimiter::new(
-        config.get_float("rate_limit_rps"),
-        config.get_int("rate_limit_burst") as f64,
-    ));
+    let limiter = Arc::new(
+        RateLimiter::new(
+            config.get_float("rate_limit_rps"),
+            config.get_int("rate_limit_burst") as f64,
+        )
+        .shared(state.service.redis.clone()),
+    );
     let timeout = Duration::from_secs(config.get_int("request_timeout_seconds") as u64);
     let body_limit = config.get_int("max_body_bytes") as usize;
     Router::new()
@@ -281,6 +286,11 @@ pub async fn start(config: Config, signals: bool) -> anyhow::Result<Running> {
             Some(crate::events_nats::start(state.hypersync.clone(), client, prefix).await?)
         }
     };
+    // Fleet mode with Redis: other replicas' config writes are announced there too.
+    let redis_notices =
+        state.service.redis.as_ref().map(|redis| {
+            tokio::spawn(refresh_on_notices(state.hypersync.clone(), redis.notices()))
+        });
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
@@ -319,6 +329,9 @@ pub async fn start(config: Config, signals: bool) -> anyhow::Result<Running> {
         if let Some(events) = &events {
             events.abort();
         }
+        if let Some(notices) = &redis_notices {
+            notices.abort();
+        }
         task_state.jobs.shutdown(worker_tasks, deadline).await;
         task_state.studies.shutdown(deadline).await;
         let served = match tokio::time::timeout_at(
@@ -335,6 +348,9 @@ pub async fn start(config: Config, signals: bool) -> anyhow::Result<Running> {
             }
         };
         task_state.service.store.close().await;
+        if let Some(redis) = &task_state.service.redis {
+            redis.close();
+        }
         served
     });
     Ok(Running {
@@ -354,6 +370,24 @@ async fn poll_configs(hypersync: Arc<HyperSync>, every: Duration) {
         interval.tick().await;
         if let Err(err) = hypersync.refresh().await {
             tracing::warn!(error = %err.message, "checking for config changes failed");
+        }
+    }
+}
+
+/// Picks up the config versions other replicas announce through Redis.
+async fn refresh_on_notices(
+    hypersync: Arc<HyperSync>,
+    mut notices: tokio::sync::broadcast::Receiver<crate::redis::Notice>,
+) {
+    use tokio::sync::broadcast::error::RecvError;
+    loop {
+        match notices.recv().await {
+            Ok(crate::redis::Notice::Config(_)) | Err(RecvError::Lagged(_)) => {}
+            Ok(crate::redis::Notice::Baselines) => continue,
+            Err(RecvError::Closed) => return,
+        }
+        if let Err(err) = hypersync.refresh().await {
+            tracing::warn!(error = %err.message, "applying a config notice failed; the poll retries");
         }
     }
 }

@@ -10,6 +10,7 @@
 //! store), gives running ones the drain time, then stops them at their next training step and
 //! puts them back in the queue for the next start.
 
+use crate::redis::idempotency::Claim;
 use crate::service::Service;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::future::Future;
@@ -258,7 +259,9 @@ impl Jobs {
         self.queue.depth()
     }
 
-    /// Validates, stores and queues a request.
+    /// Validates, stores and queues a request. A repeated `Idempotency-Key` (per principal)
+    /// gives the earlier job: found through fleet mode's Redis records when they answer, else
+    /// by the database's dedupe.
     pub async fn submit(
         &self,
         request: &EvalRequest,
@@ -274,9 +277,39 @@ impl Jobs {
             principal: principal.to_string(),
             idempotency_key,
         };
+        // Keys the store would refuse are left to it (and its message).
+        let redis_key = match (&self.service.redis, &job.idempotency_key) {
+            (Some(redis), Some(key)) if (1..=200).contains(&key.chars().count()) => {
+                Some((redis, key.as_str()))
+            }
+            _ => None,
+        };
+        if let Some((redis, key)) = redis_key
+            && let Some(Claim::Taken(id)) =
+                redis.claim_idempotency_key(principal, key, job.id).await
+            && let Some(row) = self
+                .service
+                .store
+                .job(id)
+                .await
+                .map_err(SubmitError::Store)?
+            && row.principal == principal
+            && row.idempotency_key.as_deref() == Some(key)
+        {
+            metrics::counter!("tars_jobs_idempotent_replays_total", "source" => "redis")
+                .increment(1);
+            return Ok(Submitted::Existing(row));
+        }
         let row = match self.service.store.insert_job(&job).await {
             Ok(Inserted::New(row)) => row,
-            Ok(Inserted::Existing(row)) => return Ok(Submitted::Existing(row)),
+            Ok(Inserted::Existing(row)) => {
+                metrics::counter!("tars_jobs_idempotent_replays_total", "source" => "database")
+                    .increment(1);
+                if let Some((redis, key)) = redis_key {
+                    redis.record_idempotency_key(principal, key, row.id).await;
+                }
+                return Ok(Submitted::Existing(row));
+            }
             Err(err) => return Err(SubmitError::Store(err)),
         };
         if self.queue.push(row.id).await.is_err() {

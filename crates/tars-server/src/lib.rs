@@ -16,6 +16,7 @@ pub mod middleware;
 pub mod nash;
 pub mod proposals;
 pub mod queue_nats;
+pub mod redis;
 pub mod routes;
 pub mod service;
 pub mod studies;
