@@ -119,10 +119,16 @@ async fn health(server: &Server) -> Value {
 /// Issue 11: "a baseline written through one is read through the other at once
 /// (read-after-write)". B keeps listings in memory for ten minutes, so only Redis can make the
 /// new rows visible there; B reads before every write, so each write has a cached listing to
-/// invalidate.
+/// invalidate. The same for the active config, which B's live agents also pick up from A's
+/// notice on `<prefix>:invalidate`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn issue_11_a_write_through_one_replica_is_read_through_the_other_at_once() {
-    let Some(mut fleet) = Fleet::start(&[], &[("baseline_cache_ms", "600000")]).await else {
+    // B polls for config changes every ten minutes: only A's notice can swap them in.
+    let b_extra = [
+        ("baseline_cache_ms", "600000"),
+        ("config_poll_ms", "600000"),
+    ];
+    let Some(mut fleet) = Fleet::start(&[], &b_extra).await else {
         return;
     };
     let (a, b) = (&fleet.a, &fleet.b);
@@ -197,6 +203,21 @@ async fn issue_11_a_write_through_one_replica_is_read_through_the_other_at_once(
             view["hyperparameters"]["learning_rate"],
             json!(0.001 * f64::from(version))
         );
+        // The notice reaches B's live agents soon after (asynchronously: no "at once" here).
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let (_, view) = b
+                .call(Method::GET, &token_b, "/v1/agents/PPO/config", None)
+                .await;
+            if view["served_version"] == json!(version) {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "B never served version {version}: {view}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
     }
     assert_eq!(fleet.keys("config:PPO").await.len(), 1);
     fleet.stop().await;
