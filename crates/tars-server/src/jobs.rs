@@ -284,9 +284,12 @@ impl Jobs {
             }
             _ => None,
         };
-        if let Some((redis, key)) = redis_key
-            && let Some(Claim::Taken(id)) =
-                redis.claim_idempotency_key(principal, key, job.id).await
+        let claim = match redis_key {
+            Some((redis, key)) => redis.claim_idempotency_key(principal, key, job.id).await,
+            None => None,
+        };
+        if let Some(Claim::Taken(id)) = claim
+            && let Some((_, key)) = redis_key
             && let Some(row) = self
                 .service
                 .store
@@ -300,18 +303,24 @@ impl Jobs {
                 .increment(1);
             return Ok(Submitted::Existing(row));
         }
-        let row = match self.service.store.insert_job(&job).await {
-            Ok(Inserted::New(row)) => row,
-            Ok(Inserted::Existing(row)) => {
-                metrics::counter!("tars_jobs_idempotent_replays_total", "source" => "database")
-                    .increment(1);
-                if let Some((redis, key)) = redis_key {
-                    redis.record_idempotency_key(principal, key, row.id).await;
-                }
-                return Ok(Submitted::Existing(row));
-            }
+        let (row, existing) = match self.service.store.insert_job(&job).await {
+            Ok(Inserted::New(row)) => (row, false),
+            Ok(Inserted::Existing(row)) => (row, true),
             Err(err) => return Err(SubmitError::Store(err)),
         };
+        // A record naming another job (the database overruled it, or its job never made it to
+        // the database) is corrected.
+        let stale_record = matches!(claim, Some(Claim::Taken(_))) || (claim.is_some() && existing);
+        if let Some((redis, key)) = redis_key
+            && stale_record
+        {
+            redis.record_idempotency_key(principal, key, row.id).await;
+        }
+        if existing {
+            metrics::counter!("tars_jobs_idempotent_replays_total", "source" => "database")
+                .increment(1);
+            return Ok(Submitted::Existing(row));
+        }
         if self.queue.push(row.id).await.is_err() {
             let reason = "rejected: the job queue was full";
             let _ = self

@@ -165,6 +165,31 @@ async fn issue_11_redis_down_degrades_the_service_and_it_recovers_by_itself() {
             "read-after-write: {rows}"
         );
     }
+    // The database alone dedupes Idempotency-Keys.
+    let submit = || {
+        server
+            .client
+            .post(server.url("/v1/evaluate"))
+            .bearer_auth(&token)
+            .header("prefer", "respond-async")
+            .header("idempotency-key", "while-redis-is-down")
+            .json(
+                &json!({"agent_type": "PPO", "environments": ["CartPole-v1"],
+                          "num_episodes": 3, "hyperparameters": {"n_timesteps": 512}}),
+            )
+            .send()
+    };
+    let (status, first) = json_of(submit().await.unwrap()).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{first}");
+    let job = first["job_id"].as_str().unwrap();
+    let (status, _) = server
+        .call(Method::DELETE, &token, &format!("/v1/jobs/{job}"), None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, second) = json_of(submit().await.unwrap()).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{second}");
+    assert_eq!(second["job_id"], first["job_id"]);
+
     let body = health_until(&server, "degraded").await;
     assert!(!body["redis_reason"].as_str().unwrap().is_empty(), "{body}");
     let metrics = server.metrics().await;
