@@ -305,3 +305,29 @@ async fn monitor(redis: Arc<Redis>) {
         tokio::time::sleep(RETRY).await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_url_redis_cannot_read_is_refused_with_the_valid_form() {
+        let settings = RedisSettings {
+            url: "redis://:hunter2@cache:port".into(),
+            prefix: "tars".into(),
+            cache_ttl: Duration::from_secs(1),
+        };
+        let local = Arc::new(BaselineCache::new(Duration::ZERO));
+        let err = Redis::connect(settings, local).await.err().unwrap();
+        let err = format!("{err:#}");
+        assert!(
+            err.starts_with("invalid redis_url = 'redis://:***@cache:port': "),
+            "{err}"
+        );
+        assert!(
+            err.ends_with("expected redis://[:PASSWORD@]HOST[:PORT][/DB]"),
+            "{err}"
+        );
+        assert!(!err.contains("hunter2"), "{err}");
+    }
+}
