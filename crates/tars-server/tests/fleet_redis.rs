@@ -326,3 +326,90 @@ async fn issue_11_the_same_idempotency_key_on_two_replicas_gives_one_job() {
     assert_eq!(recorded, job_id);
     fleet.stop().await;
 }
+
+/// A read that missed, then raced a write, must not put its old rows back: the fill is
+/// refused once the write bumped the generation, and the next read misses again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_that_raced_a_write_does_not_refill_the_shared_cache() {
+    use std::sync::Arc;
+    use std::time::Duration;
+    use tars_server::baseline_cache::BaselineCache;
+    use tars_server::redis::cache::Lookup;
+    use tars_server::redis::{Notice, Redis, RedisSettings, Status};
+    let Ok(url) = std::env::var("TARS_TEST_REDIS_URL") else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "TARS_TEST_REDIS_URL must be set in CI"
+        );
+        eprintln!("skipping a fleet test: TARS_TEST_REDIS_URL unset");
+        return;
+    };
+    let prefix = format!("t{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+    let settings = RedisSettings {
+        url,
+        prefix: prefix.clone(),
+        cache_ttl: Duration::from_secs(60),
+    };
+    let local = Arc::new(BaselineCache::new(Duration::from_secs(60)));
+    let shared = Redis::connect(settings, local).await.unwrap();
+    assert_eq!(shared.status(), Status::Connected);
+    let now = chrono::Utc::now();
+    let row = |mean_reward: f64| tars_store::BaselineRow {
+        id: uuid::Uuid::new_v4(),
+        agent_type: "A2C".into(),
+        environment: "Acrobot-v1".into(),
+        mean_reward,
+        std_reward: 1.0,
+        success_rate: 0.5,
+        hyperparameters: json!({}),
+        version: 1,
+        rank: 1,
+        created_at: now,
+        updated_at: now,
+    };
+    let lookup = || shared.cached_baselines("A2C", Some("Acrobot-v1"));
+
+    let Some(Lookup::Miss(stale)) = lookup().await else {
+        panic!("an empty cache misses")
+    };
+    shared.invalidate(Notice::Baselines).await;
+    shared
+        .fill_baselines("A2C", Some("Acrobot-v1"), stale, &[row(1.0)])
+        .await;
+    let Some(Lookup::Miss(fresh)) = lookup().await else {
+        panic!("the raced read was kept")
+    };
+    shared
+        .fill_baselines("A2C", Some("Acrobot-v1"), fresh, &[row(2.0)])
+        .await;
+    let Some(Lookup::Hit(rows)) = lookup().await else {
+        panic!("a fill after the write is kept")
+    };
+    assert_eq!(rows[0].mean_reward, 2.0);
+    assert!(
+        matches!(
+            shared.cached_baselines("A2C", None).await,
+            Some(Lookup::Miss(_))
+        ),
+        "keys are separate"
+    );
+    shared.invalidate(Notice::Baselines).await;
+    assert!(matches!(lookup().await, Some(Lookup::Miss(_))));
+    shared.close();
+
+    let mut connection = redis::Client::open(std::env::var("TARS_TEST_REDIS_URL").unwrap())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{prefix}:*"))
+        .query_async(&mut connection)
+        .await
+        .unwrap();
+    redis::cmd("DEL")
+        .arg(keys)
+        .query_async::<()>(&mut connection)
+        .await
+        .unwrap();
+}
