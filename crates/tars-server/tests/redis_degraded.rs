@@ -1,5 +1,6 @@
-//! Redis down ⇒ the service degrades, it does not fail (issue 11): a private `redis-server`
-//! is killed under a running server and started again on the same port. Its own test binary:
+//! Redis down ⇒ the service degrades, it does not fail (issue 11): a server starts before its
+//! private `redis-server`, which is then started, killed under it and started again on the
+//! same port. Its own test binary:
 //! it asserts the process-wide `tars_redis_up` gauge, which other tests' servers would move.
 //!
 //! Runs when `TARS_TEST_REDIS_URL` is set (the machine has Redis); skipped otherwise, unless
@@ -43,10 +44,9 @@ impl PrivateRedis {
         PrivateRedis { child, port }
     }
 
-    fn kill(mut self) -> u16 {
+    fn kill(mut self) {
         self.child.kill().unwrap();
         self.child.wait().unwrap();
-        self.port
     }
 
     async fn keys(&self, pattern: &str) -> Vec<String> {
@@ -120,8 +120,9 @@ async fn issue_11_redis_down_degrades_the_service_and_it_recovers_by_itself() {
         eprintln!("skipping a fleet test: TARS_TEST_REDIS_URL unset");
         return;
     }
-    let redis = PrivateRedis::start(free_port());
-    let url = format!("redis://127.0.0.1:{}", redis.port);
+    // Redis is not there yet when the server starts: it starts degraded.
+    let port = free_port();
+    let url = format!("redis://127.0.0.1:{port}");
     let prefix = format!("t{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
     let server = Server::start(
         &format!("redis-degraded-{prefix}"),
@@ -133,9 +134,19 @@ async fn issue_11_redis_down_degrades_the_service_and_it_recovers_by_itself() {
         ],
     )
     .await;
-    assert_eq!(health(&server).await["redis"], "connected");
-    assert_eq!(gauge(&server.metrics().await), Some("1"));
+    let body = health(&server).await;
+    assert_eq!(body["redis"], "degraded", "{body}");
+    assert!(
+        body["redis_reason"].as_str().unwrap().contains("refused"),
+        "{body}"
+    );
+    assert_eq!(gauge(&server.metrics().await), Some("0"));
     let token = server.admin().await;
+
+    // Redis appears: the server connects by itself and caches.
+    let redis = PrivateRedis::start(port);
+    health_until(&server, "connected").await;
+    assert_eq!(gauge(&server.metrics().await), Some("1"));
     let listing = "/v1/baselines/DQN?environment=CartPole-v1";
     let (status, rows) = server.call(Method::GET, &token, listing, None).await;
     assert_eq!((status, rows), (StatusCode::OK, json!([])));
@@ -146,7 +157,7 @@ async fn issue_11_redis_down_degrades_the_service_and_it_recovers_by_itself() {
     };
 
     // Down: every request still answers, from the database and local buckets.
-    let port = redis.kill();
+    redis.kill();
     for rank in 1..=3 {
         let (status, row) = server
             .call(
