@@ -525,7 +525,11 @@ mod tests {
         };
         let config = load(
             &args,
-            &[("TARS_PORT", "9100"), ("TARS_DATA_DIR", "/srv/tars")],
+            &[
+                ("TARS_PORT", "9100"),
+                ("TARS_DATA_DIR", "/srv/tars"),
+                ("TARS_REDIS_URL", "redis://:hunter2@cache:6379/2"),
+            ],
         )
         .unwrap();
         assert_eq!(config.int("port"), 9100);
@@ -546,6 +550,8 @@ mod tests {
             "secret masked"
         );
         assert_eq!(row("database_url")[2], "--database-url");
+        assert_eq!(row("redis_url")[1], "redis://:***@cache:6379/2");
+        assert_eq!(row("redis_url")[2], "TARS_REDIS_URL");
         assert_eq!(row("default_episodes")[2], "default");
         std::fs::remove_dir_all(dir).unwrap();
     }
