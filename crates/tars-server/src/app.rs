@@ -113,7 +113,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 
 /// Builds the state: store, engine, auth (creating the first admin if needed), jobs.
 pub async fn state(config: Config) -> anyhow::Result<AppState> {
-    // First: what the parts set up below (e.g. breaker and leader gauges) is recorded.
+    // First: what the parts set up below records (breaker, leader and Redis gauges) is kept.
     let metrics = metrics_handle();
     let sync_wait = Duration::from_secs(config.get_int("sync_wait_seconds") as u64);
     let capacity = config.get_int("queue_capacity") as usize;
@@ -160,10 +160,13 @@ pub async fn queue(service: &Service, capacity: usize) -> anyhow::Result<Arc<dyn
 /// The router with every layer.
 pub fn router(state: AppState) -> Router {
     let config = &state.service.config;
-    let limiter = Arc::new(RateLimiter::new(
-        config.get_float("rate_limit_rps"),
-        config.get_int("rate_limit_burst") as f64,
-    ));
+    let limiter = Arc::new(
+        RateLimiter::new(
+            config.get_float("rate_limit_rps"),
+            config.get_int("rate_limit_burst") as f64,
+        )
+        .shared(state.service.redis.clone()),
+    );
     let timeout = Duration::from_secs(config.get_int("request_timeout_seconds") as u64);
     let body_limit = config.get_int("max_body_bytes") as usize;
     Router::new()
@@ -316,6 +319,11 @@ pub async fn start(config: Config, signals: bool) -> anyhow::Result<Running> {
             Some(crate::events_nats::start(state.hypersync.clone(), client, prefix).await?)
         }
     };
+    // Fleet mode with Redis: other replicas' config writes are announced there too.
+    let redis_notices =
+        state.service.redis.as_ref().map(|redis| {
+            tokio::spawn(refresh_on_notices(state.hypersync.clone(), redis.notices()))
+        });
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
@@ -354,6 +362,9 @@ pub async fn start(config: Config, signals: bool) -> anyhow::Result<Running> {
         if let Some(events) = &events {
             events.abort();
         }
+        if let Some(notices) = &redis_notices {
+            notices.abort();
+        }
         task_state.jobs.shutdown(worker_tasks, deadline).await;
         task_state.studies.shutdown(deadline).await;
         task_state.engines.shutdown(deadline).await;
@@ -372,6 +383,9 @@ pub async fn start(config: Config, signals: bool) -> anyhow::Result<Running> {
             }
         };
         task_state.service.store.close().await;
+        if let Some(redis) = &task_state.service.redis {
+            redis.close();
+        }
         served
     });
     Ok(Running {
@@ -391,6 +405,24 @@ async fn poll_configs(hypersync: Arc<HyperSync>, every: Duration) {
         interval.tick().await;
         if let Err(err) = hypersync.refresh().await {
             tracing::warn!(error = %err.message, "checking for config changes failed");
+        }
+    }
+}
+
+/// Picks up the config versions other replicas announce through Redis.
+async fn refresh_on_notices(
+    hypersync: Arc<HyperSync>,
+    mut notices: tokio::sync::broadcast::Receiver<crate::redis::Notice>,
+) {
+    use tokio::sync::broadcast::error::RecvError;
+    loop {
+        match notices.recv().await {
+            Ok(crate::redis::Notice::Config(_)) | Err(RecvError::Lagged(_)) => {}
+            Ok(crate::redis::Notice::Baselines) => continue,
+            Err(RecvError::Closed) => return,
+        }
+        if let Err(err) = hypersync.refresh().await {
+            tracing::warn!(error = %err.message, "applying a config notice failed; the poll retries");
         }
     }
 }

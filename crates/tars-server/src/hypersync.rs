@@ -271,12 +271,11 @@ impl HyperSync {
         Ok((loaded.policy, env))
     }
 
-    /// The active config of `agent_type`, or 404.
+    /// The active config of `agent_type` (through fleet mode's Redis cache), or 404.
     pub async fn config(&self, agent_type: &str) -> Result<ConfigRow, ApiError> {
         let algo = parse_agent(agent_type)?;
         self.service
-            .store
-            .config(algo.name(), None)
+            .active_config(algo.name())
             .await?
             .ok_or_else(|| {
                 ApiError::not_found(format!(
@@ -374,6 +373,7 @@ impl HyperSync {
                 Err(err) => return Err(err.into()),
             }
         };
+        self.service.config_written(&row.agent_type).await;
         self.install(snapshot(row.version)?);
         if let Some(hook) = self.on_write.get() {
             hook(&row);

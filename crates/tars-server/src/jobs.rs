@@ -10,6 +10,7 @@
 //! store), gives running ones the drain time, then stops them at their next training step and
 //! puts them back in the queue for the next start.
 
+use crate::redis::idempotency::Claim;
 use crate::service::Service;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::future::Future;
@@ -266,7 +267,9 @@ impl Jobs {
         self.live.lock().expect("live lock").len()
     }
 
-    /// Validates, stores and queues a request.
+    /// Validates, stores and queues a request. A repeated `Idempotency-Key` (per principal)
+    /// gives the earlier job: found through fleet mode's Redis records when they answer, else
+    /// by the database's dedupe.
     pub async fn submit(
         &self,
         request: &EvalRequest,
@@ -282,11 +285,50 @@ impl Jobs {
             principal: principal.to_string(),
             idempotency_key,
         };
-        let row = match self.service.store.insert_job(&job).await {
-            Ok(Inserted::New(row)) => row,
-            Ok(Inserted::Existing(row)) => return Ok(Submitted::Existing(row)),
+        // Keys the store would refuse are left to it (and its message).
+        let redis_key = match (&self.service.redis, &job.idempotency_key) {
+            (Some(redis), Some(key)) if (1..=200).contains(&key.chars().count()) => {
+                Some((redis, key.as_str()))
+            }
+            _ => None,
+        };
+        let claim = match redis_key {
+            Some((redis, key)) => redis.claim_idempotency_key(principal, key, job.id).await,
+            None => None,
+        };
+        if let Some(Claim::Taken(id)) = claim
+            && let Some((_, key)) = redis_key
+            && let Some(row) = self
+                .service
+                .store
+                .job(id)
+                .await
+                .map_err(SubmitError::Store)?
+            && row.principal == principal
+            && row.idempotency_key.as_deref() == Some(key)
+        {
+            metrics::counter!("tars_jobs_idempotent_replays_total", "source" => "redis")
+                .increment(1);
+            return Ok(Submitted::Existing(row));
+        }
+        let (row, existing) = match self.service.store.insert_job(&job).await {
+            Ok(Inserted::New(row)) => (row, false),
+            Ok(Inserted::Existing(row)) => (row, true),
             Err(err) => return Err(SubmitError::Store(err)),
         };
+        // A record naming another job (the database overruled it, or its job never made it to
+        // the database) is corrected.
+        let stale_record = matches!(claim, Some(Claim::Taken(_))) || (claim.is_some() && existing);
+        if let Some((redis, key)) = redis_key
+            && stale_record
+        {
+            redis.record_idempotency_key(principal, key, row.id).await;
+        }
+        if existing {
+            metrics::counter!("tars_jobs_idempotent_replays_total", "source" => "database")
+                .increment(1);
+            return Ok(Submitted::Existing(row));
+        }
         if self.queue.push(row.id).await.is_err() {
             let reason = "rejected: the job queue was full";
             let _ = self

@@ -18,6 +18,7 @@ pub mod middleware;
 pub mod nash;
 pub mod proposals;
 pub mod queue_nats;
+pub mod redis;
 pub mod resilience;
 pub mod routes;
 pub mod service;

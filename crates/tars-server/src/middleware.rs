@@ -1,8 +1,11 @@
 //! Cross-cutting HTTP concerns: the JSON body extractor with API-shaped rejections, rate
-//! limits (token buckets per IP and per bearer token), request timeouts, W3C `traceparent`,
-//! and the HTTP metrics.
+//! limits (token buckets per IP and per bearer token; in fleet mode shared by the replicas
+//! through Redis, local while Redis is degraded), request timeouts, W3C `traceparent`, and
+//! the HTTP metrics.
 
 use crate::error::ApiError;
+use crate::redis::Redis;
+use crate::redis::limits::Taken;
 use axum::extract::{ConnectInfo, FromRequest, MatchedPath, Request, State};
 use axum::http::{HeaderValue, header};
 use axum::middleware::Next;
@@ -10,7 +13,7 @@ use axum::response::Response;
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::net::SocketAddr;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tracing::Instrument;
 
@@ -41,11 +44,13 @@ where
     }
 }
 
-/// Token buckets: `rate` tokens per second up to `burst`, one bucket per key.
+/// Token buckets: `rate` tokens per second up to `burst`, one bucket per key; in Redis when
+/// it has one that answers, else in this process.
 pub struct RateLimiter {
     rate: f64,
     burst: f64,
     buckets: Mutex<HashMap<u64, (f64, Instant)>>,
+    shared: Option<Arc<Redis>>,
 }
 
 impl RateLimiter {
@@ -54,7 +59,34 @@ impl RateLimiter {
             rate,
             burst,
             buckets: Mutex::new(HashMap::new()),
+            shared: None,
         }
+    }
+
+    /// Keeps the buckets in `redis` (shared by the replicas) while it answers.
+    pub fn shared(mut self, redis: Option<Arc<Redis>>) -> RateLimiter {
+        self.shared = redis;
+        self
+    }
+
+    /// Takes one token from each of `keys`' buckets in order, stopping at the first empty one:
+    /// its position and the seconds until it has a token.
+    pub async fn check_all(&self, keys: &[&str]) -> Result<(), (usize, u64)> {
+        if self.rate <= 0.0 || keys.is_empty() {
+            return Ok(());
+        }
+        if let Some(redis) = &self.shared
+            && let Some(taken) = redis.take_tokens(keys, self.rate, self.burst).await
+        {
+            return match taken {
+                Taken::Allowed => Ok(()),
+                Taken::Limited { index, retry_after } => Err((index, retry_after)),
+            };
+        }
+        for (index, key) in keys.iter().enumerate() {
+            self.check(key).map_err(|seconds| (index, seconds))?;
+        }
+        Ok(())
     }
 
     /// Takes one token for `key`, or says in how many seconds one will be there.
@@ -86,7 +118,7 @@ impl RateLimiter {
 
 /// Per-IP and per-bearer-token rate limits; 429 with `Retry-After`.
 pub async fn rate_limit(
-    State(limiter): State<std::sync::Arc<RateLimiter>>,
+    State(limiter): State<Arc<RateLimiter>>,
     request: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
@@ -99,20 +131,23 @@ pub async fn rate_limit(
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .map(|v| format!("token:{v}"));
-    for (scope, key) in [
+    let buckets: Vec<(&str, String)> = [
         ("ip", ip.map(|ip| format!("ip:{ip}"))),
         ("principal", token),
-    ] {
-        let Some(key) = key else { continue };
-        if let Err(seconds) = limiter.check(&key) {
-            metrics::counter!("tars_http_rate_limited_total", "scope" => scope).increment(1);
-            return Err(ApiError::new(
-                axum::http::StatusCode::TOO_MANY_REQUESTS,
-                "rate_limited",
-                format!("too many requests from this {scope}; retry in {seconds} s"),
-            )
-            .retry_after(seconds));
-        }
+    ]
+    .into_iter()
+    .filter_map(|(scope, key)| Some((scope, key?)))
+    .collect();
+    let keys: Vec<&str> = buckets.iter().map(|(_, key)| key.as_str()).collect();
+    if let Err((index, seconds)) = limiter.check_all(&keys).await {
+        let scope = buckets[index].0;
+        metrics::counter!("tars_http_rate_limited_total", "scope" => scope).increment(1);
+        return Err(ApiError::new(
+            axum::http::StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            format!("too many requests from this {scope}; retry in {seconds} s"),
+        )
+        .retry_after(seconds));
     }
     Ok(next.run(request).await)
 }

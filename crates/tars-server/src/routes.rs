@@ -363,8 +363,9 @@ pub async fn post_baseline(
     Ok((StatusCode::CREATED, Json(row.into())))
 }
 
-/// Liveness with the state of each dependency (the seed's shape); 503 when one is down. The
-/// database check is at most one second old.
+/// Liveness with the state of each dependency (the seed's shape); 503 when the database is
+/// down (its check is at most one second old). A degraded Redis is reported, not failed: the
+/// service works without it.
 #[utoipa::path(get, path = "/health", responses((status = 200, body = Object), (status = 503, body = Object)))]
 pub async fn health(State(state): State<AppState>) -> Response {
     let store = &state.service.store;
@@ -383,7 +384,7 @@ pub async fn health(State(state): State<AppState>) -> Response {
     } else {
         "database"
     };
-    let body = json!({
+    let mut body = json!({
         "status": if up { "healthy" } else { "unhealthy" },
         "service": "eval-engine",
         "version": env!("CARGO_PKG_VERSION"),
@@ -391,6 +392,14 @@ pub async fn health(State(state): State<AppState>) -> Response {
         "redis": "not configured",
         "queue_depth": state.jobs.queue_depth(),
     });
+    match state.service.redis.as_ref().map(|redis| redis.status()) {
+        None => {}
+        Some(crate::redis::Status::Connected) => body["redis"] = json!("connected"),
+        Some(crate::redis::Status::Degraded(reason)) => {
+            body["redis"] = json!("degraded");
+            body["redis_reason"] = json!(reason);
+        }
+    }
     let status = if up {
         StatusCode::OK
     } else {

@@ -4,9 +4,14 @@
 //!
 //! A completed evaluation is never lost: when the store cannot save it, the response is
 //! written to `<data_dir>/unsaved/<evaluation_id>.json` and the caller is told where.
+//!
+//! Baseline listings and active configs are read through caches: fleet mode's Redis
+//! (`redis_url`, shared by the replicas) while it answers, else the in-memory listing cache.
 
 use crate::baseline_cache::{BaselineCache, Key};
 use crate::config::Config;
+use crate::redis::cache::Lookup;
+use crate::redis::{Notice, Redis, RedisSettings};
 use anyhow::Context;
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
@@ -14,7 +19,9 @@ use std::sync::Arc;
 use std::time::Duration;
 use tars_agents::checkpoint::{self, METADATA_FILE, WEIGHTS_FILE};
 use tars_eval::{Baseline, Engine, EvalRequest, EvalResponse, Inputs, LoadedCheckpoint, Reporter};
-use tars_store::{BaselineRow, NewBaseline, NewResult, NewRun, Promotion, Store, StoreError};
+use tars_store::{
+    BaselineRow, ConfigRow, NewBaseline, NewResult, NewRun, Promotion, Store, StoreError,
+};
 use uuid::Uuid;
 
 /// The engine, the store and the configuration of one process.
@@ -22,8 +29,11 @@ pub struct Service {
     pub config: Config,
     pub store: Store,
     pub engine: Arc<Engine>,
-    /// Baseline listings of [`Service::baselines`]; every baseline write here clears it.
-    baseline_cache: BaselineCache,
+    /// Baseline listings of [`Service::baselines`]; every baseline write here clears it, and
+    /// so do other replicas' notices through Redis.
+    baseline_cache: Arc<BaselineCache>,
+    /// Fleet mode's shared cache, rate limits and idempotency records (`redis_url`).
+    pub redis: Option<Arc<Redis>>,
 }
 
 /// An evaluation's response and where it was kept.
@@ -46,11 +56,17 @@ impl Service {
             })?;
         let engine = Arc::new(Engine::new(config.engine()));
         let cache_ttl = Duration::from_millis(config.get_int("baseline_cache_ms") as u64);
+        let baseline_cache = Arc::new(BaselineCache::new(cache_ttl));
+        let redis = match RedisSettings::from_config(&config) {
+            Some(settings) => Some(Redis::connect(settings, baseline_cache.clone()).await?),
+            None => None,
+        };
         Ok(Service {
             config,
             store,
             engine,
-            baseline_cache: BaselineCache::new(cache_ttl),
+            baseline_cache,
+            redis,
         })
     }
 
@@ -132,13 +148,26 @@ impl Service {
     }
 
     /// The baselines of `agent` (an `Algo::name`), on `environment` (an `EnvSpec::id`) or all,
-    /// best rank first: from memory when read less than `baseline_cache_ms` ago and not
-    /// written since by this process.
+    /// best rank first: from Redis while it answers (every replica's writes invalidate it
+    /// before they answer), else from memory when read less than `baseline_cache_ms` ago and
+    /// not written since by this process (nor, as far as Redis could tell it, by another).
     pub async fn baselines(
         &self,
         agent: &'static str,
         environment: Option<&'static str>,
     ) -> Result<Arc<[BaselineRow]>, StoreError> {
+        if let Some(redis) = &self.redis {
+            match redis.cached_baselines(agent, environment).await {
+                Some(Lookup::Hit(rows)) => return Ok(rows),
+                Some(Lookup::Miss(stamp)) => {
+                    let rows: Arc<[BaselineRow]> =
+                        self.store.baselines(Some(agent), environment).await?.into();
+                    redis.fill_baselines(agent, environment, stamp, &rows).await;
+                    return Ok(rows);
+                }
+                None => {}
+            }
+        }
         let key: Key = (agent, environment);
         let miss = match self.baseline_cache.get(key) {
             Ok(rows) => return Ok(rows),
@@ -149,24 +178,56 @@ impl Service {
         Ok(rows)
     }
 
-    /// Forgets the cached baseline listings. Every baseline write of this process calls it
-    /// when the write is done; a write elsewhere (fleet mode: another replica's notice) may too.
-    pub fn invalidate_baselines(&self) {
+    /// Forgets the cached baseline listings, here and (through Redis) on every replica.
+    /// Every baseline write of this process calls it when the write is done.
+    pub async fn invalidate_baselines(&self) {
         self.baseline_cache.invalidate();
+        if let Some(redis) = &self.redis {
+            redis.invalidate(Notice::Baselines).await;
+        }
     }
 
     /// Stores a baseline as given (409-style error when its rank is taken).
     pub async fn insert_baseline(&self, baseline: &NewBaseline) -> Result<BaselineRow, StoreError> {
         let inserted = self.store.insert_baseline(baseline).await;
-        self.invalidate_baselines();
+        self.invalidate_baselines().await;
         inserted
     }
 
     /// Promotes a baseline with a compare-and-set on the pair's version.
     pub async fn promote_baseline(&self, promotion: &Promotion) -> Result<BaselineRow, StoreError> {
         let promoted = self.store.promote(promotion).await;
-        self.invalidate_baselines();
+        self.invalidate_baselines().await;
         promoted
+    }
+
+    /// The active (highest) config version of `agent` (an `Algo::name`): from Redis while it
+    /// answers, else from the database.
+    pub async fn active_config(
+        &self,
+        agent: &'static str,
+    ) -> Result<Option<ConfigRow>, StoreError> {
+        let Some(redis) = &self.redis else {
+            return self.store.config(agent, None).await;
+        };
+        match redis.cached_config(agent).await {
+            Some(Lookup::Hit(row)) => Ok(Some(row)),
+            Some(Lookup::Miss(stamp)) => {
+                let row = self.store.config(agent, None).await?;
+                if let Some(row) = &row {
+                    redis.fill_config(agent, stamp, row).await;
+                }
+                Ok(row)
+            }
+            None => self.store.config(agent, None).await,
+        }
+    }
+
+    /// Tells every replica's caches that `agent`'s active config changed (after the write).
+    pub async fn config_written(&self, agent: &str) {
+        if let Some(redis) = &self.redis {
+            redis.invalidate(Notice::Config(agent.to_string())).await;
+        }
     }
 
     /// Promotes a stored evaluation result of `result_id` to `rank` (default: the rank its mean

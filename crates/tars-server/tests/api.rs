@@ -641,7 +641,7 @@ async fn baselines_are_read_back_at_once_after_every_write() {
         .await
         .unwrap();
     assert_eq!(list(all).await.len(), 3, "still the cached listing");
-    service.invalidate_baselines();
+    service.invalidate_baselines().await;
     assert_eq!(list(all).await.len(), 4);
     server.stop().await;
 }

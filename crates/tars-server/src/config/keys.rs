@@ -108,6 +108,23 @@ pub(super) const KEYS: &[Key] = &[
         1_000,
         "deliveries of a job before a transient failure fails it",
     ),
+    Key::text(
+        "redis_url",
+        "",
+        "fleet mode: shared cache, rate limits and Idempotency-Key records at redis://HOST:PORT (empty: off)",
+    ),
+    Key::text(
+        "redis_prefix",
+        "tars",
+        "namespace of the fleet's Redis keys and invalidation channel (letters, digits, _ and -)",
+    ),
+    Key::int(
+        "redis_cache_seconds",
+        300,
+        1,
+        86_400,
+        "baseline listings and active configs live this long in Redis (writes invalidate them at once)",
+    ),
     Key::int(
         "default_episodes",
         100,

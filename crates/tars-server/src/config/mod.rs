@@ -239,6 +239,25 @@ impl Config {
                 config.values["nats_prefix"].1
             );
         }
+        let redis = config.text("redis_url");
+        if !(redis.is_empty() || redis.starts_with("redis://")) {
+            bail!(
+                "invalid redis_url = '{}' (from {}): expected redis://[:PASSWORD@]HOST[:PORT][/DB], or empty to run without Redis",
+                mask_url(redis),
+                config.values["redis_url"].1
+            );
+        }
+        let prefix = config.text("redis_prefix");
+        if prefix.is_empty()
+            || !prefix
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
+            bail!(
+                "invalid redis_prefix = '{prefix}' (from {}): expected letters, digits, _ and -",
+                config.values["redis_prefix"].1
+            );
+        }
         if nats.is_empty() && config.int("job_workers") == 0 {
             bail!(
                 "invalid job_workers = 0 (from {}): without nats_url this process is the only worker; use 1 or more",
@@ -371,7 +390,7 @@ impl Config {
             .map(|key| {
                 let (value, source) = &self.values[key.name];
                 let shown = match (key.name, key.kind) {
-                    ("database_url" | "nats_url", _) => mask_url(&value.to_string()),
+                    ("database_url" | "nats_url" | "redis_url", _) => mask_url(&value.to_string()),
                     (_, Kind::Secret) if *value != Value::Text(String::new()) => "***".into(),
                     _ => value.to_string(),
                 };
@@ -506,7 +525,11 @@ mod tests {
         };
         let config = load(
             &args,
-            &[("TARS_PORT", "9100"), ("TARS_DATA_DIR", "/srv/tars")],
+            &[
+                ("TARS_PORT", "9100"),
+                ("TARS_DATA_DIR", "/srv/tars"),
+                ("TARS_REDIS_URL", "redis://:hunter2@cache:6379/2"),
+            ],
         )
         .unwrap();
         assert_eq!(config.int("port"), 9100);
@@ -527,6 +550,8 @@ mod tests {
             "secret masked"
         );
         assert_eq!(row("database_url")[2], "--database-url");
+        assert_eq!(row("redis_url")[1], "redis://:***@cache:6379/2");
+        assert_eq!(row("redis_url")[2], "TARS_REDIS_URL");
         assert_eq!(row("default_episodes")[2], "default");
         std::fs::remove_dir_all(dir).unwrap();
     }
@@ -536,7 +561,7 @@ mod tests {
         let flag = ConfigArgs::with(&[("max_concurrent", "many")]);
         let none = ConfigArgs::default();
         type Case<'a> = (&'a ConfigArgs, &'a [(&'a str, &'a str)], &'a str);
-        let cases: [Case; 4] = [
+        let cases: [Case; 6] = [
             (
                 &none,
                 &[("TARS_PORT", "70000")],
@@ -556,6 +581,16 @@ mod tests {
                 &none,
                 &[("TARS_DATABASE_URL", "mysql://x")],
                 "invalid database_url = 'mysql://x' (from TARS_DATABASE_URL): expected sqlite://PATH or postgres://",
+            ),
+            (
+                &none,
+                &[("TARS_REDIS_URL", "http://:hunter2@cache:6379")],
+                "invalid redis_url = 'http://:***@cache:6379' (from TARS_REDIS_URL): expected redis://[:PASSWORD@]HOST[:PORT][/DB], or empty to run without Redis",
+            ),
+            (
+                &none,
+                &[("TARS_REDIS_PREFIX", "tars:prod")],
+                "invalid redis_prefix = 'tars:prod' (from TARS_REDIS_PREFIX): expected letters, digits, _ and -",
             ),
         ];
         for (args, env, message) in cases {
