@@ -178,7 +178,12 @@ impl EngineRunner {
             waiters: Arc::default(),
         });
         runner.heartbeat().await;
-        let executor = tokio::spawn(runner.queue.clone().run(runner.handler(), runner.recorder()));
+        let executor = tokio::spawn(
+            runner
+                .queue
+                .clone()
+                .run(runner.handler(), runner.recorder()),
+        );
         *runner.executor.lock().expect("runner lock") = Some(executor);
         let mut background = Vec::new();
         let beating = runner.clone();
@@ -308,7 +313,9 @@ impl EngineRunner {
         }
         let executor = self.executor.lock().expect("runner lock").take();
         if let Some(mut executor) = executor
-            && tokio::time::timeout_at(deadline, &mut executor).await.is_err()
+            && tokio::time::timeout_at(deadline, &mut executor)
+                .await
+                .is_err()
         {
             tracing::warn!(
                 engine = self.name(),
@@ -365,7 +372,10 @@ impl EngineRunner {
                 tracing::warn!(engine = name, kind = %outcome.task.kind, status = outcome.status.as_str(), error = %error, "task did not complete");
             }
             let row = result_row(name, component_id, &outcome);
-            let waiter = waiters.lock().expect("runner lock").remove(&outcome.task.id);
+            let waiter = waiters
+                .lock()
+                .expect("runner lock")
+                .remove(&outcome.task.id);
             if let Some(waiter) = waiter {
                 let _ = waiter.send(outcome);
             }
@@ -418,7 +428,7 @@ fn result_row(engine: &str, component_id: uuid::Uuid, outcome: &Outcome) -> Task
         task_type: outcome.task.kind.clone(),
         priority: outcome.task.priority.as_i32(),
         status: outcome.status.as_str().to_string(),
-        duration_seconds: ran.then(|| outcome.duration.as_secs_f64()),
+        duration_seconds: ran.then_some(outcome.duration.as_secs_f64()),
         error: outcome.error.clone(),
         result: outcome.output.as_ref().map(|o| o.result.clone()),
         confidence: outcome
@@ -517,15 +527,30 @@ mod tests {
         leader.send_replace(false);
 
         // A failing task and a hanging one (cut by the timeout); a full queue refuses.
-        runner.submit(Task::new("fail", Priority::High, json!({}))).unwrap();
-        wait_for("the failure", || runner.status().tasks.contains_key("failed")).await;
-        runner.submit(Task::new("hang", Priority::High, json!({}))).unwrap();
+        runner
+            .submit(Task::new("fail", Priority::High, json!({})))
+            .unwrap();
+        wait_for("the failure", || {
+            runner.status().tasks.contains_key("failed")
+        })
+        .await;
+        runner
+            .submit(Task::new("hang", Priority::High, json!({})))
+            .unwrap();
         wait_for("the hang to start", || runner.queue().running() == 1).await;
-        runner.submit(Task::new("fail", Priority::Low, json!({}))).unwrap();
+        runner
+            .submit(Task::new("fail", Priority::Low, json!({})))
+            .unwrap();
         let refused = runner.submit(Task::new("fail", Priority::Low, json!({})));
         assert_eq!(refused, Err(QueueError::Backpressure { capacity: 1 }));
-        wait_for("the timeout", || runner.status().tasks.contains_key("timed_out")).await;
-        wait_for("the queued failure", || runner.status().tasks.get("failed") == Some(&2)).await;
+        wait_for("the timeout", || {
+            runner.status().tasks.contains_key("timed_out")
+        })
+        .await;
+        wait_for("the queued failure", || {
+            runner.status().tasks.get("failed") == Some(&2)
+        })
+        .await;
 
         let registered = registry.live("engine").await.unwrap();
         assert_eq!(registered.len(), 1);
@@ -534,7 +559,10 @@ mod tests {
 
         runner.stop(Instant::now() + Duration::from_secs(2)).await;
         assert!(registry.live("engine").await.unwrap().is_empty());
-        let rows = store.task_results(Some("counter"), None, 100).await.unwrap();
+        let rows = store
+            .task_results(Some("counter"), None, 100)
+            .await
+            .unwrap();
         let count = |status: &str| rows.iter().filter(|r| r.status == status).count();
         assert!(count("completed") >= 2, "{rows:?}");
         assert_eq!(count("timed_out"), 1);

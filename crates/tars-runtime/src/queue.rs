@@ -54,7 +54,8 @@ pub struct Outcome {
 }
 
 /// What the executor calls per task.
-pub type Handler = Arc<dyn Fn(Task) -> BoxFuture<'static, Result<TaskOutput, String>> + Send + Sync>;
+pub type Handler =
+    Arc<dyn Fn(Task) -> BoxFuture<'static, Result<TaskOutput, String>> + Send + Sync>;
 
 struct Entry {
     priority: Priority,
@@ -221,19 +222,19 @@ impl TaskQueue {
     async fn execute(&self, task: Task, handler: Handler) -> Outcome {
         let started = Instant::now();
         let run = handler(task.clone());
-        let (status, output, error) = match tokio::time::timeout(self.config.task_timeout, run).await
-        {
-            Ok(Ok(output)) => (TaskStatus::Completed, Some(output), None),
-            Ok(Err(error)) => (TaskStatus::Failed, None, Some(error)),
-            Err(_) => (
-                TaskStatus::TimedOut,
-                None,
-                Some(format!(
-                    "cancelled after the task timeout of {:?}",
-                    self.config.task_timeout
-                )),
-            ),
-        };
+        let (status, output, error) =
+            match tokio::time::timeout(self.config.task_timeout, run).await {
+                Ok(Ok(output)) => (TaskStatus::Completed, Some(output), None),
+                Ok(Err(error)) => (TaskStatus::Failed, None, Some(error)),
+                Err(_) => (
+                    TaskStatus::TimedOut,
+                    None,
+                    Some(format!(
+                        "cancelled after the task timeout of {:?}",
+                        self.config.task_timeout
+                    )),
+                ),
+            };
         Outcome {
             task,
             status,
@@ -266,7 +267,9 @@ mod tests {
     fn a_full_queue_refuses_at_once_and_never_grows() {
         let queue = TaskQueue::new(config(1, 3, 1_000));
         for n in 0..3 {
-            queue.push(task(&format!("t{n}"), Priority::Normal)).unwrap();
+            queue
+                .push(task(&format!("t{n}"), Priority::Normal))
+                .unwrap();
         }
         for _ in 0..10 {
             assert_eq!(
@@ -296,7 +299,9 @@ mod tests {
         }
         assert_eq!(
             order,
-            ["critical", "high", "normal-1", "normal-2", "normal-3", "low"]
+            [
+                "critical", "high", "normal-1", "normal-2", "normal-3", "low"
+            ]
         );
     }
 
@@ -307,7 +312,10 @@ mod tests {
         queue.push(task("b", Priority::High)).unwrap();
         let left: Vec<_> = queue.close().into_iter().map(|t| t.kind).collect();
         assert_eq!(left, ["b", "a"]);
-        assert_eq!(queue.push(task("c", Priority::Low)), Err(QueueError::Closed));
+        assert_eq!(
+            queue.push(task("c", Priority::Low)),
+            Err(QueueError::Closed)
+        );
         assert_eq!(queue.pop().await, None);
     }
 
@@ -394,7 +402,9 @@ mod tests {
         });
         let (outcomes, done) = recorder();
         for n in 0..30 {
-            queue.push(task(&format!("t{n}"), Priority::Normal)).unwrap();
+            queue
+                .push(task(&format!("t{n}"), Priority::Normal))
+                .unwrap();
         }
         let executor = tokio::spawn(queue.clone().run(handler, done));
         while outcomes.lock().unwrap().len() < 30 {

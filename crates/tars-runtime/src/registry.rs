@@ -189,7 +189,13 @@ mod tests {
         assert!(!is_alive(ago(11), interval, 1, "healthy", now));
         assert!(!is_alive(ago(0), interval, 3, "stopped", now));
         // A clock slightly ahead elsewhere is not a reason to call it dead.
-        assert!(is_alive(now + chrono::Duration::seconds(2), interval, 3, "healthy", now));
+        assert!(is_alive(
+            now + chrono::Duration::seconds(2),
+            interval,
+            3,
+            "healthy",
+            now
+        ));
     }
 
     #[tokio::test]
@@ -244,9 +250,6 @@ mod tests {
                 .unwrap(),
             0
         );
-        assert_eq!(
-            registry.forget_older_than(Duration::ZERO).await.unwrap(),
-            2
-        );
+        assert_eq!(registry.forget_older_than(Duration::ZERO).await.unwrap(), 2);
     }
 }

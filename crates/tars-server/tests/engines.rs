@@ -165,7 +165,10 @@ async fn an_old_baseline_and_drifting_evaluations_give_insights_a_study_and_ever
         .iter()
         .find(|i| i["rule"] == "baseline_drift")
         .unwrap();
-    assert!(drift["details"]["drift"].as_f64().unwrap() < -0.15, "{drift}");
+    assert!(
+        drift["details"]["drift"].as_f64().unwrap() < -0.15,
+        "{drift}"
+    );
     assert!(
         drift["message"]
             .as_str()
@@ -189,16 +192,26 @@ async fn an_old_baseline_and_drifting_evaluations_give_insights_a_study_and_ever
 
     // The Optimization engine started one study for the stale pair; stop it (CPU), and later
     // scans start no other.
-    let studies = wait_for(&server, &admin, "/v1/studies?agent_type=DQN", "a study", |b| {
-        !b.as_array().unwrap().is_empty()
-    })
+    let studies = wait_for(
+        &server,
+        &admin,
+        "/v1/studies?agent_type=DQN",
+        "a study",
+        |b| !b.as_array().unwrap().is_empty(),
+    )
     .await;
     let study = &studies[0];
     assert_eq!(study["created_by"], "optimization");
     assert_eq!(study["request"]["environments"], json!(["CartPole-v1"]));
     assert_eq!(study["request"]["n_trials"], 1);
     let id = study["id"].as_str().unwrap();
-    let _ = post(&server, &admin, &format!("/v1/studies/{id}/stop"), json!({})).await;
+    let _ = post(
+        &server,
+        &admin,
+        &format!("/v1/studies/{id}/stop"),
+        json!({}),
+    )
+    .await;
     let scans = |body: &Value| {
         body.as_array()
             .unwrap()
@@ -241,7 +254,10 @@ async fn an_old_baseline_and_drifting_evaluations_give_insights_a_study_and_ever
     }
     let components = engines["components"].as_array().unwrap();
     assert_eq!(components.len(), 5, "four engines and the job workers");
-    assert!(components.iter().all(|c| c["alive"] == true), "{components:?}");
+    assert!(
+        components.iter().all(|c| c["alive"] == true),
+        "{components:?}"
+    );
 
     // Every metric the shipped alert rules use is exported.
     let rules = std::fs::read_to_string(
@@ -333,22 +349,42 @@ async fn repeated_regressions_pause_auto_apply_until_an_admin_resumes_it() {
 
     // A viewer cannot resume; an admin can, once.
     let (status, _) = server
-        .call(Method::DELETE, "not-a-token", "/v1/agents/DQN/auto_apply_pause", None)
+        .call(
+            Method::DELETE,
+            "not-a-token",
+            "/v1/agents/DQN/auto_apply_pause",
+            None,
+        )
         .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     let (status, resumed) = server
-        .call(Method::DELETE, &admin, "/v1/agents/dqn/auto_apply_pause", None)
+        .call(
+            Method::DELETE,
+            &admin,
+            "/v1/agents/dqn/auto_apply_pause",
+            None,
+        )
         .await;
     assert_eq!(status, StatusCode::OK, "{resumed}");
     assert_eq!(resumed["active"], false);
     assert_eq!(resumed["resumed_by"], "admin");
     let (status, again) = server
-        .call(Method::DELETE, &admin, "/v1/agents/DQN/auto_apply_pause", None)
+        .call(
+            Method::DELETE,
+            &admin,
+            "/v1/agents/DQN/auto_apply_pause",
+            None,
+        )
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{again}");
     assert_eq!(again["error"]["message"], "auto-apply of DQN is not paused");
     let (status, bad) = server
-        .call(Method::DELETE, &admin, "/v1/agents/SAC/auto_apply_pause", None)
+        .call(
+            Method::DELETE,
+            &admin,
+            "/v1/agents/SAC/auto_apply_pause",
+            None,
+        )
         .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{bad}");
 
@@ -358,7 +394,9 @@ async fn repeated_regressions_pause_auto_apply_until_an_admin_resumes_it() {
     assert_eq!(applied["status"], "applied", "{applied}");
     tokio::time::sleep(Duration::from_millis(2_500)).await;
     let (_, engines) = get(&server, &admin, "/v1/engines").await;
-    assert_eq!(engines["auto_apply_pauses"][0]["active"], false, "{engines}");
+    assert_eq!(
+        engines["auto_apply_pauses"][0]["active"], false,
+        "{engines}"
+    );
     server.stop().await;
 }
-

@@ -143,16 +143,29 @@ async fn intelligence_routes_to_live_workers_and_a_dead_one_drops_out_and_raises
     // Every decision is in task_results: two routed with their confidence, one failed.
     let (_, tasks) = get(&server, &admin, "/v1/engines/tasks?engine=intelligence").await;
     let tasks = tasks.as_array().unwrap();
-    let routed: Vec<_> = tasks.iter().filter(|t| t["status"] == "completed").collect();
+    let routed: Vec<_> = tasks
+        .iter()
+        .filter(|t| t["status"] == "completed")
+        .collect();
     assert_eq!(routed.len(), 2, "{tasks:?}");
-    assert!(routed.iter().all(|t| t["confidence"].as_f64().unwrap() > 0.0));
+    assert!(
+        routed
+            .iter()
+            .all(|t| t["confidence"].as_f64().unwrap() > 0.0)
+    );
     assert!(routed.iter().all(|t| t["task_type"] == "route"));
     let failed: Vec<_> = tasks.iter().filter(|t| t["status"] == "failed").collect();
     assert_eq!(failed.len(), 1);
     assert_eq!(failed[0]["confidence"], Value::Null);
 
     // Input errors.
-    let (status, body) = post(&server, &admin, "/v1/engines/route", json!({"capability": ""})).await;
+    let (status, body) = post(
+        &server,
+        &admin,
+        "/v1/engines/route",
+        json!({"capability": ""}),
+    )
+    .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
     let (status, body) = get(&server, &admin, "/v1/engines/tasks?status=processing").await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");

@@ -258,7 +258,10 @@ fn check_text(field: &'static str, value: &str, max: usize) -> Result<(), StoreE
     if value.is_empty() || value.chars().count() > max {
         return Err(StoreError::invalid(
             field,
-            format!("must be 1 to {max} characters, got {}", value.chars().count()),
+            format!(
+                "must be 1 to {max} characters, got {}",
+                value.chars().count()
+            ),
         ));
     }
     Ok(())

@@ -141,7 +141,7 @@ pub fn observations(runs: &[tars_store::RunRow]) -> Vec<Observation> {
             }
         }
     }
-    out.sort_by(|a, b| b.at.cmp(&a.at));
+    out.sort_by_key(|o| std::cmp::Reverse(o.at));
     out
 }
 
@@ -317,7 +317,11 @@ mod tests {
         assert_eq!(drift[1].details["drift"], -0.25);
         // At exactly the threshold nothing is raised; above twice it, it is critical.
         let observations = [seen("DQN", "CartPole-v1", 170.0, 1)];
-        assert!(rules(&baselines, &observations, &CONFIG, Utc::now()).0.is_empty());
+        assert!(
+            rules(&baselines, &observations, &CONFIG, Utc::now())
+                .0
+                .is_empty()
+        );
         let observations = [seen("DQN", "CartPole-v1", 130.0, 1)];
         let (drift, _) = rules(&baselines, &observations, &CONFIG, Utc::now());
         assert_eq!(drift[0].severity, "critical");

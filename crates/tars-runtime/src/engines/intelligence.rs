@@ -157,7 +157,12 @@ mod tests {
     use std::time::Duration;
     use tars_store::Store;
 
-    fn worker(name: &str, running: i32, status: &str, interval_ms: u64) -> tars_store::ComponentRow {
+    fn worker(
+        name: &str,
+        running: i32,
+        status: &str,
+        interval_ms: u64,
+    ) -> tars_store::ComponentRow {
         let mut row = new_component(
             "worker",
             name,
@@ -212,7 +217,10 @@ mod tests {
         assert!((decision.confidence.unwrap() - 0.5).abs() < 0.01);
 
         let err = engine.route("train").await.unwrap_err();
-        assert!(err.starts_with("no live, healthy worker has capability 'train'"), "{err}");
+        assert!(
+            err.starts_with("no live, healthy worker has capability 'train'"),
+            "{err}"
+        );
         assert!(err.contains("slow@"), "{err}");
     }
 }

@@ -153,7 +153,10 @@ impl Optimization {
             .await?;
         let mut by_agent: BTreeMap<String, Vec<ProposalRow>> = BTreeMap::new();
         for row in proposals {
-            by_agent.entry(row.agent_type.clone()).or_default().push(row);
+            by_agent
+                .entry(row.agent_type.clone())
+                .or_default()
+                .push(row);
         }
         let mut paused = Vec::new();
         for (agent, mut rows) in by_agent {
@@ -162,9 +165,12 @@ impl Optimization {
                 Some(pause) => pause.resumed_at,
                 None => None,
             };
-            rows.sort_by(|a, b| b.updated_at.cmp(&a.updated_at));
+            rows.sort_by_key(|row| std::cmp::Reverse(row.updated_at));
             let mut streak = Vec::new();
-            for row in rows.iter().filter(|r| since.is_none_or(|t| r.updated_at > t)) {
+            for row in rows
+                .iter()
+                .filter(|r| since.is_none_or(|t| r.updated_at > t))
+            {
                 match self.verdict(row).await? {
                     Verdict::Regression => streak.push(row.id),
                     Verdict::Passed => break,
@@ -324,11 +330,19 @@ mod tests {
             asked: Mutex::default(),
         });
         // Fresh: nothing to do.
-        let fresh = Optimization::new(store.clone(), recorder.clone(), config(Duration::from_secs(3_600)));
+        let fresh = Optimization::new(
+            store.clone(),
+            recorder.clone(),
+            config(Duration::from_secs(3_600)),
+        );
         assert_eq!(fresh.scan().await.unwrap()["studies_started"], json!([]));
         // Stale: one study, and the next scan sees it running.
         tokio::time::sleep(Duration::from_millis(20)).await;
-        let stale = Optimization::new(store.clone(), recorder.clone(), config(Duration::from_millis(10)));
+        let stale = Optimization::new(
+            store.clone(),
+            recorder.clone(),
+            config(Duration::from_millis(10)),
+        );
         let first = stale.scan().await.unwrap();
         assert_eq!(first["studies_started"][0]["pair"], "PPO/CartPole-v1");
         stale.scan().await.unwrap();
@@ -409,7 +423,11 @@ mod tests {
         // A failed evaluation (no evaluation recorded) and a person's rejection do not count.
         proposal(&store, REGRESSED, false).await;
         proposal(&store, &[("pending", "rejected", "bob")], true).await;
-        assert_eq!(paused(&engine.scan().await.unwrap()), 0, "one regression only");
+        assert_eq!(
+            paused(&engine.scan().await.unwrap()),
+            0,
+            "one regression only"
+        );
         tokio::time::sleep(Duration::from_millis(5)).await;
         let second = proposal(&store, REGRESSED, true).await;
         let scan = engine.scan().await.unwrap();

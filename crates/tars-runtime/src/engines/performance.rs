@@ -81,7 +81,10 @@ impl Performance {
             metrics::gauge!("tars_alerts_firing", "rule" => rule).set(of_rule.len() as f64);
             firing.insert(
                 rule,
-                of_rule.iter().map(|f| f.subject.clone()).collect::<Vec<_>>(),
+                of_rule
+                    .iter()
+                    .map(|f| f.subject.clone())
+                    .collect::<Vec<_>>(),
             );
         }
         self.registry.forget_older_than(FORGET_AFTER).await?;
@@ -308,16 +311,28 @@ mod tests {
         // analysis: 1 failure in 10 (10% > 5%); optimization: 1 in 40 (2.5%).
         for n in 0..10 {
             let status = if n == 0 { "timed_out" } else { "completed" };
-            store.insert_task_result(&task("analysis", status)).await.unwrap();
+            store
+                .insert_task_result(&task("analysis", status))
+                .await
+                .unwrap();
         }
         for n in 0..40 {
             let status = if n == 0 { "failed" } else { "completed" };
-            store.insert_task_result(&task("optimization", status)).await.unwrap();
+            store
+                .insert_task_result(&task("optimization", status))
+                .await
+                .unwrap();
         }
         let mut deep = new_component("engine", "intelligence", vec![], 4, Duration::from_secs(60));
         deep.queue_size = 11;
         registry.beat(&deep).await.unwrap();
-        let gone = new_component("worker", "eval-worker", vec![], 1, Duration::from_millis(10));
+        let gone = new_component(
+            "worker",
+            "eval-worker",
+            vec![],
+            1,
+            Duration::from_millis(10),
+        );
         registry.beat(&gone).await.unwrap();
         tokio::time::sleep(Duration::from_millis(50)).await;
 

@@ -14,11 +14,11 @@ use crate::service::Service;
 use crate::studies::{OptimizeBody, Studies};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tars_runtime::engines::Actions;
 use tars_runtime::engines::analysis::{Analysis, AnalysisConfig};
 use tars_runtime::engines::intelligence::Intelligence;
 use tars_runtime::engines::optimization::{Optimization, OptimizationConfig};
 use tars_runtime::engines::performance::{Performance, PerformanceConfig};
-use tars_runtime::engines::Actions;
 use tars_runtime::registry::new_component;
 use tars_runtime::{
     BoxFuture, Engine, EngineRunner, EngineSettings, EngineStatus, QueueConfig, Registry,
@@ -130,7 +130,9 @@ impl Actions for ServiceActions {
         actor: &'static str,
     ) -> BoxFuture<'static, Result<Uuid, String>> {
         let studies = self.studies.clone();
-        Box::pin(async move { start_study(&studies, agent_type, environment, n_trials, actor).await })
+        Box::pin(
+            async move { start_study(&studies, agent_type, environment, n_trials, actor).await },
+        )
     }
 }
 
@@ -196,9 +198,13 @@ impl Engines {
         let heartbeat = Duration::from_secs(config.get_int("heartbeat_interval_seconds") as u64);
         let mut background = Vec::new();
         if workers > 0 {
-            let beat =
-                WorkerHeartbeat::start(self.registry.clone(), self.jobs.clone(), workers, heartbeat)
-                    .await;
+            let beat = WorkerHeartbeat::start(
+                self.registry.clone(),
+                self.jobs.clone(),
+                workers,
+                heartbeat,
+            )
+            .await;
             *self.worker.lock().expect("engines lock") = Some(beat);
         }
         let this = self.clone();
@@ -223,7 +229,8 @@ impl Engines {
             heartbeat_interval: heartbeat,
         };
         let every = Duration::from_secs(config.get_int("engine_interval_seconds") as u64);
-        let stale_after = Duration::from_secs_f64(config.get_float("baseline_stale_days") * 86_400.0);
+        let stale_after =
+            Duration::from_secs_f64(config.get_float("baseline_stale_days") * 86_400.0);
         let store = self.service.store.clone();
         let engines: Vec<Arc<dyn Engine>> = vec![
             Intelligence::new(self.registry.clone()),
@@ -297,7 +304,12 @@ impl Engines {
         for task in self.background.lock().expect("engines lock").drain(..) {
             task.abort();
         }
-        let runners: Vec<_> = self.runners.lock().expect("engines lock").drain(..).collect();
+        let runners: Vec<_> = self
+            .runners
+            .lock()
+            .expect("engines lock")
+            .drain(..)
+            .collect();
         for runner in runners {
             runner.stop(deadline).await;
         }

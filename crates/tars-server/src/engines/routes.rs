@@ -239,7 +239,8 @@ pub async fn list(
         .engines
         .statuses()
         .into_iter()
-        .map(|s| EngineView {
+        .map(|s| {
+            EngineView {
             message: s.health.message().map(str::to_string),
             health: s.health.as_str().to_string(),
             name: s.name,
@@ -260,6 +261,7 @@ pub async fn list(
                 .into_iter()
                 .map(|(kind, every)| serde_json::json!({"kind": kind, "every_seconds": every}))
                 .collect(),
+        }
         })
         .collect();
     let components = state

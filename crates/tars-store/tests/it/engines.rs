@@ -93,7 +93,16 @@ async fn a_heartbeat_rewrites_its_components_row(db: &TestDb) {
     bad.kind = "engine".into();
     bad.status = "fine".into();
     let err = db.store.heartbeat(&bad).await.unwrap_err();
-    assert!(matches!(err, StoreError::Invalid { field: "status", .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            StoreError::Invalid {
+                field: "status",
+                ..
+            }
+        ),
+        "{err}"
+    );
 }
 
 async fn task_results_are_kept_listed_and_counted(db: &TestDb) {
@@ -123,7 +132,12 @@ async fn task_results_are_kept_listed_and_counted(db: &TestDb) {
     assert_eq!(completed.len(), 1);
     let stored = &completed[0];
     assert_eq!(
-        (stored.id, &stored.result, stored.confidence, stored.priority),
+        (
+            stored.id,
+            &stored.result,
+            stored.confidence,
+            stored.priority
+        ),
         (done.id, &done.result, done.confidence, done.priority)
     );
     assert_eq!(stored.component_id, done.component_id);
@@ -152,11 +166,24 @@ async fn task_results_are_kept_listed_and_counted(db: &TestDb) {
 
     let mut bad = task("analysis", "processing");
     let err = db.store.insert_task_result(&bad).await.unwrap_err();
-    assert!(err.to_string().contains("valid: completed, failed, timed_out, rejected"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("valid: completed, failed, timed_out, rejected"),
+        "{err}"
+    );
     bad.status = "completed".into();
     bad.confidence = Some(1.5);
     let err = db.store.insert_task_result(&bad).await.unwrap_err();
-    assert!(matches!(err, StoreError::Invalid { field: "confidence", .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            StoreError::Invalid {
+                field: "confidence",
+                ..
+            }
+        ),
+        "{err}"
+    );
     bad.confidence = None;
     bad.priority = 7;
     assert!(db.store.insert_task_result(&bad).await.is_err());
@@ -184,13 +211,26 @@ async fn a_finding_stays_open_while_raised_and_resolves_when_it_clears(db: &Test
         .raise_finding(&finding("DQN/CartPole-v1", "drift 30%"))
         .await
         .unwrap();
-    assert_eq!(db.store.findings("insight", true, 10).await.unwrap().len(), 2);
-    assert!(db.store.findings("alert", true, 10).await.unwrap().is_empty());
+    assert_eq!(
+        db.store.findings("insight", true, 10).await.unwrap().len(),
+        2
+    );
+    assert!(
+        db.store
+            .findings("alert", true, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 
     // Only DQN still drifts: PPO's finding is resolved, and a later drift opens a new one.
     let resolved = db
         .store
-        .resolve_findings("insight", "baseline_drift", &["DQN/CartPole-v1".to_string()])
+        .resolve_findings(
+            "insight",
+            "baseline_drift",
+            &["DQN/CartPole-v1".to_string()],
+        )
         .await
         .unwrap();
     assert_eq!(resolved.len(), 1);
@@ -199,7 +239,10 @@ async fn a_finding_stays_open_while_raised_and_resolves_when_it_clears(db: &Test
     let open = db.store.findings("insight", true, 10).await.unwrap();
     assert_eq!(open.len(), 1);
     assert_eq!(open[0].id, other.id);
-    assert_eq!(db.store.findings("insight", false, 10).await.unwrap().len(), 2);
+    assert_eq!(
+        db.store.findings("insight", false, 10).await.unwrap().len(),
+        2
+    );
     let (reopened, opened) = db
         .store
         .raise_finding(&finding("PPO/CartPole-v1", "drift 40%"))
@@ -211,7 +254,10 @@ async fn a_finding_stays_open_while_raised_and_resolves_when_it_clears(db: &Test
     let mut bad = finding("x", "y");
     bad.severity = "loud".into();
     let err = db.store.raise_finding(&bad).await.unwrap_err();
-    assert!(err.to_string().contains("valid: info, warning, critical"), "{err}");
+    assert!(
+        err.to_string().contains("valid: info, warning, critical"),
+        "{err}"
+    );
     assert!(db.store.findings("gossip", true, 10).await.is_err());
 }
 
@@ -233,13 +279,31 @@ async fn an_auto_apply_pause_is_set_once_and_lifted(db: &TestDb) {
         .unwrap();
     assert!(!made);
     assert_eq!(kept.reason, "2 regressions in a row");
-    assert_eq!(db.store.auto_apply_pauses().await.unwrap(), [kept.clone()]);
+    assert_eq!(
+        db.store.auto_apply_pauses().await.unwrap(),
+        std::slice::from_ref(&kept)
+    );
     assert!(kept.is_active());
-    let resumed = db.store.resume_auto_apply("Ppo", "admin").await.unwrap().unwrap();
+    let resumed = db
+        .store
+        .resume_auto_apply("Ppo", "admin")
+        .await
+        .unwrap()
+        .unwrap();
     assert!(!resumed.is_active());
     assert_eq!(resumed.resumed_by.as_deref(), Some("admin"));
-    assert_eq!(db.store.resume_auto_apply("PPO", "admin").await.unwrap(), None);
-    assert!(!db.store.auto_apply_pause("PPO").await.unwrap().unwrap().is_active());
+    assert_eq!(
+        db.store.resume_auto_apply("PPO", "admin").await.unwrap(),
+        None
+    );
+    assert!(
+        !db.store
+            .auto_apply_pause("PPO")
+            .await
+            .unwrap()
+            .unwrap()
+            .is_active()
+    );
     // A resumed pause can be set again, with the new reason.
     let (again, made) = db
         .store
