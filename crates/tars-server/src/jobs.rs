@@ -6,6 +6,9 @@
 //! jobs are queued again and running ones run again ([`Jobs::resume`]; evaluations are
 //! deterministic, so the re-run gives the result the lost run would have given).
 //!
+//! The store calls of a run (claim, read, finish) go through the `postgres` circuit breaker
+//! with retry ([`crate::resilience::Guard`]); while it is open, workers pull no job.
+//!
 //! A stopping server ([`Jobs::shutdown`]) starts no new job (queued ones stay queued in the
 //! store), gives running ones the drain time, then stops them at their next training step and
 //! puts them back in the queue for the next start.

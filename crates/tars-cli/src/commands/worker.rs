@@ -5,7 +5,8 @@
 //! SIGTERM or Ctrl-C stops it: it pulls no new job, running jobs get
 //! `shutdown_timeout_seconds` to finish, then are stopped at their next training step, put
 //! back in the store's queue and nak'd, so another worker takes them at once. A worker killed
-//! outright loses nothing either: its jobs come back after `nats_ack_wait_seconds`.
+//! outright loses nothing either: its jobs come back after `nats_ack_wait_seconds`. Every
+//! worker is a candidate for the fleet's `job-reaper` duty (`tars_server::leader`).
 
 use anyhow::Context;
 use std::process::ExitCode;
