@@ -80,8 +80,8 @@ fn bad_input_fails_fast_with_a_clear_message() {
             "sampler = cmaes is invalid: expected tpe, random or grid",
         ),
         (
-            vec!["--pruner", "hyperband"],
-            "pruner = hyperband is invalid: expected median, sh (successive halving) or none",
+            vec!["--pruner", "percentile"],
+            "pruner = percentile is invalid: expected median, sh (successive halving), hyperband or none",
         ),
         (
             vec!["--sampler", "grid"],
