@@ -186,6 +186,13 @@ pub(super) const KEYS: &[Key] = &[
         600_000,
         "how often a server picks up config changes made elsewhere",
     ),
+    Key::int(
+        "study_lease_seconds",
+        30,
+        2,
+        3_600,
+        "how long a server's claim on a running study holds unrenewed (renewed every third of it)",
+    ),
     Key::text(
         "jwt_algorithm",
         "HS256",
