@@ -82,12 +82,13 @@ fn the_constant_liar_moves_suggestions_away_from_running_trials() {
         ("n".to_string(), Distribution::int(0, 20)),
     ])
     .unwrap();
+    // Optuna's settings: its broad early bandwidths show the liar's spreading plainly.
     let run = |constant_liar: bool| {
         let mut study = study(
             space.clone(),
             TpeConfig {
                 constant_liar,
-                ..TpeConfig::default()
+                ..TpeConfig::optuna()
             },
             9,
         );
