@@ -5,11 +5,19 @@
 //! compare them), stop when the pruner says so, then evaluate the policy deterministically
 //! (`tars_agents::evaluate`). The value is the mean evaluation return; with several
 //! environments it is the mean of the normalised scores (`tars_eval::normalize`).
+//!
+//! The quick budget (`use_real_training: false`) trains a fifth of the Zoo's steps. Off-policy
+//! schedules count environment steps, so a quick trial runs the whole schedule compressed by
+//! the same factor: DQN's and DDPG's `learning_starts` and DQN's `target_update_interval` are
+//! multiplied by quick / Zoo budget (rounded; the interval at least 1), and `learning_starts`
+//! is then capped at half the quick budget, so every quick trial trains for at least half of
+//! its steps. Without this a trial drawing the Zoo's `learning_starts` of 10,000 or 20,000
+//! (CartPole's quick budget is 10,000) would evaluate its untrained initial network.
 
 use crate::Error;
 use crate::spaces::to_overrides;
 use crate::study::Outcome;
-use serde_json::Value;
+use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 use tars_agents::{Algo, Control, Observer, Progress};
 use tars_eval::normalize::normalization;
@@ -105,14 +113,30 @@ impl RlObjective {
 
     /// Training steps on `env_id` for these parameters.
     pub fn budget_for(&self, env_id: &str, params: &BTreeMap<String, Value>) -> Result<u64, Error> {
-        let overrides = to_overrides(self.algo, env_id, params);
-        let zoo = tars_agents::train::plan(self.algo, env_id, &overrides, None)?.total_timesteps;
-        Ok(match self.budget {
+        Ok(self.training(env_id, params)?.0)
+    }
+
+    /// Training steps on `env_id` and the hyperparameter overrides the trial trains with
+    /// (the quick budget's compressed schedule applied).
+    pub fn training(
+        &self,
+        env_id: &str,
+        params: &BTreeMap<String, Value>,
+    ) -> Result<(u64, Map<String, Value>), Error> {
+        let mut overrides = to_overrides(self.algo, env_id, params);
+        let plan = tars_agents::train::plan(self.algo, env_id, &overrides, None)?;
+        let zoo = plan.total_timesteps;
+        let budget = match self.budget {
             Budget::Zoo => zoo,
             Budget::Quick if params.contains_key("n_timesteps") => zoo,
-            Budget::Quick => quick_budget(zoo),
+            Budget::Quick => {
+                let quick = quick_budget(zoo);
+                compress_schedule(self.algo, &plan.hyperparams, zoo, quick, &mut overrides);
+                quick
+            }
             Budget::Timesteps(n) => n,
-        })
+        };
+        Ok((budget, overrides))
     }
 
     /// Trains and evaluates; `report(step, value)` returns true to prune. Steps are training
@@ -125,8 +149,8 @@ impl RlObjective {
         let mut scores = Vec::new();
         let mut offset = 0u64;
         for env_id in &self.env_ids {
-            let budget = match self.budget_for(env_id, params) {
-                Ok(budget) => budget,
+            let (budget, overrides) = match self.training(env_id, params) {
+                Ok(training) => training,
                 Err(err) => return Outcome::Failed(err.to_string()),
             };
             let scale =
@@ -139,7 +163,6 @@ impl RlObjective {
                 scale,
                 pruned: false,
             };
-            let overrides = to_overrides(self.algo, env_id, params);
             let trained = tars_agents::train::train(
                 self.algo,
                 env_id,
@@ -169,6 +192,42 @@ impl RlObjective {
             offset += budget;
         }
         Outcome::Complete(scores.iter().sum::<f64>() / scores.len() as f64)
+    }
+}
+
+/// The quick budget's schedule: off-policy step counts scaled by `quick / zoo`, warm-up capped
+/// at half the quick budget (see the module doc). `hyperparams` are the resolved ones (SB3
+/// names) of the Zoo-budget plan.
+fn compress_schedule(
+    algo: Algo,
+    hyperparams: &Value,
+    zoo: u64,
+    quick: u64,
+    overrides: &mut Map<String, Value>,
+) {
+    if !matches!(algo, Algo::Dqn | Algo::Ddpg) || zoo == 0 || quick >= zoo {
+        return;
+    }
+    let factor = quick as f64 / zoo as f64;
+    let scaled = |name: &str| {
+        hyperparams
+            .get(name)
+            .and_then(Value::as_f64)
+            .map(|steps| (steps * factor).round() as u64)
+    };
+    if let Some(learning_starts) = scaled("learning_starts") {
+        overrides.insert(
+            "learning_starts".to_string(),
+            Value::from(learning_starts.min(quick / 2)),
+        );
+    }
+    if algo == Algo::Dqn
+        && let Some(interval) = scaled("target_update_interval")
+    {
+        overrides.insert(
+            "target_update_interval".to_string(),
+            Value::from(interval.max(1)),
+        );
     }
 }
 
@@ -283,6 +342,55 @@ mod tests {
             steps.iter().any(|&s| s <= 1000) && steps.iter().any(|&s| s > 1000),
             "{steps:?}"
         );
+    }
+
+    #[test]
+    fn a_quick_dqn_trial_trains_even_when_its_warm_up_exceeds_the_quick_budget() {
+        let env = ["CartPole-v1".to_string()];
+        // The Zoo's CartPole budget is 50,000 steps, the quick one 10,000.
+        let params: BTreeMap<String, Value> = [
+            ("learning_starts".to_string(), Value::from(20_000)),
+            ("target_update_interval".to_string(), Value::from(10_000)),
+        ]
+        .into();
+        let quick = RlObjective::new(Algo::Dqn, &env, Budget::Quick, 10, 0).unwrap();
+        let (budget, overrides) = quick.training("CartPole-v1", &params).unwrap();
+        assert_eq!(budget, 10_000);
+        assert_eq!(
+            overrides["learning_starts"], 4_000,
+            "20,000 × 10,000 / 50,000"
+        );
+        assert_eq!(overrides["target_update_interval"], 2_000);
+        // A warm-up longer than the quick budget is capped at half of it.
+        let late: BTreeMap<String, Value> =
+            [("learning_starts".to_string(), Value::from(49_000))].into();
+        let (_, overrides) = quick.training("CartPole-v1", &late).unwrap();
+        assert_eq!(overrides["learning_starts"], 5_000);
+        // The Zoo budget trains the schedule as drawn.
+        let zoo = RlObjective::new(Algo::Dqn, &env, Budget::Zoo, 10, 0).unwrap();
+        let (budget, overrides) = zoo.training("CartPole-v1", &params).unwrap();
+        assert_eq!(
+            (budget, &overrides["learning_starts"]),
+            (50_000, &Value::from(20_000))
+        );
+
+        // The same 10,000 steps without the compressed schedule never leave the warm-up: the
+        // initial network's greedy policy. With it, DQN learns: a uniformly random policy
+        // averages about 22 on CartPole.
+        let Outcome::Complete(trained) = quick.evaluate(&params, &mut |_, _| false) else {
+            panic!("quick DQN trial completes")
+        };
+        let untrained = RlObjective::new(Algo::Dqn, &env, Budget::Timesteps(10_000), 10, 0)
+            .unwrap()
+            .evaluate(&params, &mut |_, _| false);
+        let Outcome::Complete(untrained) = untrained else {
+            panic!("{untrained:?}")
+        };
+        assert!(
+            trained > 50.0,
+            "quick DQN return {trained} (untrained {untrained})"
+        );
+        assert_ne!(trained, untrained);
     }
 
     #[test]

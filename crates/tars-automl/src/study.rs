@@ -286,6 +286,7 @@ impl Study {
         Ok(pruner::should_prune(
             &self.config.pruner,
             self.config.direction,
+            self.config.seed,
             &mut self.trials,
             number as usize,
         ))

@@ -80,8 +80,8 @@ fn bad_input_fails_fast_with_a_clear_message() {
             "sampler = cmaes is invalid: expected tpe, random or grid",
         ),
         (
-            vec!["--pruner", "hyperband"],
-            "pruner = hyperband is invalid: expected median, sh (successive halving) or none",
+            vec!["--pruner", "percentile"],
+            "pruner = percentile is invalid: expected median, sh (successive halving), hyperband or none",
         ),
         (
             vec!["--sampler", "grid"],
@@ -173,4 +173,45 @@ fn a_tiny_real_study_prints_its_trials_as_json_and_repeats_with_one_worker() {
             .collect()
     };
     assert_eq!(outcomes(&study), outcomes(&again));
+}
+
+#[test]
+fn a_tiny_study_prunes_with_hyperband_brackets() {
+    let args = [
+        "tune",
+        "--algo",
+        "ppo",
+        "--env",
+        "CartPole-v1",
+        "--trials",
+        "6",
+        "--timesteps",
+        "1024",
+        "--episodes",
+        "2",
+        "--workers",
+        "1",
+        "--seed",
+        "5",
+        "--pruner",
+        "hyperband",
+        "--json",
+    ];
+    let output = tars(&args);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let study: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(study["config"]["pruner"]["type"], "hyperband");
+    let trials = study["trials"].as_array().unwrap();
+    assert_eq!(trials.len(), 6);
+    // Nothing is judged before a trial completes (auto max_resource); after that, trials pass
+    // their bracket's rungs (r = 1024 / 100 = 10, η = 3: rungs at 10 · 3^k steps).
+    assert!(trials[0]["rung_values"].is_null(), "{}", trials[0]);
+    assert!(
+        trials[1..].iter().any(|t| t["rung_values"].is_array()),
+        "{study}"
+    );
 }

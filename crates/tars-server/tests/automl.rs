@@ -1,7 +1,8 @@
 //! AutoML studies over real HTTP, on real (quick-budget) PPO training: a study runs to
 //! completion with every trial stored and a best; a stopped study keeps its finished trials;
 //! the best trial becomes a HyperSync proposal; a study cut by a restart resumes to
-//! completion; and every bad request is a 422 that stores nothing.
+//! completion; two servers on one PostgreSQL schema run a left-running study once; and every
+//! bad request is a 422 that stores nothing.
 
 mod common;
 
@@ -125,6 +126,8 @@ async fn a_small_study_completes_and_its_best_trial_becomes_a_proposal() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(listed[0]["id"], id.as_str());
     assert_eq!(listed[0]["best"], study["best"]);
+    assert_eq!(listed[0]["progress"], study["progress"]);
+    assert!(listed[0]["trials"].is_null(), "lists carry no trials");
     let (_, none) = get(&server, &admin, "/v1/studies?status=stopped").await;
     assert_eq!(none, json!([]));
 
@@ -299,6 +302,154 @@ async fn a_study_cut_by_a_restart_resumes_to_completion() {
     server.stop().await;
 }
 
+/// Sets a study's owner and lease expiry (ms since the epoch) behind the servers' backs.
+async fn set_lease(pool: &sqlx::PgPool, schema: &str, id: &str, owner: &str, until_ms: i64) {
+    let sql = format!("UPDATE {schema}.studies SET owner = $1, lease_until_ms = $2 WHERE id = $3");
+    let id: uuid::Uuid = id.parse().unwrap();
+    let updated = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(owner)
+        .bind(until_ms)
+        .bind(id)
+        .execute(pool)
+        .await
+        .unwrap();
+    assert_eq!(updated.rows_affected(), 1);
+}
+
+/// How many of `servers` took study `id` over, in total.
+fn times_taken_over(servers: &[&Server], id: &str) -> usize {
+    let id: uuid::Uuid = id.parse().unwrap();
+    servers
+        .iter()
+        .map(|s| {
+            let studies = &s.running.as_ref().unwrap().state.studies;
+            studies.taken_over().iter().filter(|t| **t == id).count()
+        })
+        .sum()
+}
+
+/// Issue 7: a study is run by one server at a time. A first server leaves two studies
+/// `running`: one as after a crash (its lease has ended), one still held by a live server.
+/// Two servers then start at the same time on the same PostgreSQL schema: exactly one of them
+/// resumes the first study, and it completes with each trial run once; neither touches the
+/// held one until its lease ends, and then exactly one adopts it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_servers_on_one_database_run_a_left_running_study_once() {
+    let Ok(server_url) = std::env::var("TARS_TEST_DATABASE_URL") else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "TARS_TEST_DATABASE_URL must be set in CI"
+        );
+        eprintln!("skipping a fleet test: TARS_TEST_DATABASE_URL unset");
+        return;
+    };
+    let tag = uuid::Uuid::new_v4().simple().to_string();
+    let schema = format!("tars_lease_{tag}");
+    let admin_pool = sqlx::PgPool::connect(&server_url)
+        .await
+        .expect("connecting to TARS_TEST_DATABASE_URL");
+    // Our own hex name, not input; DDL takes no bind parameters.
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+        .execute(&admin_pool)
+        .await
+        .unwrap();
+    let separator = if server_url.contains('?') { '&' } else { '?' };
+    let database_url = format!("{server_url}{separator}options=-c%20search_path%3D{schema}");
+    let extra = [
+        ("database_url", database_url.as_str()),
+        ("study_lease_seconds", "10"),
+    ];
+
+    let first = Server::start(&format!("lease-first-{tag}"), &extra).await;
+    let admin = first.admin().await;
+    let left = start_study(&first, &admin, ppo_study(3)).await;
+    let held = start_study(&first, &admin, ppo_study(2)).await;
+    first.stop().await;
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    set_lease(&admin_pool, &schema, &left, "crashed-server", now_ms - 1).await;
+    set_lease(
+        &admin_pool,
+        &schema,
+        &held,
+        "live-server",
+        now_ms + 3_600_000,
+    )
+    .await;
+
+    let (name_b, name_c) = (format!("lease-b-{tag}"), format!("lease-c-{tag}"));
+    let (b, c) = tokio::join!(
+        Server::start(&name_b, &extra),
+        Server::start(&name_c, &extra)
+    );
+    assert_eq!(
+        times_taken_over(&[&b, &c], &left),
+        1,
+        "resumed by exactly one"
+    );
+    assert_eq!(
+        times_taken_over(&[&b, &c], &held),
+        0,
+        "its lease still holds"
+    );
+    let admin = b.admin().await;
+    let study = wait_for(&b, &admin, &left, is_ended).await;
+    assert_eq!(study["status"], "completed", "{study}");
+    let progress = &study["progress"];
+    let counted: u64 = ["complete", "pruned", "failed"]
+        .iter()
+        .map(|state| progress[*state].as_u64().unwrap())
+        .sum();
+    assert_eq!(counted, 3, "{study}");
+    let winner = [&b, &c]
+        .into_iter()
+        .find(|s| times_taken_over(&[s], &left) == 1)
+        .unwrap();
+    let owner = winner
+        .running
+        .as_ref()
+        .unwrap()
+        .state
+        .studies
+        .owner()
+        .to_string();
+    let (_, listed) = get(&c, &c.admin().await, "/v1/studies?status=completed").await;
+    assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
+    let store = &b.running.as_ref().unwrap().state.service.store;
+    let stored = store.study(left.parse().unwrap()).await.unwrap().unwrap();
+    assert_eq!(stored.owner.as_deref(), Some(owner.as_str()));
+
+    // The held study: untouched while its lease holds.
+    let (_, untouched) = get(&b, &admin, &format!("/v1/studies/{held}")).await;
+    assert_eq!(untouched["status"], "running", "{untouched}");
+    assert_eq!(times_taken_over(&[&b, &c], &held), 0);
+    // Its holder dies: one of the two adopts it once the lease has ended.
+    set_lease(
+        &admin_pool,
+        &schema,
+        &held,
+        "live-server",
+        chrono::Utc::now().timestamp_millis(),
+    )
+    .await;
+    let study = wait_for(&b, &admin, &held, is_ended).await;
+    assert_eq!(study["status"], "completed", "{study}");
+    assert_eq!(
+        times_taken_over(&[&b, &c], &held),
+        1,
+        "adopted by exactly one"
+    );
+    assert_eq!(times_taken_over(&[&b, &c], &left), 1);
+
+    for dir in [b.stop().await, c.stop().await] {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+    let drop = format!("DROP SCHEMA IF EXISTS {schema} CASCADE");
+    sqlx::query(sqlx::AssertSqlSafe(drop))
+        .execute(&admin_pool)
+        .await
+        .unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_requests_are_refused_with_what_is_valid_and_store_nothing() {
     let server = Server::start("automl-bad", &[]).await;
@@ -346,8 +497,8 @@ async fn bad_requests_are_refused_with_what_is_valid_and_store_nothing() {
         (space(json!({"no_such_param": null})), "cannot be removed"),
         (with("sampler", json!("cmaes")), "tpe, random or grid"),
         (
-            with("pruner", json!("hyperband")),
-            "median, sh (successive halving) or none",
+            with("pruner", json!("percentile")),
+            "median, sh (successive halving), hyperband or none",
         ),
         (
             with("agent_type", json!("sac")),

@@ -52,7 +52,9 @@ pub use model::{
     BaselineRow, HistoryAction, HistoryRow, MAX_ACTOR_CHARS, MAX_AGENT_TYPE_CHARS,
     MAX_ENVIRONMENT_CHARS, NewBaseline, NewResult, NewRun, Promotion, ResultRow, RunRow,
 };
-pub use studies::{MAX_STUDIES_LISTED, NewStudy, STUDY_STATUSES, StudyRow, TRIAL_STATES, TrialRow};
+pub use studies::{
+    MAX_STUDIES_LISTED, NewStudy, STUDY_STATUSES, StudyRow, TRIAL_STATES, TrialRow, TrialSummary,
+};
 pub use users::{
     MAX_USERNAME_CHARS, NewRefreshToken, NewUser, NextRefreshToken, ROLES, RefreshUse, UserRow,
 };

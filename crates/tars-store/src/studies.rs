@@ -5,6 +5,16 @@
 //! ([`Store::set_study_status`] updates only from the status the caller saw), and a trial is
 //! written with an upsert keyed by (study, number), so writing the same trial again (it
 //! started, then it ended; or a resumed study re-writes it) is harmless.
+//!
+//! Several servers on one database run each study once: a study has an owner and a lease
+//! expiry. [`Store::claim_study`] takes a running study with a compare-and-set (nobody holds
+//! it, the caller already does, or the holder's lease has ended), the owner renews it
+//! ([`Store::renew_study_lease`]) while it runs the study and releases it on a graceful
+//! shutdown ([`Store::release_study`]). Lease times are the servers' clocks, so their skew
+//! must stay well below the lease.
+//!
+//! [`Store::study_summaries`] lists studies with their trial counts and best trial in one
+//! statement (no query per study).
 
 use crate::id::{Id, with_pool};
 use crate::model::check_agent_type;
@@ -34,6 +44,9 @@ pub struct NewStudy {
     pub config: Value,
     pub n_trials: i32,
     pub created_by: String,
+    /// The server that runs it from the start, holding its lease until `lease_until`.
+    pub owner: Option<String>,
+    pub lease_until: Option<DateTime<Utc>>,
 }
 
 /// One row of `studies`.
@@ -50,6 +63,25 @@ pub struct StudyRow {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub stop_requested: bool,
+    /// The server that runs (or last ran) the study.
+    pub owner: Option<String>,
+    /// Until when `owner`'s claim holds (to the millisecond).
+    pub lease_until: Option<DateTime<Utc>>,
+}
+
+/// A study's trials counted by state, and its best complete trial (highest value, the first
+/// among equals): what a list of studies shows without reading every trial.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct TrialSummary {
+    pub complete: i64,
+    pub pruned: i64,
+    pub running: i64,
+    /// Failed with an error other than the caller's "interrupted" one.
+    pub failed: i64,
+    /// Failed with exactly the caller's "interrupted" error.
+    pub interrupted: i64,
+    /// (number, value, params) of the best complete trial.
+    pub best: Option<(i32, f64, Value)>,
 }
 
 /// One row of `study_trials`, to write or as read.
@@ -73,8 +105,8 @@ pub struct TrialRow {
 }
 
 const INSERT_STUDY: &str = "INSERT INTO studies (id, agent_type, status, request, config,
-     n_trials, created_by, created_at, updated_at, stop_requested)
-     VALUES ($1, $2, 'running', $3, $4, $5, $6, $7, $7, FALSE)";
+     n_trials, created_by, created_at, updated_at, stop_requested, owner, lease_until_ms)
+     VALUES ($1, $2, 'running', $3, $4, $5, $6, $7, $7, FALSE, $8, $9)";
 const STUDY: &str = "SELECT * FROM studies WHERE id = $1";
 const STUDIES: &str = "SELECT * FROM studies
      WHERE ($1 IS NULL OR agent_type = $1) AND ($2 IS NULL OR status = $2)
@@ -91,6 +123,43 @@ const UPSERT_TRIAL: &str = "INSERT INTO study_trials (study_id, number, state, p
      intermediate_values = excluded.intermediate_values,
      system_attrs = excluded.system_attrs, error = excluded.error,
      duration_seconds = excluded.duration_seconds, finished_at = excluded.finished_at";
+const CLAIM: &str = "UPDATE studies SET owner = $2, lease_until_ms = $3
+     WHERE id = $1 AND status = 'running'
+     AND (owner IS NULL OR owner = $2 OR lease_until_ms IS NULL OR lease_until_ms <= $4)";
+const RENEW: &str = "UPDATE studies SET lease_until_ms = $3
+     WHERE id = $1 AND owner = $2 AND status = 'running'";
+const RELEASE: &str = "UPDATE studies SET owner = NULL, lease_until_ms = NULL
+     WHERE id = $1 AND owner = $2";
+/// The listed studies (as `STUDIES`), each with its trials counted by state and its best
+/// complete trial, in one statement.
+const SUMMARIES: &str = "WITH listed AS (
+       SELECT * FROM studies
+       WHERE ($1 IS NULL OR agent_type = $1) AND ($2 IS NULL OR status = $2)
+       ORDER BY created_at DESC, id LIMIT $3),
+     counts AS (
+       SELECT t.study_id,
+         SUM(CASE WHEN t.state = 'complete' THEN 1 ELSE 0 END) AS n_complete,
+         SUM(CASE WHEN t.state = 'pruned' THEN 1 ELSE 0 END) AS n_pruned,
+         SUM(CASE WHEN t.state = 'running' THEN 1 ELSE 0 END) AS n_running,
+         SUM(CASE WHEN t.state = 'failed' AND t.error = $4 THEN 1 ELSE 0 END) AS n_interrupted,
+         SUM(CASE WHEN t.state = 'failed' AND (t.error IS NULL OR t.error <> $4)
+             THEN 1 ELSE 0 END) AS n_failed
+       FROM study_trials t JOIN listed l ON l.id = t.study_id
+       GROUP BY t.study_id),
+     ranked AS (
+       SELECT t.study_id, t.number, t.value, t.params,
+         ROW_NUMBER() OVER (PARTITION BY t.study_id ORDER BY t.value DESC, t.number) AS rn
+       FROM study_trials t JOIN listed l ON l.id = t.study_id
+       WHERE t.state = 'complete' AND t.value IS NOT NULL)
+     SELECT l.*,
+       COALESCE(c.n_complete, 0) AS n_complete, COALESCE(c.n_pruned, 0) AS n_pruned,
+       COALESCE(c.n_running, 0) AS n_running, COALESCE(c.n_failed, 0) AS n_failed,
+       COALESCE(c.n_interrupted, 0) AS n_interrupted,
+       r.number AS best_number, r.value AS best_value, r.params AS best_params
+     FROM listed l
+     LEFT JOIN counts c ON c.study_id = l.id
+     LEFT JOIN ranked r ON r.study_id = l.id AND r.rn = 1
+     ORDER BY l.created_at DESC, l.id";
 const TOUCH_STUDY: &str = "UPDATE studies SET updated_at = $2 WHERE id = $1";
 const TRIALS: &str = "SELECT * FROM study_trials WHERE study_id = $1 ORDER BY number";
 
@@ -109,6 +178,33 @@ macro_rules! study_row {
             created_at: row.try_get("created_at")?,
             updated_at: row.try_get("updated_at")?,
             stop_requested: row.try_get("stop_requested")?,
+            owner: row.try_get("owner")?,
+            lease_until: row
+                .try_get::<Option<i64>, _>("lease_until_ms")?
+                .and_then(DateTime::<Utc>::from_timestamp_millis),
+        }
+    }};
+}
+
+macro_rules! summary {
+    ($row:expr) => {{
+        let row = $row;
+        let best_number: Option<i32> = row.try_get("best_number")?;
+        let best = match best_number {
+            Some(number) => Some((
+                number,
+                row.try_get::<f64, _>("best_value")?,
+                row.try_get::<Json<Value>, _>("best_params")?.0,
+            )),
+            None => None,
+        };
+        TrialSummary {
+            complete: row.try_get("n_complete")?,
+            pruned: row.try_get("n_pruned")?,
+            running: row.try_get("n_running")?,
+            failed: row.try_get("n_failed")?,
+            interrupted: row.try_get("n_interrupted")?,
+            best,
         }
     }};
 }
@@ -127,6 +223,16 @@ fn check_status(status: &str) -> Result<(), StoreError> {
     }
 }
 
+fn check_owner(owner: &str) -> Result<(), StoreError> {
+    if owner.is_empty() || owner.len() > 200 {
+        return Err(StoreError::invalid(
+            "owner",
+            "a study's owner is a server name of 1 to 200 characters",
+        ));
+    }
+    Ok(())
+}
+
 impl Store {
     /// Stores a new study in status `running`.
     pub async fn insert_study(&self, new: &NewStudy) -> Result<StudyRow, StoreError> {
@@ -138,6 +244,9 @@ impl Store {
         if new.n_trials < 1 {
             return Err(StoreError::invalid("n_trials", "must be at least 1"));
         }
+        if let Some(owner) = &new.owner {
+            check_owner(owner)?;
+        }
         let now = Utc::now();
         let inserted: Result<(), sqlx::Error> = with_pool!(self, pool => {
             sqlx::query(INSERT_STUDY)
@@ -148,6 +257,8 @@ impl Store {
                 .bind(new.n_trials)
                 .bind(&new.created_by)
                 .bind(now)
+                .bind(&new.owner)
+                .bind(new.lease_until.map(|t| t.timestamp_millis()))
                 .execute(pool)
                 .await
                 .map(|_| ())
@@ -192,6 +303,94 @@ impl Store {
                 out.push(study_row!(row));
             }
             Ok(out)
+        })
+    }
+
+    /// Studies as [`Store::studies`] lists them, each with its [`TrialSummary`]; trials whose
+    /// error is exactly `interrupted_error` are counted apart. One statement.
+    pub async fn study_summaries(
+        &self,
+        agent_type: Option<&str>,
+        status: Option<&str>,
+        limit: i64,
+        interrupted_error: &str,
+    ) -> Result<Vec<(StudyRow, TrialSummary)>, StoreError> {
+        let agent_type = agent_type.map(check_agent_type).transpose()?;
+        if let Some(status) = status {
+            check_status(status)?;
+        }
+        let limit = limit.clamp(1, MAX_STUDIES_LISTED);
+        with_pool!(self, pool => {
+            let rows = sqlx::query(SUMMARIES)
+                .bind(&agent_type)
+                .bind(status)
+                .bind(limit)
+                .bind(interrupted_error)
+                .fetch_all(pool)
+                .await?;
+            let mut out = Vec::with_capacity(rows.len());
+            for row in &rows {
+                out.push((study_row!(row), summary!(row)));
+            }
+            Ok(out)
+        })
+    }
+
+    /// Claims a running study for `owner` until `until`: succeeds (true) when nobody holds
+    /// it, `owner` already does, or the holder's lease ended at or before `now`. False when
+    /// another server's lease still holds or the study is not running.
+    pub async fn claim_study(
+        &self,
+        id: Uuid,
+        owner: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        check_owner(owner)?;
+        let claimed: u64 = with_pool!(self, pool => {
+            sqlx::query(CLAIM)
+                .bind(Id(id))
+                .bind(owner)
+                .bind(until.timestamp_millis())
+                .bind(now.timestamp_millis())
+                .execute(pool)
+                .await?
+                .rows_affected()
+        });
+        Ok(claimed == 1)
+    }
+
+    /// Extends `owner`'s lease on a running study to `until`; false when `owner` no longer
+    /// holds it (another server claimed it after the lease ended) or it is not running.
+    pub async fn renew_study_lease(
+        &self,
+        id: Uuid,
+        owner: &str,
+        until: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        check_owner(owner)?;
+        let renewed: u64 = with_pool!(self, pool => {
+            sqlx::query(RENEW)
+                .bind(Id(id))
+                .bind(owner)
+                .bind(until.timestamp_millis())
+                .execute(pool)
+                .await?
+                .rows_affected()
+        });
+        Ok(renewed == 1)
+    }
+
+    /// Gives up `owner`'s claim (a graceful shutdown), so another server can resume the
+    /// study at once. Nothing happens when `owner` does not hold it.
+    pub async fn release_study(&self, id: Uuid, owner: &str) -> Result<(), StoreError> {
+        with_pool!(self, pool => {
+            sqlx::query(RELEASE)
+                .bind(Id(id))
+                .bind(owner)
+                .execute(pool)
+                .await?;
+            Ok(())
         })
     }
 

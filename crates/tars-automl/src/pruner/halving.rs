@@ -73,13 +73,26 @@ impl HalvingConfig {
     }
 
     pub fn should_prune(&self, direction: Direction, trials: &mut [Trial], idx: usize) -> bool {
+        let Some(min_resource) = self.min_resource(trials) else {
+            return false;
+        };
+        self.should_prune_among(direction, trials, idx, min_resource, &|_| true)
+    }
+
+    /// The decision against the competitors `trials[j]` with `among(j)` (Hyperband's
+    /// bracket), given the minimum resource.
+    pub(crate) fn should_prune_among(
+        &self,
+        direction: Direction,
+        trials: &mut [Trial],
+        idx: usize,
+        min_resource: u64,
+        among: &dyn Fn(usize) -> bool,
+    ) -> bool {
         let Some(step) = trials[idx].last_step() else {
             return false;
         };
         let value = trials[idx].intermediate_values[&step];
-        let Some(min_resource) = self.min_resource(trials) else {
-            return false;
-        };
         loop {
             let rung = trials[idx].rung_values.len();
             if step < self.rung_step(min_resource, rung as u32) {
@@ -91,7 +104,7 @@ impl HalvingConfig {
             let mut competing: Vec<f64> = trials
                 .iter()
                 .enumerate()
-                .filter(|&(other, _)| other != idx)
+                .filter(|&(other, _)| other != idx && among(other))
                 .filter_map(|(_, t)| t.rung_values.get(rung).copied())
                 .collect();
             competing.push(value);

@@ -1,8 +1,10 @@
 //! Pruners stop unpromising trials early from their intermediate values: [`median`] (Optuna's
-//! `MedianPruner`) and [`halving`] (Optuna's `SuccessiveHalvingPruner`). Like samplers they
-//! are configuration only; successive halving keeps its rung values in the trials.
+//! `MedianPruner`), [`halving`] (Optuna's `SuccessiveHalvingPruner`) and [`hyperband`]
+//! (Optuna's `HyperbandPruner`). Like samplers they are configuration only; successive
+//! halving and Hyperband keep their rung values in the trials.
 
 pub mod halving;
+pub mod hyperband;
 pub mod median;
 
 use crate::Error;
@@ -10,6 +12,7 @@ use crate::study::{Direction, Trial};
 use serde::{Deserialize, Serialize};
 
 pub use halving::HalvingConfig;
+pub use hyperband::HyperbandConfig;
 pub use median::MedianConfig;
 
 /// Which pruner a study uses, with its settings.
@@ -21,11 +24,13 @@ pub enum PrunerConfig {
     None,
     Median(MedianConfig),
     SuccessiveHalving(HalvingConfig),
+    Hyperband(HyperbandConfig),
 }
 
 impl PrunerConfig {
     /// Parses a pruner name as the CLI and API give it: `median`, `sh` (or
-    /// `successive_halving`) or `none`, with Optuna's default settings.
+    /// `successive_halving`), `hyperband` or `none`, with Optuna's default settings
+    /// (Hyperband's `min_resource` is auto, see [`hyperband`]).
     pub fn from_name(name: &str) -> Result<PrunerConfig, Error> {
         match name.to_ascii_lowercase().as_str() {
             "none" => Ok(PrunerConfig::None),
@@ -33,10 +38,11 @@ impl PrunerConfig {
             "sh" | "successive_halving" | "successivehalving" => {
                 Ok(PrunerConfig::SuccessiveHalving(HalvingConfig::default()))
             }
+            "hyperband" => Ok(PrunerConfig::Hyperband(HyperbandConfig::default())),
             _ => Err(Error::InvalidSetting {
                 name: "pruner",
                 value: name.to_string(),
-                expected: "median, sh (successive halving) or none".to_string(),
+                expected: "median, sh (successive halving), hyperband or none".to_string(),
             }),
         }
     }
@@ -46,6 +52,7 @@ impl PrunerConfig {
             PrunerConfig::None => "none",
             PrunerConfig::Median(_) => "median",
             PrunerConfig::SuccessiveHalving(_) => "sh",
+            PrunerConfig::Hyperband(_) => "hyperband",
         }
     }
 
@@ -54,14 +61,17 @@ impl PrunerConfig {
             PrunerConfig::None => Ok(()),
             PrunerConfig::Median(config) => config.validate(),
             PrunerConfig::SuccessiveHalving(config) => config.validate(),
+            PrunerConfig::Hyperband(config) => config.validate(),
         }
     }
 }
 
-/// Whether `trials[idx]` (running) should stop, judged on its last reported step.
+/// Whether `trials[idx]` (running) should stop, judged on its last reported step, in a
+/// study seeded `seed` (Hyperband's bracket hash).
 pub fn should_prune(
     config: &PrunerConfig,
     direction: Direction,
+    seed: u64,
     trials: &mut [Trial],
     idx: usize,
 ) -> bool {
@@ -69,5 +79,6 @@ pub fn should_prune(
         PrunerConfig::None => false,
         PrunerConfig::Median(median) => median.should_prune(direction, trials, idx),
         PrunerConfig::SuccessiveHalving(halving) => halving.should_prune(direction, trials, idx),
+        PrunerConfig::Hyperband(hyperband) => hyperband.should_prune(direction, seed, trials, idx),
     }
 }

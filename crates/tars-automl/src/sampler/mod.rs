@@ -7,6 +7,7 @@ pub mod grid;
 pub mod random;
 pub mod tpe;
 
+use crate::PrunerConfig;
 use crate::study::{StudyConfig, Trial};
 use crate::{Error, SearchSpace};
 use serde::{Deserialize, Serialize};
@@ -79,8 +80,29 @@ pub fn sample(
             .map(|(name, d)| (name.to_string(), random::sample_one(d, rng)))
             .collect(),
         SamplerConfig::Grid => grid::Grid::new(space)?.sample(trials, rng)?,
-        SamplerConfig::Tpe(tpe) => tpe::sample(tpe, config.direction, space, trials, fixed, rng),
+        SamplerConfig::Tpe(tpe) => {
+            let bracket_trials = same_bracket(config, trials);
+            let trials = bracket_trials.as_deref().unwrap_or(trials);
+            tpe::sample(tpe, config.direction, space, trials, fixed, rng)
+        }
     };
     params.extend(fixed.iter().map(|(k, v)| (k.clone(), v.clone())));
     Ok(params)
+}
+
+/// Under Hyperband, the trials in the bracket of the next trial (Optuna's `_filter_study`:
+/// the TPE learns from its bracket only); `None` otherwise.
+fn same_bracket(config: &StudyConfig, trials: &[Trial]) -> Option<Vec<Trial>> {
+    let PrunerConfig::Hyperband(hyperband) = &config.pruner else {
+        return None;
+    };
+    let brackets = hyperband.brackets(trials)?;
+    let bracket = brackets.bracket_of(config.seed, trials.len() as u64);
+    Some(
+        trials
+            .iter()
+            .filter(|t| brackets.bracket_of(config.seed, t.number) == bracket)
+            .cloned()
+            .collect(),
+    )
 }

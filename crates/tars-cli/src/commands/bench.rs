@@ -64,6 +64,9 @@ enum BenchTarget {
         /// Seeds per row (the median is reported).
         #[arg(long, default_value_t = 5)]
         seeds: u64,
+        /// The first seed (PEERS.md's Optuna figures are seeds 0-4).
+        #[arg(long, default_value_t = 0)]
+        first_seed: u64,
         /// Trials per study.
         #[arg(long, default_value_t = 200)]
         trials: usize,
@@ -107,9 +110,10 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         }
         BenchTarget::Tune {
             seeds,
+            first_seed,
             trials,
             json,
-        } => super::bench_tune::run(seeds, trials, json)?,
+        } => super::bench_tune::run(first_seed, seeds, trials, json)?,
     }
     Ok(ExitCode::SUCCESS)
 }

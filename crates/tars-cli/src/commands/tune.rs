@@ -41,7 +41,7 @@ pub struct TuneArgs {
     /// TPE over all parameters jointly (Optuna's multivariate=True).
     #[arg(long)]
     multivariate: bool,
-    /// Pruner: median, sh (successive halving) or none.
+    /// Pruner: median, sh (successive halving), hyperband or none.
     #[arg(long, default_value = "median")]
     pruner: String,
     /// Seed of the sampler and of every trial's training and evaluation.

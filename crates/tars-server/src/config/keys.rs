@@ -322,6 +322,13 @@ pub(super) const KEYS: &[Key] = &[
         604_800,
         "Performance: the window the rates and p95 are computed over",
     ),
+    Key::int(
+        "study_lease_seconds",
+        30,
+        2,
+        3_600,
+        "how long a server's claim on a running study holds unrenewed (renewed every third of it)",
+    ),
     Key::text(
         "jwt_algorithm",
         "HS256",

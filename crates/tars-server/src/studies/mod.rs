@@ -12,6 +12,16 @@
 //! Stopping (a request or a shutdown) starts no new trial and cuts the running ones at their
 //! next pruning check. A stopped study keeps its finished trials; a shutdown leaves the study
 //! `running` and its cut trials `running`, for the next start to resume.
+//!
+//! Several servers on one database run each study once. Every server has an owner name; a
+//! study is created with its creator's lease (`study_lease_seconds`), which a keeper task
+//! renews every third of the lease while the study runs. [`Studies::resume`] (at start-up) and
+//! the keeper (every third of the lease after that) take over only running studies whose lease
+//! has ended or that nobody holds, each with the store's compare-and-set claim, so of several
+//! servers exactly one resumes a study. A graceful shutdown releases the leases at once; after
+//! a crash the study waits for its lease to end. A server that finds it has lost a study (its
+//! renewal failed: another server took it over after the lease ended) stops running it
+//! without touching its status, as at a shutdown.
 
 use crate::app::AppState;
 use crate::auth::{Principal, Role};
@@ -36,7 +46,7 @@ use tars_automl::{
     Direction, Outcome, PrunerConfig, SamplerConfig, Study, StudyConfig, Trial, TrialState, runner,
     spaces,
 };
-use tars_store::{NewStudy, StudyRow, TrialRow};
+use tars_store::{NewStudy, StudyRow, TrialRow, TrialSummary};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
@@ -76,7 +86,7 @@ pub struct OptimizeBody {
     /// tpe, random or grid.
     #[serde(default = "default_sampler")]
     pub sampler: String,
-    /// median, sh (successive halving) or none.
+    /// median, sh (successive halving), hyperband or none.
     #[serde(default = "default_pruner")]
     pub pruner: String,
     #[serde(default)]
@@ -114,6 +124,14 @@ pub struct Studies {
     service: Arc<Service>,
     running: Mutex<HashMap<Uuid, Arc<Control>>>,
     threads: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    /// This server's name as the owner of the studies it runs.
+    owner: String,
+    /// How long a claim holds unrenewed.
+    lease: Duration,
+    /// Studies this process took over from the store (resumed or adopted), in order.
+    taken_over: Mutex<Vec<Uuid>>,
+    /// Renews this server's leases and adopts studies whose lease ended.
+    keeper: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 /// How a running study is told to stop.
@@ -140,11 +158,35 @@ struct Plan {
 
 impl Studies {
     pub fn new(service: Arc<Service>) -> Arc<Studies> {
+        let lease = Duration::from_secs(service.config.get_int("study_lease_seconds") as u64);
+        let owner = format!(
+            "pid{}-{}",
+            std::process::id(),
+            &Uuid::new_v4().simple().to_string()[..12]
+        );
         Arc::new(Studies {
             service,
             running: Mutex::new(HashMap::new()),
             threads: Mutex::new(Vec::new()),
+            owner,
+            lease,
+            taken_over: Mutex::new(Vec::new()),
+            keeper: Mutex::new(None),
         })
+    }
+
+    /// This server's name as a study owner.
+    pub fn owner(&self) -> &str {
+        &self.owner
+    }
+
+    /// The studies this process took over from the store (at start-up or later), in order.
+    pub fn taken_over(&self) -> Vec<Uuid> {
+        self.taken_over.lock().expect("studies lock").clone()
+    }
+
+    fn lease_until(&self, now: DateTime<Utc>) -> DateTime<Utc> {
+        now + chrono::Duration::from_std(self.lease).unwrap_or(chrono::Duration::seconds(30))
     }
 
     /// Validates, stores and starts a study.
@@ -170,6 +212,8 @@ impl Studies {
                     .map_err(|e| ApiError::internal("serialising the study config", e))?,
                 n_trials: plan.n_trials as i32,
                 created_by: actor.to_string(),
+                owner: Some(self.owner.clone()),
+                lease_until: Some(self.lease_until(Utc::now())),
             })
             .await;
         let row = match inserted {
@@ -185,22 +229,53 @@ impl Studies {
         Ok(id)
     }
 
-    /// Resumes every study a previous run left `running`; returns how many.
+    /// Resumes every running study whose lease has ended (or that nobody holds), e.g. those a
+    /// previous run left, and starts the keeper that renews this server's leases and adopts
+    /// such studies later; returns how many were resumed now.
     pub async fn resume(self: &Arc<Self>) -> Result<usize, ApiError> {
+        let n_resumed = self.take_over_free().await?;
+        let keeper = tokio::spawn(keep(Arc::downgrade(self), self.lease / 3));
+        if let Some(old) = self.keeper.lock().expect("keeper lock").replace(keeper) {
+            old.abort();
+        }
+        Ok(n_resumed)
+    }
+
+    /// Claims and resumes the running studies nobody holds; returns how many it resumed.
+    async fn take_over_free(self: &Arc<Self>) -> Result<usize, ApiError> {
         let store = &self.service.store;
         let rows = store
             .studies(None, Some("running"), tars_store::MAX_STUDIES_LISTED)
             .await?;
         let mut n_resumed = 0;
         for row in rows {
+            let now = Utc::now();
+            let held_elsewhere = row.owner.as_ref().is_some_and(|o| *o != self.owner)
+                && row.lease_until.is_some_and(|until| until > now);
+            if held_elsewhere
+                || self
+                    .running
+                    .lock()
+                    .expect("studies lock")
+                    .contains_key(&row.id)
+            {
+                continue;
+            }
+            if !store
+                .claim_study(row.id, &self.owner, now, self.lease_until(now))
+                .await?
+            {
+                continue;
+            }
             if row.stop_requested {
                 finish(store, row.id, "stopped", Some("stopped before a restart")).await;
                 continue;
             }
             match self.rebuild(&row).await {
                 Ok((plan, study, remaining)) => {
-                    tracing::info!(study = %row.id, remaining, "resuming a study");
+                    tracing::info!(study = %row.id, remaining, owner = %self.owner, "resuming a study");
                     let control = self.register(row.id);
+                    self.taken_over.lock().expect("studies lock").push(row.id);
                     self.spawn(row.id, control, plan, study, remaining);
                     n_resumed += 1;
                 }
@@ -217,6 +292,40 @@ impl Studies {
             }
         }
         Ok(n_resumed)
+    }
+
+    /// Renews the lease of every study this process runs; a study whose lease another server
+    /// has taken is left to it (stopped here as at a shutdown).
+    async fn renew_leases(&self) {
+        let running: Vec<(Uuid, Arc<Control>)> = self
+            .running
+            .lock()
+            .expect("studies lock")
+            .iter()
+            .map(|(id, control)| (*id, control.clone()))
+            .collect();
+        for (id, control) in running {
+            let until = self.lease_until(Utc::now());
+            match self
+                .service
+                .store
+                .renew_study_lease(id, &self.owner, until)
+                .await
+            {
+                Ok(true) => {}
+                Ok(false) => {
+                    // Ended meanwhile (its status left `running`), or taken over.
+                    let row = self.service.store.study(id).await.ok().flatten();
+                    if row.is_some_and(|r| r.status == "running") {
+                        tracing::warn!(study = %id, "another server took this study over; leaving it");
+                        lose(&control);
+                    }
+                }
+                Err(err) => {
+                    tracing::warn!(study = %id, error = %err, "cannot renew a study's lease")
+                }
+            }
+        }
     }
 
     /// A stored study rebuilt: half-done trials failed and their parameters enqueued.
@@ -264,6 +373,8 @@ impl Studies {
         let store = &self.service.store;
         store.study(id).await?.ok_or_else(|| not_found(id))?;
         let row = store.request_stop(id).await?;
+        let held_elsewhere = row.owner.as_ref().is_some_and(|o| *o != self.owner)
+            && row.lease_until.is_some_and(|until| until > Utc::now());
         let control = self.running.lock().expect("studies lock").get(&id).cloned();
         match control {
             Some(control) => {
@@ -271,7 +382,9 @@ impl Studies {
                 control.no_more.store(true, Ordering::SeqCst);
                 control.abort.store(true, Ordering::SeqCst);
             }
-            // Running in no process (another instance, or a failed resume): stop it here.
+            // Another server runs it: it sees the request after its current trials.
+            None if held_elsewhere => {}
+            // Running in no process (a failed resume, or its server died): stop it here.
             None => {
                 let reason = format!("stopped by {actor}");
                 return Ok(store
@@ -284,16 +397,27 @@ impl Studies {
 
     /// Stops every study of this process at its next pruning check and waits for them (up
     /// to `deadline`), leaving them `running` for the next start.
+    /// Then releases their leases, so another server resumes them at once.
     pub async fn shutdown(&self, deadline: tokio::time::Instant) {
-        for control in self.running.lock().expect("studies lock").values() {
-            control.shutdown.store(true, Ordering::SeqCst);
-            control.no_more.store(true, Ordering::SeqCst);
-            control.abort.store(true, Ordering::SeqCst);
+        if let Some(keeper) = self.keeper.lock().expect("keeper lock").take() {
+            keeper.abort();
         }
+        let ids: Vec<Uuid> = {
+            let running = self.running.lock().expect("studies lock");
+            for control in running.values() {
+                lose(control);
+            }
+            running.keys().copied().collect()
+        };
         let threads = std::mem::take(&mut *self.threads.lock().expect("threads lock"));
         for thread in threads {
             if tokio::time::timeout_at(deadline, thread).await.is_err() {
                 tracing::warn!("shutdown timeout: a study is still running its trials");
+            }
+        }
+        for id in ids {
+            if let Err(err) = self.service.store.release_study(id, &self.owner).await {
+                tracing::warn!(study = %id, error = %err, "cannot release a study's lease");
             }
         }
     }
@@ -321,6 +445,7 @@ impl Studies {
             let ending = run(
                 &runtime,
                 &this.service,
+                &this.owner,
                 id,
                 plan,
                 study,
@@ -340,10 +465,41 @@ impl Studies {
     }
 }
 
+/// Renews the leases and adopts free studies every `period`, while the studies live.
+async fn keep(studies: std::sync::Weak<Studies>, period: Duration) {
+    let mut ticks = tokio::time::interval(period.max(Duration::from_millis(100)));
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticks.tick().await;
+    loop {
+        ticks.tick().await;
+        let Some(studies) = studies.upgrade() else {
+            return;
+        };
+        studies.renew_leases().await;
+        match studies.take_over_free().await {
+            Ok(0) => {}
+            Ok(adopted) => tracing::info!(adopted, "took over studies whose lease had ended"),
+            Err(err) => {
+                tracing::warn!(error = %err.message, "cannot look for studies to take over")
+            }
+        }
+    }
+}
+
+/// Stops running a study without ending it (a shutdown, or another server took it over):
+/// no new trial, running ones cut and left for whoever resumes it.
+fn lose(control: &Control) {
+    control.shutdown.store(true, Ordering::SeqCst);
+    control.no_more.store(true, Ordering::SeqCst);
+    control.abort.store(true, Ordering::SeqCst);
+}
+
 /// Runs `remaining` trials; returns the status to end in and why.
+#[allow(clippy::too_many_arguments)]
 fn run(
     runtime: &tokio::runtime::Handle,
     service: &Service,
+    owner: &str,
     id: Uuid,
     plan: Plan,
     study: Study,
@@ -406,13 +562,16 @@ fn run(
                 if !cut_by_shutdown {
                     persist(trial, Utc::now());
                 }
-                // A stop asked of another server on the same database is seen here.
-                if let Ok(Some(row)) = runtime.block_on(store.study(id))
-                    && (row.stop_requested || row.status != "running")
-                {
-                    control.no_more.store(true, Ordering::SeqCst);
-                    let mut stopped_by = control.stopped_by.lock().expect("stop lock");
-                    stopped_by.get_or_insert_with(|| "another server".to_string());
+                // A stop asked of another server on the same database is seen here, and so is a
+                // take-over by another server (this one's lease ended unrenewed).
+                if let Ok(Some(row)) = runtime.block_on(store.study(id)) {
+                    if row.status == "running" && row.owner.as_deref() != Some(owner) {
+                        lose(control);
+                    } else if row.stop_requested || row.status != "running" {
+                        control.no_more.store(true, Ordering::SeqCst);
+                        let mut stopped_by = control.stopped_by.lock().expect("stop lock");
+                        stopped_by.get_or_insert_with(|| "another server".to_string());
+                    }
                 }
                 if deadline.is_some_and(|d| Instant::now() >= d) {
                     timed_out.store(true, Ordering::SeqCst);

@@ -140,6 +140,36 @@ pub(super) fn view(row: StudyRow, trials: Vec<TrialRow>, with_trials: bool) -> S
             _ => progress.failed += 1,
         }
     }
+    let best = best_of(&trials);
+    let trials = with_trials.then(|| trials.into_iter().map(trial_view).collect());
+    study_view(row, progress, best, trials)
+}
+
+/// A study of a list: progress and best from the store's summary (no trials read).
+pub(super) fn summary_view(row: StudyRow, summary: TrialSummary) -> StudyView {
+    let count = |n: i64| n.max(0) as usize;
+    let progress = Progress {
+        n_trials: row.n_trials,
+        complete: count(summary.complete),
+        pruned: count(summary.pruned),
+        failed: count(summary.failed),
+        running: count(summary.running),
+        interrupted: count(summary.interrupted),
+    };
+    let best = summary.best.map(|(trial, value, params)| BestView {
+        trial,
+        value,
+        params,
+    });
+    study_view(row, progress, best, None)
+}
+
+fn study_view(
+    row: StudyRow,
+    progress: Progress,
+    best: Option<BestView>,
+    trials: Option<Vec<TrialView>>,
+) -> StudyView {
     StudyView {
         id: row.id,
         agent_type: row.agent_type,
@@ -149,8 +179,8 @@ pub(super) fn view(row: StudyRow, trials: Vec<TrialRow>, with_trials: bool) -> S
         request: row.request,
         config: row.config,
         progress,
-        best: best_of(&trials),
-        trials: with_trials.then(|| trials.into_iter().map(trial_view).collect()),
+        best,
+        trials,
         created_by: row.created_by,
         created_at: row.created_at.to_rfc3339(),
         updated_at: row.updated_at.to_rfc3339(),
@@ -219,20 +249,22 @@ pub async fn list(
             tars_store::STUDY_STATUSES.join(", ")
         )));
     }
-    let store = &state.service.store;
-    let rows = store
-        .studies(
+    // One statement for the studies, their progress and best trials (no query per study).
+    let rows = state
+        .service
+        .store
+        .study_summaries(
             query.agent_type.as_deref(),
             query.status.as_deref(),
             query.limit.unwrap_or(100),
+            INTERRUPTED,
         )
         .await?;
-    let mut out = Vec::with_capacity(rows.len());
-    for row in rows {
-        let trials = store.trials(row.id).await?;
-        out.push(view(row, trials, false));
-    }
-    Ok(Json(out))
+    Ok(Json(
+        rows.into_iter()
+            .map(|(row, summary)| summary_view(row, summary))
+            .collect(),
+    ))
 }
 
 /// Stop a running study (operator): no new trial starts, running ones are cut at their next

@@ -15,12 +15,32 @@ use super::truncnorm;
 use crate::Distribution;
 use tars_envs::Rng;
 
-/// Settings shared by every estimator of a sampler (Optuna's `_ParzenEstimatorParameters`).
+/// Settings shared by every estimator of a sampler (Optuna's `_ParzenEstimatorParameters`,
+/// plus the bandwidth knobs of Watanabe 2023, "Tree-structured Parzen estimator:
+/// understanding its algorithm components and their roles for better empirical performance").
 #[derive(Debug, Clone, Copy)]
 pub struct ParzenParams {
     pub prior_weight: f64,
     pub consider_magic_clip: bool,
     pub consider_endpoints: bool,
+    /// α of the magic clip: bandwidths are at least range · max(Δ, 1 / (n + 2)^α)
+    /// (Optuna: α = 1); `None`: range · Δ (α = ∞).
+    pub magic_clip_exponent: Option<f64>,
+    /// Δ, the smallest bandwidth as a fraction of the range (Optuna: 0.01, its `min(100, …)`).
+    pub min_bandwidth_factor: f64,
+    pub bandwidth: Bandwidth,
+}
+
+/// How the kernels' bandwidths are chosen before the clip.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Bandwidth {
+    /// Optuna's and Hyperopt's: the larger gap to the sorted neighbours.
+    #[default]
+    Neighbours,
+    /// Scott's rule per dimension, 1.059 · min(IQR / 1.34, std) · n^(−1/5), over the
+    /// observations and the prior's mean (Watanabe 2023's `scott`).
+    Scott,
 }
 
 /// One dimension, with values in internal representation (numbers, or choice indices).
@@ -159,12 +179,30 @@ fn pick(cum: &[f64], u: f64) -> usize {
 impl Parzen {
     /// The estimator of `observations` (`[observation][dim]`, internal values, oldest first)
     /// over `dims`.
+    #[cfg(test)]
     pub fn new(observations: &[Vec<f64>], dims: &[Dim], params: &ParzenParams) -> Parzen {
+        Parzen::weighted(
+            observations,
+            &default_weights(observations.len()),
+            dims,
+            params,
+        )
+    }
+
+    /// The estimator with the given weight per observation (the prior's is
+    /// `params.prior_weight`); weights are normalised.
+    pub fn weighted(
+        observations: &[Vec<f64>],
+        observation_weights: &[f64],
+        dims: &[Dim],
+        params: &ParzenParams,
+    ) -> Parzen {
+        debug_assert_eq!(observations.len(), observation_weights.len());
         let n = observations.len();
         let mut weights = if n == 0 {
             vec![1.0]
         } else {
-            let mut w = default_weights(n);
+            let mut w = observation_weights.to_vec();
             w.push(params.prior_weight);
             w
         };
@@ -334,32 +372,29 @@ fn numerical(observations: &[f64], dim: Dim, params: &ParzenParams) -> Kernels {
     };
     let n = observations.len();
     let range = high - low;
-    // The larger gap to the sorted neighbours, the range's ends standing in at the extremes.
-    let mut order: Vec<usize> = (0..n).collect();
-    order.sort_by(|&i, &j| observations[i].total_cmp(&observations[j]));
-    let mut sorted = Vec::with_capacity(n + 2);
-    sorted.push(low);
-    sorted.extend(order.iter().map(|&i| observations[i]));
-    sorted.push(high);
-    let mut sorted_sigmas: Vec<f64> = (1..=n)
-        .map(|i| (sorted[i] - sorted[i - 1]).max(sorted[i + 1] - sorted[i]))
-        .collect();
-    if !params.consider_endpoints && sorted.len() >= 4 {
-        sorted_sigmas[0] = sorted[2] - sorted[1];
-        sorted_sigmas[n - 1] = sorted[n] - sorted[n - 1];
-    }
+    let sigmas_before_clip = match params.bandwidth {
+        Bandwidth::Neighbours => neighbour_gaps(observations, low, high, params),
+        Bandwidth::Scott => vec![scott(observations, 0.5 * (low + high)); n],
+    };
     let min_sigma = if params.consider_magic_clip {
-        range / f64::min(100.0, n as f64 + 2.0)
+        // Optuna's range / min(100, n + 2) when α = 1 and Δ = 0.01.
+        range
+            / f64::min(
+                1.0 / params.min_bandwidth_factor,
+                params
+                    .magic_clip_exponent
+                    .map_or(f64::INFINITY, |alpha| (n as f64 + 2.0).powf(alpha)),
+            )
     } else {
         1e-12
     };
-    let mut sigmas = vec![0.0; n + 1];
-    for (rank, &idx) in order.iter().enumerate() {
-        sigmas[idx] = sorted_sigmas[rank].clamp(min_sigma, range);
-    }
+    let mut sigmas: Vec<f64> = sigmas_before_clip
+        .into_iter()
+        .map(|sigma| sigma.clamp(min_sigma, range))
+        .collect();
     let mut mus = observations.to_vec();
     mus.push(0.5 * (low + high));
-    sigmas[n] = range;
+    sigmas.push(range);
     let log_norm = mus
         .iter()
         .zip(&sigmas)
@@ -379,6 +414,51 @@ fn numerical(observations: &[f64], dim: Dim, params: &ParzenParams) -> Kernels {
     }
 }
 
+/// Per observation, the larger gap to its sorted neighbours, the range's ends standing in at
+/// the extremes (the extreme kernels use their inner gap unless `consider_endpoints`).
+fn neighbour_gaps(observations: &[f64], low: f64, high: f64, params: &ParzenParams) -> Vec<f64> {
+    let n = observations.len();
+    let mut order: Vec<usize> = (0..n).collect();
+    order.sort_by(|&i, &j| observations[i].total_cmp(&observations[j]));
+    let mut sorted = Vec::with_capacity(n + 2);
+    sorted.push(low);
+    sorted.extend(order.iter().map(|&i| observations[i]));
+    sorted.push(high);
+    let mut sorted_sigmas: Vec<f64> = (1..=n)
+        .map(|i| (sorted[i] - sorted[i - 1]).max(sorted[i + 1] - sorted[i]))
+        .collect();
+    if !params.consider_endpoints && sorted.len() >= 4 {
+        sorted_sigmas[0] = sorted[2] - sorted[1];
+        sorted_sigmas[n - 1] = sorted[n] - sorted[n - 1];
+    }
+    let mut sigmas = vec![0.0; n];
+    for (rank, &idx) in order.iter().enumerate() {
+        sigmas[idx] = sorted_sigmas[rank];
+    }
+    sigmas
+}
+
+/// Scott's rule over the observations and the prior's mean `prior_mu`:
+/// 1.059 · min(IQR / 1.34, std) · m^(−1/5), m the number of points (numpy's linear
+/// percentiles, sample std).
+fn scott(observations: &[f64], prior_mu: f64) -> f64 {
+    let mut points: Vec<f64> = observations.to_vec();
+    points.push(prior_mu);
+    let m = points.len() as f64;
+    let mean = points.iter().sum::<f64>() / m;
+    let ddof = if points.len() > 1 { 1.0 } else { 0.0 };
+    let var = points.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (m - ddof);
+    points.sort_by(f64::total_cmp);
+    let percentile = |q: f64| {
+        let pos = q * (m - 1.0);
+        let (lo, frac) = (pos.floor() as usize, pos.fract());
+        let hi = (lo + 1).min(points.len() - 1);
+        points[lo] + (points[hi] - points[lo]) * frac
+    };
+    let iqr = percentile(0.75) - percentile(0.25);
+    1.059 * f64::min(iqr / 1.34, var.sqrt()) * m.powf(-0.2)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -387,6 +467,9 @@ mod tests {
         prior_weight: 1.0,
         consider_magic_clip: true,
         consider_endpoints: false,
+        magic_clip_exponent: Some(1.0),
+        min_bandwidth_factor: 0.01,
+        bandwidth: Bandwidth::Neighbours,
     };
 
     #[test]
@@ -440,6 +523,50 @@ mod tests {
                 "{point:?}: {got} vs Optuna {expected}"
             );
         }
+    }
+
+    #[test]
+    fn the_bandwidth_floor_is_optunas_or_a_fixed_share_of_the_range() {
+        let dims = [Dim::of(&Distribution::float(0.0, 10.0))];
+        let close: Vec<Vec<f64>> = [1.0, 1.01, 1.02].iter().map(|&x| vec![x]).collect();
+        let sigmas = |params: &ParzenParams| {
+            let parzen = Parzen::new(&close, &dims, params);
+            let Kernels::Numerical { sigmas, .. } = &parzen.dims[0] else {
+                panic!("numerical")
+            };
+            sigmas.clone()
+        };
+        // Gaps of 0.01; Optuna clips them to range / min(100, n + 2) = 10 / 5.
+        assert_eq!(sigmas(&OPTUNA), [2.0, 2.0, 2.0, 10.0]);
+        // Watanabe's α = ∞, Δ = 0.03: at least 3% of the range, whatever n.
+        let fixed = ParzenParams {
+            magic_clip_exponent: None,
+            min_bandwidth_factor: 0.03,
+            ..OPTUNA
+        };
+        let got = sigmas(&fixed);
+        assert!(got[..3].iter().all(|s| (s - 0.3).abs() < 1e-12), "{got:?}");
+        assert_eq!(got[3], 10.0, "the prior keeps the whole range");
+        // α = 2: 10 / min(1 / 0.03, 25) = 0.4.
+        let alpha_2 = ParzenParams {
+            magic_clip_exponent: Some(2.0),
+            ..fixed
+        };
+        assert!(
+            sigmas(&alpha_2)[..3]
+                .iter()
+                .all(|s| (s - 0.4).abs() < 1e-12)
+        );
+        // Scott's rule: one bandwidth for all kernels, from the spread of the points.
+        let scott = ParzenParams {
+            bandwidth: Bandwidth::Scott,
+            ..fixed
+        };
+        let got = sigmas(&scott);
+        assert!(
+            got[0] > 0.3 && got[0] == got[1] && got[1] == got[2],
+            "{got:?}"
+        );
     }
 
     #[test]

@@ -82,12 +82,13 @@ fn the_constant_liar_moves_suggestions_away_from_running_trials() {
         ("n".to_string(), Distribution::int(0, 20)),
     ])
     .unwrap();
+    // Optuna's settings: its broad early bandwidths show the liar's spreading plainly.
     let run = |constant_liar: bool| {
         let mut study = study(
             space.clone(),
             TpeConfig {
                 constant_liar,
-                ..TpeConfig::default()
+                ..TpeConfig::optuna()
             },
             9,
         );
@@ -190,4 +191,52 @@ fn pruned_trials_that_got_further_rank_first_below() {
     };
     let (below, above) = split_trials(&trials, Direction::Minimize, 1, &no_liar);
     assert_eq!((numbers(below), numbers(above)), (vec![2], vec![0, 1]));
+}
+
+#[test]
+fn under_hyperband_the_tpe_learns_from_its_bracket_only() {
+    use crate::PrunerConfig;
+    use crate::pruner::HyperbandConfig;
+    let hyperband = HyperbandConfig {
+        min_resource: Some(1),
+        max_resource: Some(9),
+        reduction_factor: 3,
+        bootstrap_count: 0,
+    };
+    let brackets = hyperband.brackets(&[]).unwrap();
+    let space = SearchSpace::new([("x".to_string(), Distribution::float(-10.0, 10.0))]).unwrap();
+    let config = |sampler| StudyConfig {
+        sampler,
+        pruner: PrunerConfig::Hyperband(hyperband),
+        ..StudyConfig::new(space.clone(), 5)
+    };
+    let mut tpe = Study::new(config(SamplerConfig::Tpe(TpeConfig::default()))).unwrap();
+    let mut random = Study::new(config(SamplerConfig::Random)).unwrap();
+    let (mut n_startup_checked, mut n_tpe_checked) = (0, 0);
+    for number in 0..40u64 {
+        let in_bracket = (0..number)
+            .filter(|&t| brackets.bracket_of(5, t) == brackets.bracket_of(5, number))
+            .count();
+        let asked = tpe.ask().unwrap();
+        let random_draw = random.ask().unwrap();
+        if in_bracket < 10 {
+            // Fewer than n_startup_trials in its bracket: a random draw, however many
+            // trials the other brackets hold.
+            assert_eq!(asked.params, random_draw.params, "trial {number}");
+            n_startup_checked += usize::from(number >= 10);
+        } else {
+            assert_ne!(asked.params, random_draw.params, "trial {number}");
+            n_tpe_checked += 1;
+        }
+        let x = asked.params["x"].as_f64().unwrap();
+        tpe.report(asked.number, 9, x * x).unwrap();
+        tpe.tell(asked.number, Outcome::Complete(x * x)).unwrap();
+        random
+            .tell(random_draw.number, Outcome::Complete(0.0))
+            .unwrap();
+    }
+    assert!(
+        n_startup_checked > 0 && n_tpe_checked > 0,
+        "{n_startup_checked} {n_tpe_checked}"
+    );
 }
