@@ -9,6 +9,7 @@ pub mod auth;
 pub mod baseline_cache;
 pub mod config;
 pub mod error;
+pub mod events;
 pub mod events_nats;
 pub mod hypersync;
 pub mod jobs;

@@ -7,6 +7,7 @@
 
 use crate::baseline_cache::{BaselineCache, Key};
 use crate::config::Config;
+use crate::events::{Event, Publisher};
 use anyhow::Context;
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
@@ -24,6 +25,8 @@ pub struct Service {
     pub engine: Arc<Engine>,
     /// Baseline listings of [`Service::baselines`]; every baseline write here clears it.
     baseline_cache: BaselineCache,
+    /// Where this process's fleet events go (fleet mode); unset: nobody else to tell.
+    publisher: std::sync::OnceLock<Arc<dyn Publisher>>,
 }
 
 /// An evaluation's response and where it was kept.
@@ -51,6 +54,7 @@ impl Service {
             store,
             engine,
             baseline_cache: BaselineCache::new(cache_ttl),
+            publisher: std::sync::OnceLock::new(),
         })
     }
 
@@ -155,10 +159,23 @@ impl Service {
         self.baseline_cache.invalidate();
     }
 
+    /// Sets where this process's fleet events go (once; later calls are ignored).
+    pub fn set_publisher(&self, publisher: Arc<dyn Publisher>) {
+        let _ = self.publisher.set(publisher);
+    }
+
+    /// Tells the fleet (fleet mode; nothing in embedded mode).
+    pub fn publish(&self, event: Event) {
+        if let Some(publisher) = self.publisher.get() {
+            publisher.publish(event);
+        }
+    }
+
     /// Stores a baseline as given (409-style error when its rank is taken).
     pub async fn insert_baseline(&self, baseline: &NewBaseline) -> Result<BaselineRow, StoreError> {
         let inserted = self.store.insert_baseline(baseline).await;
         self.invalidate_baselines();
+        self.baseline_written(&inserted);
         inserted
     }
 
@@ -166,7 +183,19 @@ impl Service {
     pub async fn promote_baseline(&self, promotion: &Promotion) -> Result<BaselineRow, StoreError> {
         let promoted = self.store.promote(promotion).await;
         self.invalidate_baselines();
+        self.baseline_written(&promoted);
         promoted
+    }
+
+    /// The other replicas drop their cached listings of the pair ([`Event::Baseline`]).
+    fn baseline_written(&self, written: &Result<BaselineRow, StoreError>) {
+        if let Ok(row) = written {
+            self.publish(Event::Baseline {
+                agent_type: row.agent_type.clone(),
+                environment: row.environment.clone(),
+                version: row.version,
+            });
+        }
     }
 
     /// Promotes a stored evaluation result of `result_id` to `rank` (default: the rank its mean
