@@ -11,6 +11,7 @@ use anyhow::Context;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
+use tars_server::events_nats::{self, Appliers, NatsPublisher};
 use tars_server::jobs::Jobs;
 use tars_server::queue_nats::{NatsQueue, NatsSettings};
 use tars_server::{Config, ConfigArgs, Service};
@@ -39,7 +40,18 @@ pub fn run(args: WorkerArgs) -> anyhow::Result<ExitCode> {
         let service = Arc::new(Service::open(config).await?);
         let queue = Arc::new(NatsQueue::connect(settings.clone()).await?);
         let _advisories = queue.fail_undeliverable(service.store.clone()).await?;
+        queue.track_depth();
         let jobs = Jobs::new(service.clone(), queue);
+        // Cancels of jobs running here arrive as fleet events; baseline events drop caches.
+        let client = tars_server::queue_nats::connect(&settings.url).await?;
+        let publisher = NatsPublisher::start(client.clone(), &settings.prefix).await?;
+        service.set_publisher(publisher.clone());
+        let appliers = Appliers {
+            service: service.clone(),
+            hypersync: None,
+            jobs: Some(jobs.clone()),
+        };
+        let listener = events_nats::listen(client, &settings.prefix, appliers).await?;
         let published = jobs.resume().await?;
         if published > 0 {
             tracing::info!(published, "published queued jobs that had no message");
@@ -62,6 +74,8 @@ pub fn run(args: WorkerArgs) -> anyhow::Result<ExitCode> {
         );
         jobs.shutdown(workers, tokio::time::Instant::now() + drain)
             .await;
+        listener.abort();
+        publisher.close(Duration::from_secs(2)).await;
         service.store.close().await;
         anyhow::Ok(())
     });
