@@ -647,3 +647,47 @@ fn issue_11_region_failover_region_b_finishes_region_a_jobs() {
     assert!(worker_b.stop("TERM", Duration::from_secs(30)).success());
     assert!(serve_b.stop("TERM", Duration::from_secs(30)).success());
 }
+
+/// Issue 11: an API-only replica reports the fleet's queue in `tars_jobs_queue_depth` (read
+/// from the JetStream consumer), not the 0 of its own empty worker pool.
+#[test]
+fn issue_11_an_api_only_replica_reports_the_fleets_queue_depth() {
+    let Some(fleet) = Fleet::new("depth") else {
+        return;
+    };
+    let serve = fleet.spawn(
+        &["serve", "--port", "0", "--rate-limit-rps", "0"],
+        &[("TARS_JOB_WORKERS", "0")],
+    );
+    let base = listening(&serve);
+    let client = Client::new();
+    let token = token(&client, &base);
+    for seed in 0..5 {
+        submit(&client, &base, &token, &short_job(seed)).unwrap();
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let metrics = client
+            .get(format!("{base}/metrics"))
+            .send()
+            .unwrap()
+            .text()
+            .unwrap();
+        if metrics
+            .lines()
+            .any(|line| line == "tars_jobs_queue_depth 5")
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no tars_jobs_queue_depth 5: {:?}",
+            metrics
+                .lines()
+                .filter(|l| l.starts_with("tars_jobs_queue_depth"))
+                .collect::<Vec<_>>()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(serve.stop("TERM", Duration::from_secs(30)).success());
+}
