@@ -49,6 +49,8 @@ enum Command {
     Nash(commands::nash::NashArgs),
     /// Measure throughput against the peer tools' figures.
     Bench(commands::bench::BenchArgs),
+    /// Development helpers: `tars dev fleet` starts a local fleet of replicas and workers.
+    Dev(commands::dev::DevArgs),
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -69,6 +71,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Tune(args) => commands::tune::run(args),
         Command::Nash(args) => commands::nash::run(args),
         Command::Bench(args) => commands::bench::run(args),
+        Command::Dev(args) => commands::dev::run(args),
     }
 }
 

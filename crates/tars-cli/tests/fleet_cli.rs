@@ -79,6 +79,17 @@ impl Fleet {
 
     /// `tars <args>` in fleet mode, its stderr lines sent to a channel.
     fn spawn(&self, args: &[&str], env: &[(&str, &str)]) -> Process {
+        let mut command = self.command(args, env);
+        command.stdout(Stdio::null()).stderr(Stdio::piped());
+        let mut child = command.spawn().expect("tars runs");
+        Process {
+            lines: lines_of(child.stderr.take().unwrap()),
+            child,
+        }
+    }
+
+    /// The command `tars <args>` in fleet mode, without the caller's `TARS_*` settings.
+    fn command(&self, args: &[&str], env: &[(&str, &str)]) -> Command {
         let mut command = Command::new(env!("CARGO_BIN_EXE_tars"));
         for (var, _) in std::env::vars() {
             if var.starts_with("TARS_") || var.starts_with("OTEL_") {
@@ -98,18 +109,8 @@ impl Fleet {
             .env("TARS_LOG_FORMAT", "json")
             .env("TARS_ADMIN_PASSWORD", ADMIN_PASSWORD)
             .envs(env.iter().copied())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        let mut child = command.spawn().expect("tars runs");
-        let (sender, lines) = mpsc::channel();
-        let stderr = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let _ = sender.send(line);
-            }
-        });
-        Process { child, lines }
+            .stdin(Stdio::null());
+        command
     }
 
     /// One integer from the test's schema.
@@ -127,10 +128,7 @@ impl Drop for Fleet {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.dir);
         let (server_url, schema) = (self.server_url.clone(), self.schema.clone());
-        let (nats_url, stream) = (
-            self.nats_url.clone(),
-            format!("{}_JOBS", self.prefix.to_uppercase()),
-        );
+        let (nats_url, prefix) = (self.nats_url.clone(), self.prefix.to_uppercase());
         self.runtime.block_on(async move {
             if let Ok(pool) = sqlx::PgPool::connect(&server_url).await {
                 let drop = format!("DROP SCHEMA IF EXISTS {schema} CASCADE");
@@ -138,12 +136,24 @@ impl Drop for Fleet {
                 pool.close().await;
             }
             if let Ok(client) = async_nats::connect(&nats_url).await {
-                let _ = async_nats::jetstream::new(client)
-                    .delete_stream(&stream)
-                    .await;
+                let jetstream = async_nats::jetstream::new(client);
+                for kind in ["JOBS", "EVENTS"] {
+                    let _ = jetstream.delete_stream(format!("{prefix}_{kind}")).await;
+                }
             }
         });
     }
+}
+
+/// The lines of a child's output, sent to a channel by a thread.
+fn lines_of(output: impl std::io::Read + Send + 'static) -> mpsc::Receiver<String> {
+    let (sender, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(output).lines().map_while(Result::ok) {
+            let _ = sender.send(line);
+        }
+    });
+    lines
 }
 
 /// A `tars` child process and its stderr lines.
@@ -264,7 +274,7 @@ fn issue_11_a_killed_worker_loses_no_job_and_duplicates_none() {
     assert_eq!(job_ids.len(), 100);
 
     // Once 20 jobs are done, SIGKILL the first worker right after it starts its next job.
-    let deadline = Instant::now() + Duration::from_secs(120);
+    let deadline = Instant::now() + Duration::from_secs(300);
     while fleet.count("SELECT COUNT(*) FROM eval_jobs WHERE status = 'succeeded'") < 20 {
         assert!(Instant::now() < deadline, "20 jobs did not finish in time");
         std::thread::sleep(Duration::from_millis(50));
@@ -353,5 +363,334 @@ fn issue_11_a_killed_worker_loses_no_job_and_duplicates_none() {
     assert_eq!(attempts, 2, "the killed job ran again once");
 
     assert!(survivor.stop("TERM", Duration::from_secs(30)).success());
+    assert!(serve.stop("TERM", Duration::from_secs(30)).success());
+}
+
+/// A short, distinct evaluation job (its own seed, so no policy comes from a cache).
+fn short_job(seed: u64) -> Value {
+    json!({
+        "agent_type": "PPO", "agent_state": {}, "environments": ["CartPole-v1"],
+        "num_episodes": 1, "seed": seed,
+        "hyperparameters": {"n_timesteps": 4096, "n_steps": 64}
+    })
+}
+
+fn submit(client: &Client, base: &str, token: &str, body: &Value) -> reqwest::Result<String> {
+    let response = client
+        .post(format!("{base}/v1/evaluate"))
+        .bearer_auth(token)
+        .header("Prefer", "respond-async")
+        .json(body)
+        .send()?;
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    let body: Value = response.json()?;
+    Ok(body["job_id"].as_str().unwrap().to_string())
+}
+
+/// Issue 11: the command line's config writes (here `tars rollback`, which writes the store
+/// directly) reach a running replica as an event: it serves the new version at once, though
+/// its poll runs every ten minutes.
+#[test]
+fn issue_11_a_cli_config_write_reaches_the_replicas_as_an_event() {
+    let Some(fleet) = Fleet::new("cli-events") else {
+        return;
+    };
+    let quiet_poll = [("TARS_JOB_WORKERS", "0"), ("TARS_CONFIG_POLL_MS", "600000")];
+    let serve = fleet.spawn(&["serve", "--port", "0"], &quiet_poll);
+    let base = listening(&serve);
+    let client = Client::new();
+    let token = token(&client, &base);
+    let config = |method: reqwest::Method, body: Option<Value>| {
+        let mut request = client
+            .request(method, format!("{base}/v1/agents/PPO/config"))
+            .bearer_auth(&token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        request.send().unwrap().json::<Value>().unwrap()
+    };
+    for version in 1..=2 {
+        let body = json!({"expected_version": version - 1,
+                          "hyperparameters": {"learning_rate": 0.001 * f64::from(version)}});
+        let row = config(reqwest::Method::PUT, Some(body));
+        assert_eq!(row["version"], version, "{row}");
+    }
+    let rollback = fleet
+        .command(
+            &["rollback", "--agent", "PPO", "--reason", "cli event test"],
+            &[],
+        )
+        .output()
+        .unwrap();
+    assert!(
+        rollback.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rollback.stderr)
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let view = config(reqwest::Method::GET, None);
+        if view["served_version"] == 3 {
+            assert_eq!(view["version"], 3, "{view}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the replica did not serve the CLI's rollback: {view}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(serve.stop("TERM", Duration::from_secs(30)).success());
+}
+
+/// Issue 11: `tars dev fleet --replicas 2 --workers 2` starts the fleet, prints each
+/// replica's URL (each answers /health) and every child's pid; SIGINT to the command alone
+/// stops every child, and it exits 0.
+#[test]
+fn issue_11_dev_fleet_starts_replicas_and_workers_and_stops_them_on_sigint() {
+    let Some(fleet) = Fleet::new("dev") else {
+        return;
+    };
+    let data_dir = fleet.dir.join("dev-data").display().to_string();
+    let mut command = fleet.command(
+        &[
+            "dev",
+            "fleet",
+            "--replicas",
+            "2",
+            "--workers",
+            "2",
+            "--database-url",
+            &fleet.database_url,
+            "--nats-url",
+            &fleet.nats_url,
+            "--nats-prefix",
+            &fleet.prefix,
+            "--data-dir",
+            &data_dir,
+        ],
+        &[],
+    );
+    command.stdout(Stdio::piped()).stderr(Stdio::null());
+    let mut child = command.spawn().unwrap();
+    let stdout = lines_of(child.stdout.take().unwrap());
+    let dev = Process {
+        child,
+        lines: stdout,
+    };
+    let mut urls = Vec::new();
+    let mut pids = Vec::new();
+    loop {
+        let line = dev
+            .lines
+            .recv_timeout(Duration::from_secs(60))
+            .expect("tars dev fleet prints the fleet within a minute");
+        if line.starts_with("fleet up") {
+            assert!(line.contains(&fleet.prefix), "{line}");
+            break;
+        }
+        let words: Vec<&str> = line.split_whitespace().collect();
+        if words[0].starts_with("replica-") {
+            urls.push(words[1].to_string());
+        }
+        pids.push(
+            words[words.len() - 1]
+                .parse::<u32>()
+                .expect("a pid ends the line"),
+        );
+    }
+    assert_eq!((urls.len(), pids.len()), (2, 4), "{urls:?} {pids:?}");
+    let client = Client::new();
+    for url in &urls {
+        let health = client.get(format!("{url}/health")).send().unwrap();
+        assert_eq!(health.status(), StatusCode::OK, "{url}");
+    }
+    let status = dev.stop("INT", Duration::from_secs(60));
+    assert!(status.success(), "tars dev fleet exited with {status}");
+    for pid in pids {
+        assert!(
+            !std::path::Path::new(&format!("/proc/{pid}")).exists(),
+            "child {pid} still exists after the fleet stopped"
+        );
+    }
+    for url in &urls {
+        assert!(client.get(format!("{url}/health")).send().is_err(), "{url}");
+    }
+}
+
+/// Issue 11, region failover on loopback: regions A and B, each a replica and a worker on
+/// their own ports, share one PostgreSQL schema and NATS prefix. Jobs are submitted through
+/// both; region A (replica and worker) is killed with SIGKILL while its worker runs a job.
+/// Region B serves at once, takes A's in-flight job over once its ack wait (2 s) passes, and
+/// every job ends succeeded exactly once. Prints the downtime figures (docs/benchmarks.md);
+/// "served after the kill" includes killing A's replica and checking it is gone.
+#[test]
+fn issue_11_region_failover_region_b_finishes_region_a_jobs() {
+    let Some(fleet) = Fleet::new("failover") else {
+        return;
+    };
+    let region = |name: &str| {
+        let serve = fleet.spawn(
+            &["serve", "--port", "0", "--rate-limit-rps", "0"],
+            &[("TARS_JOB_WORKERS", "0")],
+        );
+        let base = listening(&serve);
+        let worker = fleet.spawn(&["worker"], &[("TARS_JOB_WORKERS", "1")]);
+        worker.wait_for_line("T.A.R.S. worker running");
+        eprintln!("region {name}: {base}");
+        (serve, base, worker)
+    };
+    let (serve_a, base_a, worker_a) = region("A");
+    let (serve_b, base_b, worker_b) = region("B");
+    let client = Client::new();
+    let token = token(&client, &base_a);
+
+    let mut job_ids = HashSet::new();
+    for seed in 0..60 {
+        let base = if seed % 2 == 0 { &base_a } else { &base_b };
+        job_ids.insert(submit(&client, base, &token, &short_job(seed)).unwrap());
+    }
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while fleet.count("SELECT COUNT(*) FROM eval_jobs WHERE status = 'succeeded'") < 10 {
+        assert!(Instant::now() < deadline, "10 jobs did not finish in time");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    while worker_a.lines.try_recv().is_ok() {}
+    let in_flight = loop {
+        let line = worker_a
+            .lines
+            .recv_timeout(Duration::from_secs(60))
+            .expect("region A's worker starts another job");
+        if let Some(job) = running_job(&line) {
+            break job;
+        }
+    };
+    // Region A goes down at once: worker and replica.
+    assert_eq!(worker_a.stop("KILL", Duration::from_secs(10)).code(), None);
+    let killed_at = Instant::now();
+    assert_eq!(serve_a.stop("KILL", Duration::from_secs(10)).code(), None);
+    assert!(client.get(format!("{base_a}/health")).send().is_err());
+
+    // Clients that move to B are served at once.
+    let mut serving = None;
+    for seed in 60..70 {
+        job_ids.insert(submit(&client, &base_b, &token, &short_job(seed)).unwrap());
+        serving.get_or_insert_with(|| killed_at.elapsed());
+    }
+    let serving = serving.unwrap();
+    assert_eq!(job_ids.len(), 70);
+
+    // B's worker takes A's in-flight job over.
+    let taken_over = loop {
+        let line = worker_b
+            .lines
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .expect("region B's worker takes region A's in-flight job");
+        if running_job(&line).as_deref() == Some(in_flight.as_str()) {
+            break killed_at.elapsed();
+        }
+    };
+    let job_status = |id: &str| {
+        client
+            .get(format!("{base_b}/v1/jobs/{id}"))
+            .bearer_auth(&token)
+            .send()
+            .unwrap()
+            .json::<Value>()
+            .unwrap()
+    };
+    let finished_in_flight = loop {
+        if job_status(&in_flight)["status"] == "succeeded" {
+            break killed_at.elapsed();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "A's in-flight job never finished"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let ended =
+        "SELECT COUNT(*) FROM eval_jobs WHERE status IN ('succeeded', 'failed', 'cancelled')";
+    while fleet.count(ended) < 70 {
+        assert!(
+            Instant::now() < deadline,
+            "the jobs did not all end in time"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let all_done = killed_at.elapsed();
+    eprintln!(
+        "region failover (ack wait 2 s): B served a submission {:.3} s after A was killed; \
+         B's worker took A's in-flight job over after {:.2} s and finished it after {:.2} s; \
+         all 70 jobs done {:.1} s after the kill",
+        serving.as_secs_f64(),
+        taken_over.as_secs_f64(),
+        finished_in_flight.as_secs_f64(),
+        all_done.as_secs_f64()
+    );
+    assert_eq!(fleet.count("SELECT COUNT(*) FROM eval_jobs"), 70);
+    assert_eq!(
+        fleet.count("SELECT COUNT(*) FROM eval_jobs WHERE status = 'succeeded'"),
+        70,
+        "every job succeeded"
+    );
+    assert_eq!(fleet.count("SELECT COUNT(*) FROM eval_runs"), 70);
+    assert_eq!(
+        fleet.count("SELECT COUNT(DISTINCT job_id) FROM eval_runs"),
+        70
+    );
+    // A functional bound, not a benchmark (the issue's "< 5 s" is reported, in
+    // docs/benchmarks.md): redelivery comes after the 2 s ack wait, far below the 30 s of the
+    // default ack wait or the seed's SLA; 10 s leaves room for a saturated shared machine,
+    // where the takeover was measured at up to 4.7 s.
+    assert!(
+        taken_over < Duration::from_secs(10),
+        "B took A's in-flight job over only after {taken_over:?}"
+    );
+    assert!(worker_b.stop("TERM", Duration::from_secs(30)).success());
+    assert!(serve_b.stop("TERM", Duration::from_secs(30)).success());
+}
+
+/// Issue 11: an API-only replica reports the fleet's queue in `tars_jobs_queue_depth` (read
+/// from the JetStream consumer), not the 0 of its own empty worker pool.
+#[test]
+fn issue_11_an_api_only_replica_reports_the_fleets_queue_depth() {
+    let Some(fleet) = Fleet::new("depth") else {
+        return;
+    };
+    let serve = fleet.spawn(
+        &["serve", "--port", "0", "--rate-limit-rps", "0"],
+        &[("TARS_JOB_WORKERS", "0")],
+    );
+    let base = listening(&serve);
+    let client = Client::new();
+    let token = token(&client, &base);
+    for seed in 0..5 {
+        submit(&client, &base, &token, &short_job(seed)).unwrap();
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let metrics = client
+            .get(format!("{base}/metrics"))
+            .send()
+            .unwrap()
+            .text()
+            .unwrap();
+        if metrics
+            .lines()
+            .any(|line| line == "tars_jobs_queue_depth 5")
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no tars_jobs_queue_depth 5: {:?}",
+            metrics
+                .lines()
+                .filter(|l| l.starts_with("tars_jobs_queue_depth"))
+                .collect::<Vec<_>>()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
     assert!(serve.stop("TERM", Duration::from_secs(30)).success());
 }

@@ -150,6 +150,7 @@ pub async fn queue(service: &Service, capacity: usize) -> anyhow::Result<Arc<dyn
                 queue.fail_undeliverable(service.store.clone()).await?;
                 // Runs for the life of the process, leading the job reaper when elected.
                 queue.spawn_reaper(service.store.clone())?;
+                queue.track_depth();
                 queue
             }
             None => Arc::new(LocalQueue::new(capacity)),
@@ -286,6 +287,9 @@ pub async fn start(config: Config, signals: bool) -> anyhow::Result<Running> {
     let workers = config.get_int("job_workers") as usize;
     let drain = Duration::from_secs(config.get_int("shutdown_timeout_seconds") as u64);
     let state = state(config).await?;
+    // Fleet mode: this replica's writes reach the others as events, and theirs reach it —
+    // first the ones it missed while down.
+    let events = start_events(&state).await?;
     let resumed = state.jobs.resume().await?;
     if resumed > 0 {
         tracing::info!(resumed, "re-queued jobs left by a previous run");
@@ -310,15 +314,6 @@ pub async fn start(config: Config, signals: bool) -> anyhow::Result<Running> {
         .await?;
     let poll = Duration::from_millis(state.service.config.get_int("config_poll_ms") as u64);
     let poller = tokio::spawn(poll_configs(state.hypersync.clone(), poll));
-    // Fleet mode: config changes reach the other replicas as NATS events, not only by polling.
-    let events = match state.service.config.nats_url() {
-        "" => None,
-        url => {
-            let client = crate::queue_nats::connect(url).await?;
-            let prefix = state.service.config.get_text("nats_prefix");
-            Some(crate::events_nats::start(state.hypersync.clone(), client, prefix).await?)
-        }
-    };
     // Fleet mode with Redis: other replicas' config writes are announced there too.
     let redis_notices =
         state.service.redis.as_ref().map(|redis| {
@@ -359,8 +354,8 @@ pub async fn start(config: Config, signals: bool) -> anyhow::Result<Running> {
         );
         draining.send_replace(true);
         poller.abort();
-        if let Some(events) = &events {
-            events.abort();
+        if let Some((_, listener)) = &events {
+            listener.abort();
         }
         if let Some(notices) = &redis_notices {
             notices.abort();
@@ -369,6 +364,9 @@ pub async fn start(config: Config, signals: bool) -> anyhow::Result<Running> {
         task_state.studies.shutdown(deadline).await;
         task_state.engines.shutdown(deadline).await;
         engines_campaign.stop().await;
+        if let Some((publisher, _)) = &events {
+            publisher.close(Duration::from_secs(2)).await;
+        }
         let served = match tokio::time::timeout_at(
             deadline.max(tokio::time::Instant::now()) + Duration::from_secs(1),
             &mut server,
@@ -394,6 +392,32 @@ pub async fn start(config: Config, signals: bool) -> anyhow::Result<Running> {
         shutdown,
         task,
     })
+}
+
+/// Fleet mode's events (`events_nats`): publishes this process's, applies everyone's.
+async fn start_events(
+    state: &AppState,
+) -> anyhow::Result<
+    Option<(
+        Arc<crate::events_nats::NatsPublisher>,
+        tokio::task::JoinHandle<()>,
+    )>,
+> {
+    let url = state.service.config.nats_url();
+    if url.is_empty() {
+        return Ok(None);
+    }
+    let client = crate::queue_nats::connect(url).await?;
+    let prefix = state.service.config.get_text("nats_prefix");
+    let publisher = crate::events_nats::NatsPublisher::start(client.clone(), prefix).await?;
+    state.service.set_publisher(publisher.clone());
+    let appliers = crate::events_nats::Appliers {
+        service: state.service.clone(),
+        hypersync: Some(state.hypersync.clone()),
+        jobs: Some(state.jobs.clone()),
+    };
+    let listener = crate::events_nats::listen(client, prefix, appliers).await?;
+    Ok(Some((publisher, listener)))
 }
 
 /// Picks up config versions written by other processes on the same database (the CLI, other

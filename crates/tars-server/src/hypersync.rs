@@ -9,6 +9,7 @@
 //! rolls it back when the detector asks for it (`auto_rollback`).
 
 use crate::error::ApiError;
+use crate::events::Event;
 use crate::service::{Service, load_checkpoint};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
@@ -120,9 +121,6 @@ impl From<ConfigRow> for ConfigView {
     }
 }
 
-/// What [`HyperSync::on_write`] calls with each config version this process wrote.
-pub type WriteHook = Box<dyn Fn(&ConfigRow) + Send + Sync>;
-
 /// The orchestrator of one process.
 pub struct HyperSync {
     service: Arc<Service>,
@@ -133,8 +131,6 @@ pub struct HyperSync {
     post_apply_episodes: i64,
     /// Evaluations and post-apply watches running in the background.
     tasks: std::sync::Mutex<tokio::task::JoinSet<()>>,
-    /// Told of every config version this process writes (fleet mode: `events_nats`).
-    on_write: std::sync::OnceLock<WriteHook>,
 }
 
 /// Parses an agent type, or says which are valid.
@@ -163,14 +159,12 @@ impl HyperSync {
             live: LiveAgents::new(),
             changed: tokio::sync::watch::channel(0).0,
             tasks: std::sync::Mutex::new(tokio::task::JoinSet::new()),
-            on_write: std::sync::OnceLock::new(),
         })
     }
 
-    /// Sets what hears of every config version this process writes (once; later calls are
-    /// ignored).
-    pub fn on_write(&self, hook: WriteHook) {
-        let _ = self.on_write.set(hook);
+    /// Another process moved a proposal (a fleet event): waiters look at the store again.
+    pub fn proposal_moved(&self) {
+        self.changed.send_modify(|n| *n += 1);
     }
 
     fn spawn(&self, task: impl std::future::Future<Output = ()> + Send + 'static) {
@@ -375,8 +369,16 @@ impl HyperSync {
         };
         self.service.config_written(&row.agent_type).await;
         self.install(snapshot(row.version)?);
-        if let Some(hook) = self.on_write.get() {
-            hook(&row);
+        self.service.publish(Event::Config {
+            agent_type: row.agent_type.clone(),
+            version: row.version,
+        });
+        if let Some(transition) = &new.transition {
+            self.service.publish(Event::Proposal {
+                id: transition.id,
+                agent_type: row.agent_type.clone(),
+                status: transition.to.clone(),
+            });
         }
         if new.action != ConfigAction::Rollback {
             self.watch(row.clone());
@@ -910,10 +912,16 @@ impl HyperSync {
         Ok(moved)
     }
 
+    /// Counts a proposal's move and tells waiters here and the other replicas.
     fn counted(&self, row: &ProposalRow) {
         metrics::counter!("tars_hypersync_proposals_total", "status" => row.status.clone())
             .increment(1);
         self.changed.send_modify(|n| *n += 1);
+        self.service.publish(Event::Proposal {
+            id: row.id,
+            agent_type: row.agent_type.clone(),
+            status: row.status.clone(),
+        });
     }
 }
 

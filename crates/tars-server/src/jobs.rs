@@ -229,7 +229,13 @@ pub struct Jobs {
     parents: Mutex<HashMap<Uuid, opentelemetry::Context>>,
     /// The store calls of the job path (claim, finish) go through this breaker and retry.
     postgres: crate::resilience::Guard,
+    /// Fleet mode: cancels asked by another process for jobs not running here (yet), kept a
+    /// while in case this process is claiming the job right now ([`Jobs::cancel_here`]).
+    cancels: Mutex<HashMap<Uuid, std::time::Instant>>,
 }
+
+/// How long a cancel for a job this process does not run is remembered.
+const CANCEL_MEMORY: Duration = Duration::from_secs(600);
 
 /// How long a job asked to stop by a shutdown gets to reach its next training step.
 const INTERRUPT_GRACE: Duration = Duration::from_secs(3);
@@ -258,6 +264,7 @@ impl Jobs {
             stopping: AtomicBool::new(false),
             parents: Mutex::new(HashMap::new()),
             postgres: crate::resilience::Guard::new("postgres"),
+            cancels: Mutex::new(HashMap::new()),
         })
     }
 
@@ -396,7 +403,9 @@ impl Jobs {
         Some(serde_json::Value::Object(progress.into_iter().collect()))
     }
 
-    /// Cancels a queued job at once, or asks a running one to stop. Returns the job's row after.
+    /// Cancels a queued job at once, or asks a running one to stop — here, or (fleet mode) in
+    /// whichever process runs it, through an [`Event::Cancel`](crate::events::Event::Cancel).
+    /// Returns the job's row after.
     pub async fn cancel(&self, id: Uuid) -> Result<Option<JobRow>, tars_store::StoreError> {
         let store = &self.service.store;
         if store
@@ -411,10 +420,42 @@ impl Jobs {
         {
             self.parents.lock().expect("parents lock").remove(&id);
             self.finished.send_replace(Some((id, JobStatus::Cancelled)));
-        } else if let Some(live) = self.live.lock().expect("live lock").get(&id) {
-            live.cancel.store(true, Ordering::Relaxed);
+        } else if !self.cancel_live(id) {
+            let row = store.job(id).await?;
+            if row
+                .as_ref()
+                .is_some_and(|row| row.status == JobStatus::Running)
+            {
+                self.service
+                    .publish(crate::events::Event::Cancel { job_id: id });
+            }
+            return Ok(row);
         }
         store.job(id).await
+    }
+
+    /// Asks job `id` to stop if it runs in this process; whether it does.
+    fn cancel_live(&self, id: Uuid) -> bool {
+        match self.live.lock().expect("live lock").get(&id) {
+            Some(live) => {
+                live.cancel.store(true, Ordering::Relaxed);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Another process asked to cancel job `id` (a fleet event): stops it at its next training
+    /// step if it runs here, or, should this process be claiming it right now, as soon as it
+    /// starts.
+    pub fn cancel_here(&self, id: Uuid) {
+        if self.cancel_live(id) {
+            tracing::info!(job = %id, "cancelling a job on another process's request");
+            return;
+        }
+        let mut cancels = self.cancels.lock().expect("cancels lock");
+        cancels.retain(|_, at| at.elapsed() < CANCEL_MEMORY);
+        cancels.insert(id, std::time::Instant::now());
     }
 
     /// Queues again what a previous process left unfinished ([`Queue::resume`]).
@@ -558,6 +599,15 @@ impl Jobs {
             .lock()
             .expect("live lock")
             .insert(id, live.clone());
+        if self
+            .cancels
+            .lock()
+            .expect("cancels lock")
+            .remove(&id)
+            .is_some()
+        {
+            live.cancel.store(true, Ordering::Relaxed);
+        }
         // Long jobs tell the queue they are alive, so it does not hand them to another worker.
         let progress = delivery.acker.clone().map(|acker| {
             tokio::spawn(async move {

@@ -10,6 +10,7 @@ pub mod baseline_cache;
 pub mod config;
 pub mod engines;
 pub mod error;
+pub mod events;
 pub mod events_nats;
 pub mod hypersync;
 pub mod jobs;

@@ -45,6 +45,8 @@ pub const MESSAGE_VERSION: u64 = 1;
 
 /// How often the job reaper's leader looks for jobs whose message is missing.
 pub const REAP_EVERY: Duration = Duration::from_secs(15);
+/// How often [`NatsQueue::track_depth`] reads the consumer's depth.
+const DEPTH_EVERY: Duration = Duration::from_secs(1);
 
 /// How long one pull waits for a job before asking again (and looking at `close`).
 const PULL_EXPIRY: Duration = Duration::from_secs(5);
@@ -107,7 +109,7 @@ pub struct NatsQueue {
     jetstream: jetstream::Context,
     stream: stream::Stream,
     consumer: PullConsumer,
-    /// Messages waiting for this consumer, as the last delivery reported.
+    /// Jobs waiting or running, as [`NatsQueue::track_depth`] last read them.
     pending: AtomicUsize,
     closed: watch::Sender<bool>,
     /// Every call to NATS (publish, fetch, ack) goes through this breaker (and retry).
@@ -242,6 +244,37 @@ impl NatsQueue {
                 }
             }
         }))
+    }
+
+    /// Keeps [`Queue::depth`] and `tars_jobs_queue_depth` at the consumer's count of jobs
+    /// waiting or running (pending + ack-pending), read from the server every
+    /// [`DEPTH_EVERY`], so a replica that runs no job reports the fleet's queue too. Ends when
+    /// the queue is closed or dropped.
+    pub fn track_depth(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+        let queue = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut interval = tokio::time::interval(DEPTH_EVERY);
+            interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                interval.tick().await;
+                let Some(queue) = queue.upgrade() else {
+                    return;
+                };
+                if *queue.closed.borrow() {
+                    return;
+                }
+                match queue.consumer.get_info().await {
+                    Ok(info) => {
+                        let depth = info.num_pending as usize + info.num_ack_pending;
+                        queue.pending.store(depth, Ordering::Relaxed);
+                        metrics::gauge!("tars_jobs_queue_depth").set(depth as f64);
+                    }
+                    Err(err) => {
+                        tracing::debug!(error = %err, "reading the job consumer's depth failed")
+                    }
+                }
+            }
+        })
     }
 
     async fn fail_message(
@@ -406,13 +439,7 @@ impl NatsQueue {
                     }
                 }
             };
-            let delivered = match message.info() {
-                Ok(info) => {
-                    self.pending.store(info.pending as usize, Ordering::Relaxed);
-                    info.delivered
-                }
-                Err(_) => 1,
-            };
+            let delivered = message.info().map_or(1, |info| info.delivered);
             let (message, acker) = message.split();
             let acker = Arc::new(NatsAcker {
                 acker,

@@ -12,6 +12,7 @@ use crate::baseline_cache::{BaselineCache, Key};
 use crate::config::Config;
 use crate::redis::cache::Lookup;
 use crate::redis::{Notice, Redis, RedisSettings};
+use crate::events::{Event, Publisher};
 use anyhow::Context;
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
@@ -30,10 +31,12 @@ pub struct Service {
     pub store: Store,
     pub engine: Arc<Engine>,
     /// Baseline listings of [`Service::baselines`]; every baseline write here clears it, and
-    /// so do other replicas' notices through Redis.
+    /// so do other replicas' notices (Redis, NATS events).
     baseline_cache: Arc<BaselineCache>,
     /// Fleet mode's shared cache, rate limits and idempotency records (`redis_url`).
     pub redis: Option<Arc<Redis>>,
+    /// Where this process's fleet events go (fleet mode); unset: nobody else to tell.
+    publisher: std::sync::OnceLock<Arc<dyn Publisher>>,
 }
 
 /// An evaluation's response and where it was kept.
@@ -67,6 +70,7 @@ impl Service {
             engine,
             baseline_cache,
             redis,
+            publisher: std::sync::OnceLock::new(),
         })
     }
 
@@ -187,10 +191,23 @@ impl Service {
         }
     }
 
+    /// Sets where this process's fleet events go (once; later calls are ignored).
+    pub fn set_publisher(&self, publisher: Arc<dyn Publisher>) {
+        let _ = self.publisher.set(publisher);
+    }
+
+    /// Tells the fleet (fleet mode; nothing in embedded mode).
+    pub fn publish(&self, event: Event) {
+        if let Some(publisher) = self.publisher.get() {
+            publisher.publish(event);
+        }
+    }
+
     /// Stores a baseline as given (409-style error when its rank is taken).
     pub async fn insert_baseline(&self, baseline: &NewBaseline) -> Result<BaselineRow, StoreError> {
         let inserted = self.store.insert_baseline(baseline).await;
         self.invalidate_baselines().await;
+        self.baseline_written(&inserted);
         inserted
     }
 
@@ -198,7 +215,19 @@ impl Service {
     pub async fn promote_baseline(&self, promotion: &Promotion) -> Result<BaselineRow, StoreError> {
         let promoted = self.store.promote(promotion).await;
         self.invalidate_baselines().await;
+        self.baseline_written(&promoted);
         promoted
+    }
+
+    /// The other replicas drop their cached listings of the pair ([`Event::Baseline`]).
+    fn baseline_written(&self, written: &Result<BaselineRow, StoreError>) {
+        if let Ok(row) = written {
+            self.publish(Event::Baseline {
+                agent_type: row.agent_type.clone(),
+                environment: row.environment.clone(),
+                version: row.version,
+            });
+        }
     }
 
     /// The active (highest) config version of `agent` (an `Algo::name`): from Redis while it

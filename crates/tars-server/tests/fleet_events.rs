@@ -1,53 +1,122 @@
-//! Two API replicas on one PostgreSQL schema and one NATS server (issue 11): a config change
-//! made through replica A is served by replica B as soon as A's event arrives. B's poll is set
-//! to ten minutes, so only the event can deliver the changes within the test. Prints the
-//! propagation times (docs/benchmarks.md); asserts no timing, only that every change arrives.
+//! Replicas on one PostgreSQL schema and one NATS server (issue 11): a config change, a
+//! baseline write or a cancel made through replica A reaches replica B as a fleet event
+//! (`events_nats`), and a process that starts later catches up from the events stream.
+//! B's poll is set to ten minutes and its baseline cache to ten minutes, so only the events
+//! can deliver the changes within the tests. The config test prints the propagation times
+//! (docs/benchmarks.md); nothing asserts a timing, only that every change arrives.
 //!
-//! Without `TARS_TEST_DATABASE_URL` and `TARS_TEST_NATS_URL` the test is skipped, unless `CI`
-//! is set; with them set, a server that is down fails it.
+//! Without `TARS_TEST_DATABASE_URL` and `TARS_TEST_NATS_URL` the tests are skipped, unless `CI`
+//! is set; with them set, a server that is down fails them.
 
 mod common;
 
 use common::Server;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const CHANGES: i32 = 200;
 
+/// A PostgreSQL schema and a NATS prefix of the test's own, removed by [`Shared::drop_all`].
+struct Shared {
+    id: String,
+    server_url: String,
+    schema: String,
+    database_url: String,
+    nats_url: String,
+    prefix: String,
+}
+
+impl Shared {
+    async fn new() -> Option<Shared> {
+        let (Ok(server_url), Ok(nats_url)) = (
+            std::env::var("TARS_TEST_DATABASE_URL"),
+            std::env::var("TARS_TEST_NATS_URL"),
+        ) else {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "TARS_TEST_DATABASE_URL and TARS_TEST_NATS_URL must be set in CI"
+            );
+            eprintln!("skipping a fleet test: TARS_TEST_DATABASE_URL or TARS_TEST_NATS_URL unset");
+            return None;
+        };
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let schema = format!("tars_events_{id}");
+        let admin_pool = sqlx::PgPool::connect(&server_url)
+            .await
+            .expect("connecting to TARS_TEST_DATABASE_URL");
+        // Our own hex name, not input; DDL takes no bind parameters.
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+            .execute(&admin_pool)
+            .await
+            .unwrap();
+        admin_pool.close().await;
+        let separator = if server_url.contains('?') { '&' } else { '?' };
+        let database_url = format!("{server_url}{separator}options=-c%20search_path%3D{schema}");
+        let prefix = format!("t{}", &id[..12]);
+        Some(Shared {
+            id,
+            server_url,
+            schema,
+            database_url,
+            nats_url,
+            prefix,
+        })
+    }
+
+    /// The configuration values of a replica of this fleet.
+    fn extra(&self, job_workers: &'static str) -> Vec<(&'static str, &str)> {
+        vec![
+            ("database_url", self.database_url.as_str()),
+            ("nats_url", self.nats_url.as_str()),
+            ("nats_prefix", self.prefix.as_str()),
+            ("job_workers", job_workers),
+            ("config_poll_ms", "600000"),
+            ("baseline_cache_ms", "600000"),
+        ]
+    }
+
+    async fn drop_all(self, servers: Vec<Server>) {
+        for server in servers {
+            let _ = std::fs::remove_dir_all(server.stop().await);
+        }
+        let admin_pool = sqlx::PgPool::connect(&self.server_url).await.unwrap();
+        let drop = format!("DROP SCHEMA IF EXISTS {} CASCADE", self.schema);
+        sqlx::query(sqlx::AssertSqlSafe(drop))
+            .execute(&admin_pool)
+            .await
+            .unwrap();
+        if let Ok(client) = async_nats::connect(&self.nats_url).await {
+            let jetstream = async_nats::jetstream::new(client);
+            for kind in ["JOBS", "EVENTS"] {
+                let stream = format!("{}_{kind}", self.prefix.to_uppercase());
+                let _ = jetstream.delete_stream(&stream).await;
+            }
+        }
+    }
+}
+
+/// Polls `check` every few milliseconds until it is true; fails after `limit` with `what`.
+async fn eventually<F, Fut>(limit: Duration, what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + limit;
+    while !check().await {
+        assert!(Instant::now() < deadline, "{what}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn issue_11_a_config_change_on_one_replica_is_served_by_the_other() {
-    let (Ok(server_url), Ok(nats_url)) = (
-        std::env::var("TARS_TEST_DATABASE_URL"),
-        std::env::var("TARS_TEST_NATS_URL"),
-    ) else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "TARS_TEST_DATABASE_URL and TARS_TEST_NATS_URL must be set in CI"
-        );
-        eprintln!("skipping a fleet test: TARS_TEST_DATABASE_URL or TARS_TEST_NATS_URL unset");
+    let Some(shared) = Shared::new().await else {
         return;
     };
-    let id = uuid::Uuid::new_v4().simple().to_string();
-    let schema = format!("tars_events_{id}");
-    let admin_pool = sqlx::PgPool::connect(&server_url)
-        .await
-        .expect("connecting to TARS_TEST_DATABASE_URL");
-    // Our own hex name, not input; DDL takes no bind parameters.
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
-        .execute(&admin_pool)
-        .await
-        .unwrap();
-    let separator = if server_url.contains('?') { '&' } else { '?' };
-    let database_url = format!("{server_url}{separator}options=-c%20search_path%3D{schema}");
-    let prefix = format!("t{}", &id[..12]);
-    let extra = [
-        ("database_url", database_url.as_str()),
-        ("nats_url", nats_url.as_str()),
-        ("nats_prefix", prefix.as_str()),
-        ("job_workers", "0"),
-        ("config_poll_ms", "600000"),
-    ];
+    let id = shared.id.clone();
+    let extra = shared.extra("0");
     let a = Server::start(&format!("events-a-{id}"), &extra).await;
     let b = Server::start(&format!("events-b-{id}"), &extra).await;
     let (token_a, token_b) = (a.admin().await, b.admin().await);
@@ -99,18 +168,135 @@ async fn issue_11_a_config_change_on_one_replica_is_served_by_the_other() {
         quantiles(&mut since_answered)
     );
 
-    for dir in [a.stop().await, b.stop().await] {
-        let _ = std::fs::remove_dir_all(dir);
+    shared.drop_all(vec![a, b]).await;
+}
+
+/// A baseline written through A drops B's cached listing at once (B would otherwise serve
+/// the cached one for ten minutes).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_11_a_baseline_write_on_one_replica_clears_the_others_cache() {
+    let Some(shared) = Shared::new().await else {
+        return;
+    };
+    let extra = shared.extra("0");
+    let a = Server::start(&format!("baseline-a-{}", shared.id), &extra).await;
+    let b = Server::start(&format!("baseline-b-{}", shared.id), &extra).await;
+    let (token_a, token_b) = (a.admin().await, b.admin().await);
+    let (status, listed) = b
+        .call(Method::GET, &token_b, "/v1/baselines/PPO", None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{listed}");
+    assert_eq!(listed, json!([]), "{listed}");
+
+    for (version, reward) in [(0, 180.0), (1, 250.0)] {
+        let (status, row) = a
+            .call(
+                Method::POST,
+                &token_a,
+                "/v1/baselines",
+                Some(json!({"agent_type": "PPO", "environment": "CartPole-v1",
+                            "mean_reward": reward, "std_reward": 5.0, "success_rate": 1.0,
+                            "expected_version": version})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{row}");
+        eventually(
+            Duration::from_secs(10),
+            "replica B kept serving its cached baselines",
+            || async {
+                let (_, listed) = b
+                    .call(Method::GET, &token_b, "/v1/baselines/PPO", None)
+                    .await;
+                listed[0]["mean_reward"] == json!(reward)
+            },
+        )
+        .await;
     }
-    let drop = format!("DROP SCHEMA IF EXISTS {schema} CASCADE");
-    sqlx::query(sqlx::AssertSqlSafe(drop))
-        .execute(&admin_pool)
+    shared.drop_all(vec![a, b]).await;
+}
+
+/// `DELETE /v1/jobs/{id}` on a replica that does not run the job reaches the process that
+/// does: the job stops at its next training step and ends cancelled (without the event it
+/// would train for minutes and succeed).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_11_cancelling_a_job_running_on_another_worker_stops_it() {
+    let Some(shared) = Shared::new().await else {
+        return;
+    };
+    let worker = Server::start(&format!("cancel-w-{}", shared.id), &shared.extra("1")).await;
+    let api = Server::start(&format!("cancel-a-{}", shared.id), &shared.extra("0")).await;
+    let token = api.admin().await;
+    let (status, job) = api
+        .submit_async(
+            &token,
+            &json!({"agent_type": "PPO", "agent_state": {}, "environments": ["CartPole-v1"],
+                    "num_episodes": 1, "seed": 1,
+                    "hyperparameters": {"n_timesteps": 50_000_000, "n_steps": 64}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{job}");
+    let path = format!("/v1/jobs/{}", job["job_id"].as_str().unwrap());
+    eventually(
+        Duration::from_secs(30),
+        "the worker never started the job",
+        || async { api.call(Method::GET, &token, &path, None).await.1["status"] == "running" },
+    )
+    .await;
+    let (status, view) = api.call(Method::DELETE, &token, &path, None).await;
+    assert_eq!(status, StatusCode::OK, "{view}");
+    eventually(
+        Duration::from_secs(30),
+        "the job was not cancelled on the worker that runs it",
+        || async { api.call(Method::GET, &token, &path, None).await.1["status"] == "cancelled" },
+    )
+    .await;
+    shared.drop_all(vec![worker, api]).await;
+}
+
+/// A process that was down replays the events stream on start: the config versions written
+/// meanwhile are served once `listen` returns, with no refresh from the store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_11_a_replica_that_was_down_catches_up_from_the_stream() {
+    let Some(shared) = Shared::new().await else {
+        return;
+    };
+    let a = Server::start(&format!("catchup-a-{}", shared.id), &shared.extra("0")).await;
+    let token = a.admin().await;
+    for version in 1..=3 {
+        let (status, row) = a
+            .call(
+                Method::PUT,
+                &token,
+                "/v1/agents/PPO/config",
+                Some(json!({"expected_version": version - 1,
+                            "hyperparameters": {"learning_rate": 0.001 * f64::from(version)}})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{row}");
+    }
+
+    // The late replica: its own process state, nothing loaded yet.
+    let dir = std::env::temp_dir().join(format!("tars-api-catchup-b-{}", shared.id));
+    let dir_text = dir.display().to_string();
+    let mut values = shared.extra("0");
+    values.push(("data_dir", dir_text.as_str()));
+    let config = tars_server::Config::load(&tars_server::ConfigArgs::with(&values)).unwrap();
+    let service = Arc::new(tars_server::Service::open(config).await.unwrap());
+    let hypersync = tars_server::hypersync::HyperSync::new(service.clone());
+    assert!(hypersync.live().snapshot("PPO").is_none());
+    let client = async_nats::connect(&shared.nats_url).await.unwrap();
+    let appliers = tars_server::events_nats::Appliers {
+        service: service.clone(),
+        hypersync: Some(hypersync.clone()),
+        jobs: None,
+    };
+    let listener = tars_server::events_nats::listen(client, &shared.prefix, appliers)
         .await
         .unwrap();
-    if let Ok(client) = async_nats::connect(&nats_url).await {
-        let stream = format!("{}_JOBS", prefix.to_uppercase());
-        let _ = async_nats::jetstream::new(client)
-            .delete_stream(&stream)
-            .await;
-    }
+    let served = hypersync.live().snapshot("PPO").map(|s| s.config.version);
+    assert_eq!(served, Some(3), "the late replica did not catch up");
+    listener.abort();
+    service.store.close().await;
+    let _ = std::fs::remove_dir_all(dir);
+    shared.drop_all(vec![a]).await;
 }

@@ -109,7 +109,12 @@ pub fn run(args: BaselineArgs) -> anyhow::Result<ExitCode> {
     let config = Config::load(&args.config)?;
     crate::runtime()?.block_on(async {
         let service = Service::open(config).await?;
+        // Fleet mode: the replicas drop their cached listings at once.
+        let publisher = tars_server::events_nats::publisher_of(&service).await?;
         let result = command(&service, args.command).await;
+        if let Some(publisher) = publisher {
+            publisher.close(std::time::Duration::from_secs(5)).await;
+        }
         service.store.close().await;
         result
     })?;
@@ -222,7 +227,7 @@ async fn command(service: &Service, command: BaselineCommand) -> anyhow::Result<
                 )
             })?;
             agent.parse::<tars_agents::Algo>()?;
-            let row = store
+            let row = service
                 .insert_baseline(&NewBaseline {
                     agent_type: agent,
                     environment: tars_envs::spec(&env)?.id.to_string(),

@@ -59,6 +59,29 @@ enum BenchTarget {
         #[arg(long)]
         json: bool,
     },
+    /// Fleet mode: short evaluation jobs through replicas and workers (child processes) on
+    /// PostgreSQL and NATS; submit rate, p99 submit latency, jobs/s.
+    Fleet {
+        #[arg(long, default_value_t = 10_000)]
+        jobs: usize,
+        #[arg(long, default_value_t = 2)]
+        replicas: usize,
+        #[arg(long, default_value_t = 2)]
+        workers: usize,
+        /// Concurrent submitting connections.
+        #[arg(long, default_value_t = 32)]
+        clients: usize,
+        /// Episodes each job evaluates.
+        #[arg(long, default_value_t = 2)]
+        episodes: u32,
+        #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
+        database_url: String,
+        #[arg(long, default_value = "nats://127.0.0.1:4222")]
+        nats_url: String,
+        /// Print one JSON object instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Samplers on Branin, Hartmann-6 and Rosenbrock-10, beside Optuna.
     Tune {
         /// Seeds per row (the median is reported).
@@ -114,6 +137,25 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
             trials,
             json,
         } => super::bench_tune::run(first_seed, seeds, trials, json)?,
+        BenchTarget::Fleet {
+            jobs,
+            replicas,
+            workers,
+            clients,
+            episodes,
+            database_url,
+            nats_url,
+            json,
+        } => super::bench_fleet::run(super::bench_fleet::Options {
+            jobs,
+            replicas,
+            workers,
+            clients,
+            episodes,
+            database_url,
+            nats_url,
+            json,
+        })?,
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -65,7 +65,7 @@ fn tempfile_dir() -> anyhow::Result<std::path::PathBuf> {
 }
 
 /// A small trained PPO CartPole policy at `<dir>/checkpoints/bench`.
-fn write_checkpoint(dir: &std::path::Path) -> anyhow::Result<()> {
+pub(crate) fn write_checkpoint(dir: &std::path::Path) -> anyhow::Result<()> {
     let overrides = serde_json::Map::new();
     let out = tars_agents::train::train(
         Algo::Ppo,

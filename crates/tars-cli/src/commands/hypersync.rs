@@ -6,6 +6,7 @@ use serde_json::{Value, json};
 use std::io::Write;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 use tars_server::config::{Config, ConfigArgs};
 use tars_server::hypersync::{ConfigView, HyperSync, ProposalBody};
 use tars_server::service::Service;
@@ -160,9 +161,14 @@ fn with_hypersync<T>(
     let config = Config::load(config)?;
     crate::runtime()?.block_on(async {
         let service = Arc::new(Service::open(config).await?);
+        // Fleet mode: the replicas hear of this command's writes at once.
+        let publisher = tars_server::events_nats::publisher_of(&service).await?;
         let hypersync = HyperSync::new(service.clone());
         let out = f(&hypersync).await;
         hypersync.settle().await;
+        if let Some(publisher) = publisher {
+            publisher.close(Duration::from_secs(5)).await;
+        }
         service.store.close().await;
         out
     })

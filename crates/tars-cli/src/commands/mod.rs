@@ -3,10 +3,12 @@
 pub mod baseline;
 pub mod bench;
 pub mod bench_eval;
+pub mod bench_fleet;
 pub mod bench_hypersync;
 pub mod bench_train;
 pub mod bench_tune;
 pub mod config;
+pub mod dev;
 pub mod env;
 pub mod eval;
 pub mod hypersync;

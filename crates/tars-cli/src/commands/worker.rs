@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tars_runtime::Registry;
 use tars_server::engines::WorkerHeartbeat;
+use tars_server::events_nats::{self, Appliers, NatsPublisher};
 use tars_server::jobs::Jobs;
 use tars_server::queue_nats::{NatsQueue, NatsSettings};
 use tars_server::{Config, ConfigArgs, Service};
@@ -42,9 +43,20 @@ pub fn run(args: WorkerArgs) -> anyhow::Result<ExitCode> {
         let service = Arc::new(Service::open(config).await?);
         let queue = Arc::new(NatsQueue::connect(settings.clone()).await?);
         let _advisories = queue.fail_undeliverable(service.store.clone()).await?;
+        queue.track_depth();
         // Queued jobs whose message is missing are published by the job reaper's leader.
         let _reaper = queue.spawn_reaper(service.store.clone())?;
         let jobs = Jobs::new(service.clone(), queue);
+        // Cancels of jobs running here arrive as fleet events; baseline events drop caches.
+        let client = tars_server::queue_nats::connect(&settings.url).await?;
+        let publisher = NatsPublisher::start(client.clone(), &settings.prefix).await?;
+        service.set_publisher(publisher.clone());
+        let appliers = Appliers {
+            service: service.clone(),
+            hypersync: None,
+            jobs: Some(jobs.clone()),
+        };
+        let listener = events_nats::listen(client, &settings.prefix, appliers).await?;
         let workers = jobs.spawn_workers(n_workers);
         // In the registry, so the Intelligence engine routes to it and Performance sees it die.
         let heartbeat = WorkerHeartbeat::start(
@@ -75,6 +87,8 @@ pub fn run(args: WorkerArgs) -> anyhow::Result<ExitCode> {
         jobs.shutdown(workers, tokio::time::Instant::now() + drain)
             .await;
         heartbeat.stop().await;
+        listener.abort();
+        publisher.close(Duration::from_secs(2)).await;
         service.store.close().await;
         anyhow::Ok(())
     });
