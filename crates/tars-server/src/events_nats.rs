@@ -162,7 +162,7 @@ impl Appliers {
                     tracing::warn!(error = %err.message, "applying a config event failed; the poll retries");
                 }
             }
-            Event::Baseline { .. } => self.service.invalidate_baselines(),
+            Event::Baseline { .. } => self.service.forget_cached_baselines(),
             Event::Proposal { .. } => {
                 if let Some(hypersync) = &self.hypersync {
                     hypersync.proposal_moved();

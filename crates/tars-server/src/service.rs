@@ -10,9 +10,9 @@
 
 use crate::baseline_cache::{BaselineCache, Key};
 use crate::config::Config;
+use crate::events::{Event, Publisher};
 use crate::redis::cache::Lookup;
 use crate::redis::{Notice, Redis, RedisSettings};
-use crate::events::{Event, Publisher};
 use anyhow::Context;
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
@@ -180,6 +180,12 @@ impl Service {
         let rows: Arc<[BaselineRow]> = self.store.baselines(Some(agent), environment).await?.into();
         self.baseline_cache.fill(key, miss, rows.clone());
         Ok(rows)
+    }
+
+    /// Forgets this process's cached baseline listings only: what a replica does on another
+    /// one's baseline event (the writer already told Redis).
+    pub fn forget_cached_baselines(&self) {
+        self.baseline_cache.invalidate();
     }
 
     /// Forgets the cached baseline listings, here and (through Redis) on every replica.

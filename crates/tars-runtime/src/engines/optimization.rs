@@ -292,6 +292,8 @@ mod tests {
                         config: json!({}),
                         n_trials: n_trials as i32,
                         created_by: actor.to_string(),
+                        owner: None,
+                        lease_until: None,
                     })
                     .await
                     .map_err(|e| e.to_string())?;
