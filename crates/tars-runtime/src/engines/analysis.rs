@@ -102,23 +102,11 @@ impl Engine for Analysis {
     }
 
     fn subscriptions(&self) -> Vec<Schedule> {
-        vec![Schedule {
-            kind: "scan",
-            every: self.config.every,
-            priority: Priority::Normal,
-            payload: json!({}),
-        }]
+        super::scan_schedule(self.config.every, Priority::Normal)
     }
 
     fn handle_task(self: Arc<Self>, task: Task) -> BoxFuture<'static, Result<TaskOutput, String>> {
-        Box::pin(async move {
-            match task.kind.as_str() {
-                "scan" => self.scan().await.map(TaskOutput::new),
-                other => Err(format!(
-                    "the analysis engine has no task '{other}'; valid: scan"
-                )),
-            }
-        })
+        Box::pin(async move { super::scan_task("analysis", task, self.scan()).await })
     }
 
     fn health(&self) -> Health {

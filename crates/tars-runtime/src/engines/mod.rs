@@ -19,10 +19,12 @@ pub mod intelligence;
 pub mod optimization;
 pub mod performance;
 
-use crate::BoxFuture;
+use crate::{BoxFuture, Priority, Schedule, Task, TaskOutput};
 use chrono::{DateTime, Utc};
 use serde_json::Value;
+use std::future::Future;
 use std::sync::Mutex;
+use std::time::Duration;
 use tars_store::{BaselineRow, NewFinding, Store, StoreError};
 use uuid::Uuid;
 
@@ -121,5 +123,31 @@ impl LastScan {
             None => crate::Health::Healthy,
             Some(error) => crate::Health::Degraded(format!("the last scan failed: {error}")),
         }
+    }
+}
+
+/// The one schedule of a scanning engine (Analysis, Optimization, Performance): a `scan`
+/// task every `every`.
+pub fn scan_schedule(every: Duration, priority: Priority) -> Vec<Schedule> {
+    vec![Schedule {
+        kind: "scan",
+        every,
+        priority,
+        payload: serde_json::json!({}),
+    }]
+}
+
+/// Handles a scanning engine's task: `scan` runs `scan` (a future is lazy, so it runs only
+/// then); any other kind is refused, naming the engine and the valid kind.
+pub async fn scan_task(
+    engine: &str,
+    task: Task,
+    scan: impl Future<Output = Result<Value, String>>,
+) -> Result<TaskOutput, String> {
+    match task.kind.as_str() {
+        "scan" => scan.await.map(TaskOutput::new),
+        other => Err(format!(
+            "the {engine} engine has no task '{other}'; valid: scan"
+        )),
     }
 }

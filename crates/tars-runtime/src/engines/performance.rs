@@ -233,23 +233,11 @@ impl Engine for Performance {
     }
 
     fn subscriptions(&self) -> Vec<Schedule> {
-        vec![Schedule {
-            kind: "scan",
-            every: self.config.every,
-            priority: Priority::High,
-            payload: json!({}),
-        }]
+        super::scan_schedule(self.config.every, Priority::High)
     }
 
     fn handle_task(self: Arc<Self>, task: Task) -> BoxFuture<'static, Result<TaskOutput, String>> {
-        Box::pin(async move {
-            match task.kind.as_str() {
-                "scan" => self.scan().await.map(TaskOutput::new),
-                other => Err(format!(
-                    "the performance engine has no task '{other}'; valid: scan"
-                )),
-            }
-        })
+        Box::pin(async move { super::scan_task("performance", task, self.scan()).await })
     }
 
     fn health(&self) -> Health {
