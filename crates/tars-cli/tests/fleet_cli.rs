@@ -1,235 +1,18 @@
 //! Fleet mode as processes, against the real PostgreSQL and NATS JetStream servers (issue 11):
 //! one `tars serve` that only takes requests and two `tars worker`s; one worker is killed with
-//! SIGKILL in the middle of a job, and every job still ends succeeded exactly once.
-//!
-//! Each test has a PostgreSQL schema and a NATS stream/consumer (`nats_prefix`) of its own,
-//! both removed at the end. Without `TARS_TEST_DATABASE_URL` and `TARS_TEST_NATS_URL` the tests
-//! are skipped, unless `CI` is set; with them set, a server that is down fails the test.
+//! SIGKILL in the middle of a job, and every job still ends succeeded exactly once. Trainings
+//! and AutoML trials run on the workers, not on the replica that took the request. The fleet
+//! helpers (a schema and a NATS prefix per test) are in `common/fleet.rs`.
 
+mod common;
+
+use common::fleet::{Fleet, Process, lines_of, listening, running_job, token};
 use reqwest::StatusCode;
 use reqwest::blocking::Client;
 use serde_json::{Value, json};
 use std::collections::HashSet;
-use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc;
+use std::process::Stdio;
 use std::time::{Duration, Instant};
-
-const ADMIN_PASSWORD: &str = "correct horse battery staple";
-
-/// The servers of the fleet tests, a schema and a NATS prefix of this test's own.
-struct Fleet {
-    runtime: tokio::runtime::Runtime,
-    server_url: String,
-    /// The database URL with `search_path` set to the test's schema.
-    database_url: String,
-    schema: String,
-    nats_url: String,
-    prefix: String,
-    dir: PathBuf,
-}
-
-impl Fleet {
-    /// `None` (after saying so) when the servers are not configured, outside CI.
-    fn new(name: &str) -> Option<Fleet> {
-        let (Ok(server_url), Ok(nats_url)) = (
-            std::env::var("TARS_TEST_DATABASE_URL"),
-            std::env::var("TARS_TEST_NATS_URL"),
-        ) else {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "TARS_TEST_DATABASE_URL and TARS_TEST_NATS_URL must be set in CI \
-                 (e.g. postgres://postgres@127.0.0.1:5432/test and nats://127.0.0.1:4222)"
-            );
-            eprintln!("skipping a fleet test: TARS_TEST_DATABASE_URL or TARS_TEST_NATS_URL unset");
-            return None;
-        };
-        let runtime = tokio::runtime::Runtime::new().unwrap();
-        let id = uuid::Uuid::new_v4().simple().to_string();
-        let schema = format!("tars_fleet_{id}");
-        runtime.block_on(async {
-            let pool = sqlx::PgPool::connect(&server_url)
-                .await
-                .expect("connecting to TARS_TEST_DATABASE_URL");
-            // Our own hex name, not input; DDL takes no bind parameters.
-            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
-                .execute(&pool)
-                .await
-                .expect("creating the test schema");
-            pool.close().await;
-            async_nats::connect(&nats_url)
-                .await
-                .expect("connecting to TARS_TEST_NATS_URL");
-        });
-        let separator = if server_url.contains('?') { '&' } else { '?' };
-        let database_url = format!("{server_url}{separator}options=-c%20search_path%3D{schema}");
-        let dir = std::env::temp_dir().join(format!("tars-fleet-{name}-{id}"));
-        std::fs::create_dir_all(&dir).unwrap();
-        Some(Fleet {
-            runtime,
-            server_url,
-            database_url,
-            schema,
-            nats_url,
-            prefix: format!("t{}", &id[..12]),
-            dir,
-        })
-    }
-
-    /// `tars <args>` in fleet mode, its stderr lines sent to a channel.
-    fn spawn(&self, args: &[&str], env: &[(&str, &str)]) -> Process {
-        let mut command = self.command(args, env);
-        command.stdout(Stdio::null()).stderr(Stdio::piped());
-        let mut child = command.spawn().expect("tars runs");
-        Process {
-            lines: lines_of(child.stderr.take().unwrap()),
-            child,
-        }
-    }
-
-    /// The command `tars <args>` in fleet mode, without the caller's `TARS_*` settings.
-    fn command(&self, args: &[&str], env: &[(&str, &str)]) -> Command {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_tars"));
-        for (var, _) in std::env::vars() {
-            if var.starts_with("TARS_") || var.starts_with("OTEL_") {
-                command.env_remove(var);
-            }
-        }
-        command
-            .args(args)
-            .current_dir(&self.dir)
-            .env("TARS_DATA_DIR", self.dir.join("data"))
-            .env("TARS_DATABASE_URL", &self.database_url)
-            .env("TARS_NATS_URL", &self.nats_url)
-            .env("TARS_NATS_PREFIX", &self.prefix)
-            // A dead worker's job goes to another within 2 s; running ones ack every ~0.7 s.
-            .env("TARS_NATS_ACK_WAIT_SECONDS", "2")
-            .env("TARS_QUEUE_CAPACITY", "10000")
-            .env("TARS_LOG_FORMAT", "json")
-            .env("TARS_ADMIN_PASSWORD", ADMIN_PASSWORD)
-            .envs(env.iter().copied())
-            .stdin(Stdio::null());
-        command
-    }
-
-    /// One integer from the test's schema.
-    fn count(&self, sql: &'static str) -> i64 {
-        self.runtime.block_on(async {
-            let pool = sqlx::PgPool::connect(&self.database_url).await.unwrap();
-            let n: i64 = sqlx::query_scalar(sql).fetch_one(&pool).await.unwrap();
-            pool.close().await;
-            n
-        })
-    }
-}
-
-impl Drop for Fleet {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-        let (server_url, schema) = (self.server_url.clone(), self.schema.clone());
-        let (nats_url, prefix) = (self.nats_url.clone(), self.prefix.to_uppercase());
-        self.runtime.block_on(async move {
-            if let Ok(pool) = sqlx::PgPool::connect(&server_url).await {
-                let drop = format!("DROP SCHEMA IF EXISTS {schema} CASCADE");
-                let _ = sqlx::query(sqlx::AssertSqlSafe(drop)).execute(&pool).await;
-                pool.close().await;
-            }
-            if let Ok(client) = async_nats::connect(&nats_url).await {
-                let jetstream = async_nats::jetstream::new(client);
-                for kind in ["JOBS", "EVENTS"] {
-                    let _ = jetstream.delete_stream(format!("{prefix}_{kind}")).await;
-                }
-            }
-        });
-    }
-}
-
-/// The lines of a child's output, sent to a channel by a thread.
-fn lines_of(output: impl std::io::Read + Send + 'static) -> mpsc::Receiver<String> {
-    let (sender, lines) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(output).lines().map_while(Result::ok) {
-            let _ = sender.send(line);
-        }
-    });
-    lines
-}
-
-/// A `tars` child process and its stderr lines.
-struct Process {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-}
-
-impl Process {
-    /// Waits (up to a minute) for a line containing `needle`; returns it.
-    fn wait_for_line(&self, needle: &str) -> String {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let line = self
-                .lines
-                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-                .unwrap_or_else(|_| panic!("no line with {needle:?} within a minute"));
-            if line.contains(needle) {
-                return line;
-            }
-        }
-    }
-
-    /// Sends `signal` with kill(1) and waits up to `limit` for the exit.
-    fn stop(mut self, signal: &str, limit: Duration) -> ExitStatus {
-        let killed = Command::new("kill")
-            .args([format!("-{signal}"), self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(killed.success());
-        let sent = Instant::now();
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            if sent.elapsed() > limit {
-                let _ = self.child.kill();
-                panic!("tars still running {limit:?} after SIG{signal}");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// The address `tars serve` prints once it listens.
-fn listening(serve: &Process) -> String {
-    let line = serve.wait_for_line("listening on ");
-    let rest = line.split("listening on ").nth(1).unwrap();
-    rest.split_whitespace().next().unwrap().to_string()
-}
-
-fn token(client: &Client, base: &str) -> String {
-    let login: Value = client
-        .post(format!("{base}/auth/login"))
-        .json(&json!({"username": "admin", "password": ADMIN_PASSWORD}))
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
-    login["access_token"].as_str().unwrap().to_string()
-}
-
-/// The job id of a worker's "running a job" log line (JSON logs).
-fn running_job(line: &str) -> Option<String> {
-    let value: Value = serde_json::from_str(line).ok()?;
-    (value["fields"]["message"] == "running a job")
-        .then(|| value["fields"]["job"].as_str().map(String::from))
-        .flatten()
-}
 
 /// Issue 11: kill -9 a worker in the middle of 100 jobs; every job completes exactly once,
 /// none lost, none duplicated (rows counted in PostgreSQL).
@@ -692,5 +475,116 @@ fn issue_11_an_api_only_replica_reports_the_fleets_queue_depth() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+    assert!(serve.stop("TERM", Duration::from_secs(30)).success());
+}
+
+/// Issue 11: trainings and AutoML trials go through the JetStream queue like evaluations: an
+/// API-only replica takes `POST /v1/train` and `POST /v1/optimize`, and a `tars worker` runs
+/// the training and every trial (its log names each job; the replica runs none).
+#[test]
+fn issue_11_trainings_and_trials_run_on_the_workers() {
+    let Some(fleet) = Fleet::new("kinds") else {
+        return;
+    };
+    let serve = fleet.spawn(
+        &["serve", "--port", "0", "--rate-limit-rps", "0"],
+        &[("TARS_JOB_WORKERS", "0")],
+    );
+    let base = listening(&serve);
+    let worker = fleet.spawn(&["worker"], &[("TARS_JOB_WORKERS", "1")]);
+    worker.wait_for_line("T.A.R.S. worker running");
+    let client = Client::new();
+    let token = token(&client, &base);
+
+    let training: Value = client
+        .post(format!("{base}/v1/train"))
+        .bearer_auth(&token)
+        .header("prefer", "respond-async")
+        .json(&json!({"agent_type": "ppo", "environment": "CartPole-v1",
+            "total_timesteps": 4096, "eval_episodes": 2}))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(training["kind"], "training", "{training}");
+    let training_id = training["job_id"].as_str().unwrap().to_string();
+    let study: Value = client
+        .post(format!("{base}/v1/optimize"))
+        .bearer_auth(&token)
+        .json(
+            &json!({"agent_type": "ppo", "n_trials": 3, "n_eval_episodes": 2,
+            "sampler": "random", "pruner": "none", "seed": 5}),
+        )
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let study_id = study["study_id"].as_str().expect("a study").to_string();
+
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let (job, study) = loop {
+        let job: Value = client
+            .get(format!("{base}/v1/jobs/{training_id}"))
+            .bearer_auth(&token)
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
+        let study: Value = client
+            .get(format!("{base}/v1/studies/{study_id}"))
+            .bearer_auth(&token)
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
+        if job["status"] != "queued" && job["status"] != "running" && study["status"] != "running" {
+            break (job, study);
+        }
+        assert!(Instant::now() < deadline, "{job}\n{study}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(job["status"], "succeeded", "{job}");
+    let checkpoint = job["result"]["checkpoint_id"].as_str().unwrap();
+    assert!(
+        fleet
+            .dir
+            .join("data/checkpoints")
+            .join(checkpoint)
+            .join("model.safetensors")
+            .exists(),
+        "{job}"
+    );
+    assert_eq!(study["status"], "completed", "{study}");
+    let trials = study["trials"].as_array().unwrap();
+    assert_eq!(trials.len(), 3, "{study}");
+    assert!(trials.iter().all(|t| t["state"] == "complete"), "{study}");
+
+    // One job per trial, all run by the worker.
+    assert_eq!(
+        fleet.count("SELECT COUNT(*) FROM eval_jobs WHERE kind = 'trial' AND status = 'succeeded'"),
+        3
+    );
+    assert_eq!(
+        fleet.count("SELECT COUNT(*) FROM eval_jobs WHERE kind = 'training'"),
+        1
+    );
+    let mut ran = HashSet::new();
+    while let Ok(line) = worker.lines.recv_timeout(Duration::from_millis(500)) {
+        if let Some(id) = running_job(&line) {
+            ran.insert(id);
+        }
+    }
+    assert!(
+        ran.contains(&training_id),
+        "the worker ran the training: {ran:?}"
+    );
+    assert_eq!(ran.len(), 4, "the training and 3 trials: {ran:?}");
+    while let Ok(line) = serve.lines.try_recv() {
+        assert!(
+            running_job(&line).is_none(),
+            "the replica ran a job: {line}"
+        );
+    }
+    assert!(worker.stop("TERM", Duration::from_secs(30)).success());
     assert!(serve.stop("TERM", Duration::from_secs(30)).success());
 }

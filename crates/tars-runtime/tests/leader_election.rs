@@ -68,6 +68,7 @@ impl Drop for Schema {
 async fn running_job(store: &Store) -> Uuid {
     let job = NewJob {
         id: Uuid::new_v4(),
+        kind: tars_store::JobKind::Evaluation,
         request: serde_json::json!({"agent_type": "PPO"}),
         principal: "alice".into(),
         idempotency_key: None,

@@ -58,7 +58,7 @@ pub fn metrics_handle() -> PrometheusHandle {
 #[derive(OpenApi)]
 #[openapi(
     info(title = "T.A.R.S. evaluation service", description = "Evaluate, gate and rank reinforcement-learning agent configurations."),
-    paths(routes::evaluate, routes::get_job, routes::cancel_job, routes::get_baselines,
+    paths(routes::evaluate, crate::training::train, routes::get_job, routes::cancel_job, routes::get_baselines,
           routes::get_history, routes::post_baseline, crate::nash::compute,
           crate::proposals::create, crate::proposals::get, crate::proposals::list,
           crate::proposals::approve, crate::proposals::reject, crate::agents::act,
@@ -69,6 +69,7 @@ pub fn metrics_handle() -> PrometheusHandle {
           crate::engines::alerts, crate::engines::route, crate::engines::resume_auto_apply,
           routes::health, routes::ready, routes::metrics),
     components(schemas(tars_eval::EvalRequest, tars_eval::EvalResponse, routes::JobView,
+                       crate::training::TrainRequest,
                        routes::BaselineView, routes::BaselineBody, crate::nash::NashRequest,
                        crate::hypersync::ProposalBody, crate::hypersync::ConfigBody,
                        crate::hypersync::ConfigView, crate::proposals::ProposalView,
@@ -122,8 +123,9 @@ pub async fn state(config: Config) -> anyhow::Result<AppState> {
     auth.bootstrap_admin().await?;
     let jobs = Jobs::new(service.clone(), queue(&service, capacity).await?);
     let hypersync = HyperSync::new(service.clone());
+    hypersync.evaluate_on(jobs.clone());
     hypersync.refresh().await?;
-    let studies = Studies::new(service.clone());
+    let studies = Studies::new(service.clone(), jobs.clone());
     let engines = Engines::new(service.clone(), studies.clone(), jobs.clone());
     Ok(AppState {
         service,
@@ -172,6 +174,7 @@ pub fn router(state: AppState) -> Router {
     let body_limit = config.get_int("max_body_bytes") as usize;
     Router::new()
         .route("/v1/evaluate", post(routes::evaluate))
+        .route("/v1/train", post(crate::training::train))
         .route(
             "/v1/jobs/{job_id}",
             get(routes::get_job).delete(routes::cancel_job),

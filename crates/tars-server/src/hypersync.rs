@@ -10,7 +10,7 @@
 
 use crate::error::ApiError;
 use crate::events::Event;
-use crate::service::{Service, load_checkpoint};
+use crate::service::{Outcome, Service, load_checkpoint};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use std::path::PathBuf;
@@ -131,6 +131,9 @@ pub struct HyperSync {
     post_apply_episodes: i64,
     /// Evaluations and post-apply watches running in the background.
     tasks: std::sync::Mutex<tokio::task::JoinSet<()>>,
+    /// A server's job queue: evaluations run as jobs (in fleet mode on a worker). Unset in a
+    /// command-line process, which evaluates itself.
+    jobs: std::sync::OnceLock<Arc<crate::jobs::Jobs>>,
 }
 
 /// Parses an agent type, or says which are valid.
@@ -159,7 +162,35 @@ impl HyperSync {
             live: LiveAgents::new(),
             changed: tokio::sync::watch::channel(0).0,
             tasks: std::sync::Mutex::new(tokio::task::JoinSet::new()),
+            jobs: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Runs this orchestrator's evaluations as jobs on `jobs`' queue from now on.
+    pub fn evaluate_on(&self, jobs: Arc<crate::jobs::Jobs>) {
+        let _ = self.jobs.set(jobs);
+    }
+
+    /// Evaluates `request` — as a job when this process has a queue, else here — and, with
+    /// `save_as`, keeps the policy trained on its first environment as that checkpoint. `key`
+    /// names the job, so a resumed evaluation finds the one already queued.
+    async fn run_evaluation(
+        &self,
+        request: &EvalRequest,
+        save_as: Option<&str>,
+        principal: &str,
+        key: String,
+    ) -> anyhow::Result<Outcome> {
+        if let Some(jobs) = self.jobs.get() {
+            return jobs.evaluate_queued(request, save_as, principal, key).await;
+        }
+        let outcome = self.service.evaluate(request, Arc::new(Quiet)).await?;
+        if let Some(name) = save_as {
+            self.save_checkpoint(request, name)
+                .await
+                .map_err(|e| anyhow::anyhow!(e.message))?;
+        }
+        Ok(outcome)
     }
 
     /// Another process moved a proposal (a fleet event): waiters look at the store again.
@@ -536,7 +567,7 @@ impl HyperSync {
         let mut this = row.clone();
         this.evaluation_id = evaluation_id.or(row.evaluation_id);
         open.push(this);
-        let table = crate::nash::score_table(&self.service, &open, None, false)
+        let table = crate::nash::score_table(&self.service, &open, None, None)
             .await
             .ok()?;
         if table.scores.len() < 2 {
@@ -558,6 +589,11 @@ impl HyperSync {
     /// Runs a proposal's evaluation and moves it on; a failure rejects it with the error.
     async fn evaluate(self: Arc<Self>, id: Uuid) {
         if let Err(err) = self.try_evaluate(id).await {
+            if self.jobs.get().is_some_and(|jobs| jobs.is_stopping()) {
+                // Its job stays queued; the next start resumes the evaluation and finds it.
+                tracing::info!(proposal = %id, "server stopping; the proposal stays evaluating");
+                return;
+            }
             tracing::error!(proposal = %id, error = %err.message, "proposal evaluation failed");
             if let Ok(Some(row)) = self.service.store.proposal(id).await
                 && row.status == "evaluating"
@@ -576,16 +612,21 @@ impl HyperSync {
             .map_err(|e| ApiError::internal("reading a stored proposal", e))?;
         let seed = body.seed.unwrap_or(0);
         let request = eval_request(&body, body.checkpoint_id.as_deref(), seed);
+        let save_as = body
+            .checkpoint_id
+            .is_none()
+            .then(|| format!("proposal-{id}"));
         let outcome = self
-            .service
-            .evaluate(&request, Arc::new(Quiet))
+            .run_evaluation(
+                &request,
+                save_as.as_deref(),
+                &row.created_by,
+                format!("proposal-{id}"),
+            )
             .await
             .map_err(|e| ApiError::from_evaluation(e, "the proposal's evaluation"))?;
         let response = outcome.response;
-        let checkpoint_id = match &body.checkpoint_id {
-            Some(id) => id.clone(),
-            None => self.save_checkpoint(&request, id).await?,
-        };
+        let checkpoint_id = body.checkpoint_id.clone().or(save_as).expect("one of them");
         let regression = response
             .regression
             .as_ref()
@@ -601,33 +642,25 @@ impl HyperSync {
         Ok(())
     }
 
-    /// Writes the policy the evaluation trained to `<data_dir>/checkpoints/proposal-<id>`.
-    async fn save_checkpoint(&self, request: &EvalRequest, id: Uuid) -> Result<String, ApiError> {
+    /// Writes the policy the evaluation trained to `<data_dir>/checkpoints/<name>`.
+    async fn save_checkpoint(&self, request: &EvalRequest, name: &str) -> Result<(), ApiError> {
         let plan = request.validate(self.service.engine.config(), 0)?;
         let engine = self.service.engine.clone();
-        let name = format!("proposal-{id}");
         let dir: PathBuf = self
             .service
             .config
             .data_dir()
             .join("checkpoints")
-            .join(&name);
+            .join(name);
         tokio::task::spawn_blocking(move || -> Result<(), ApiError> {
             let (weights, metadata) = engine
                 .checkpoint(&plan, 0, &Quiet)?
                 .expect("a proposal without checkpoint_id trains");
-            std::fs::create_dir_all(&dir)
-                .and_then(|()| {
-                    std::fs::write(dir.join(tars_agents::checkpoint::WEIGHTS_FILE), weights)
-                })
-                .and_then(|()| {
-                    std::fs::write(dir.join(tars_agents::checkpoint::METADATA_FILE), metadata)
-                })
+            crate::training::write_checkpoint(&dir, &weights, &metadata)
                 .map_err(|e| ApiError::internal("writing the proposal's checkpoint", e))
         })
         .await
-        .map_err(|e| ApiError::internal("writing the proposal's checkpoint", e))??;
-        Ok(name)
+        .map_err(|e| ApiError::internal("writing the proposal's checkpoint", e))?
     }
 
     /// Approves a proposal awaiting approval and applies it (admin).
@@ -778,7 +811,11 @@ impl HyperSync {
                 seed: Some(1_000 + row.version as u64),
                 include_episodes: false,
             };
-            let outcome = match this.service.evaluate(&request, Arc::new(Quiet)).await {
+            let key = format!("post-apply-{}-v{}", row.agent_type, row.version);
+            let outcome = match this
+                .run_evaluation(&request, None, SYSTEM_ACTOR, key)
+                .await
+            {
                 Ok(outcome) => outcome,
                 Err(err) => {
                     tracing::error!(agent_type = %row.agent_type, version = row.version, error = %err, "post-apply evaluation failed");

@@ -24,7 +24,7 @@ use std::time::Duration;
 use tars_agents::{Control, Progress};
 use tars_eval::engine::Event;
 use tars_eval::{EvalRequest, Reporter};
-use tars_store::{Inserted, JobRow, JobStatus, NewJob, Store, StoreError};
+use tars_store::{Inserted, JobKind, JobRow, JobStatus, NewJob, Store, StoreError};
 use tokio::sync::{Notify, watch};
 use uuid::Uuid;
 
@@ -180,10 +180,70 @@ impl Queue for LocalQueue {
 /// Live state of a running job: progress per environment, the cancel flag, and the flag a
 /// shutdown sets to stop it for a re-run later.
 #[derive(Default)]
-struct Live {
+pub struct Live {
     progress: Mutex<BTreeMap<String, serde_json::Value>>,
-    cancel: AtomicBool,
-    interrupt: AtomicBool,
+    pub(crate) cancel: AtomicBool,
+    pub(crate) interrupt: AtomicBool,
+}
+
+impl Live {
+    /// Records the phase a job is in for `env` (shown as its progress).
+    pub(crate) fn set_phase(&self, env: &str, phase: &str) {
+        let mut progress = self.progress.lock().expect("progress lock");
+        let entry = progress
+            .entry(env.to_string())
+            .or_insert_with(|| serde_json::json!({}));
+        entry["phase"] = serde_json::Value::from(phase);
+    }
+
+    /// Records a progress entry under `key` (e.g. a trial's last intermediate value).
+    pub(crate) fn note(&self, key: &str, value: serde_json::Value) {
+        self.progress
+            .lock()
+            .expect("progress lock")
+            .insert(key.to_string(), value);
+    }
+
+    /// How a job that stopped on request ends: re-queued when a shutdown stopped it, else
+    /// cancelled.
+    pub(crate) fn stopped(&self) -> Ending {
+        if self.interrupt.load(Ordering::Relaxed) && !self.cancel.load(Ordering::Relaxed) {
+            Ending::Interrupted
+        } else {
+            Ending::Done {
+                status: JobStatus::Cancelled,
+                run_id: None,
+                result: None,
+                error: Some("cancelled".into()),
+            }
+        }
+    }
+}
+
+/// How a job's run ended, before that end is stored.
+pub enum Ending {
+    /// Store this end: the status, an evaluation's run or a training's or trial's result.
+    Done {
+        status: JobStatus,
+        run_id: Option<Uuid>,
+        result: Option<serde_json::Value>,
+        error: Option<String>,
+    },
+    /// A transient failure: deliver the job again later (fail it on its last delivery).
+    Retry(String),
+    /// A shutdown stopped it: queue it again for another worker or the next start.
+    Interrupted,
+}
+
+impl Ending {
+    pub(crate) fn failed(error: String) -> Ending {
+        Ending::Done {
+            status: JobStatus::Failed,
+            run_id: None,
+            result: None,
+            error: Some(error),
+        }
+    }
 }
 
 impl Reporter for Live {
@@ -207,11 +267,7 @@ impl Reporter for Live {
             Event::Evaluating { .. } => "evaluating",
             Event::Done { .. } => "done",
         };
-        let mut progress = self.progress.lock().expect("progress lock");
-        let entry = progress
-            .entry(env.to_string())
-            .or_insert_with(|| serde_json::json!({}));
-        entry["phase"] = serde_json::Value::from(phase);
+        self.set_phase(env, phase);
     }
 }
 
@@ -234,6 +290,10 @@ pub struct Jobs {
     cancels: Mutex<HashMap<Uuid, std::time::Instant>>,
 }
 
+/// The field of an evaluation job's stored request (never of a client's) naming the checkpoint
+/// to keep ([`Jobs::evaluate_queued`]).
+const SAVE_CHECKPOINT: &str = "tars_save_checkpoint";
+
 /// How long a cancel for a job this process does not run is remembered.
 const CANCEL_MEMORY: Duration = Duration::from_secs(600);
 
@@ -250,6 +310,11 @@ pub enum Submitted {
 /// Why a submission was refused.
 pub enum SubmitError {
     Invalid(tars_eval::EvalError),
+    /// The principal's `Idempotency-Key` names a job of another kind.
+    KeyReused {
+        key: String,
+        kind: JobKind,
+    },
     QueueFull,
     Store(tars_store::StoreError),
 }
@@ -266,6 +331,15 @@ impl Jobs {
             postgres: crate::resilience::Guard::new("postgres"),
             cancels: Mutex::new(HashMap::new()),
         })
+    }
+
+    pub fn service(&self) -> &Arc<Service> {
+        &self.service
+    }
+
+    /// Whether [`Jobs::shutdown`] has begun.
+    pub fn is_stopping(&self) -> bool {
+        self.stopping.load(Ordering::Relaxed)
     }
 
     pub fn queue_depth(&self) -> usize {
@@ -289,9 +363,23 @@ impl Jobs {
         request
             .validate(self.service.engine.config(), 0)
             .map_err(SubmitError::Invalid)?;
+        let request = serde_json::to_value(request).expect("requests serialize");
+        self.submit_kind(JobKind::Evaluation, request, principal, idempotency_key)
+            .await
+    }
+
+    /// Stores and queues a job of any kind whose request the caller has validated.
+    pub async fn submit_kind(
+        &self,
+        kind: JobKind,
+        request: serde_json::Value,
+        principal: &str,
+        idempotency_key: Option<String>,
+    ) -> Result<Submitted, SubmitError> {
         let job = NewJob {
             id: Uuid::new_v4(),
-            request: serde_json::to_value(request).expect("requests serialize"),
+            kind,
+            request,
             principal: principal.to_string(),
             idempotency_key,
         };
@@ -317,6 +405,12 @@ impl Jobs {
             && row.principal == principal
             && row.idempotency_key.as_deref() == Some(key)
         {
+            if row.kind != kind {
+                return Err(SubmitError::KeyReused {
+                    key: key.to_string(),
+                    kind: row.kind,
+                });
+            }
             metrics::counter!("tars_jobs_idempotent_replays_total", "source" => "redis")
                 .increment(1);
             return Ok(Submitted::Existing(row));
@@ -333,6 +427,12 @@ impl Jobs {
             && stale_record
         {
             redis.record_idempotency_key(principal, key, row.id).await;
+        }
+        if existing && row.kind != kind {
+            return Err(SubmitError::KeyReused {
+                key: row.idempotency_key.clone().unwrap_or_default(),
+                kind: row.kind,
+            });
         }
         if existing {
             metrics::counter!("tars_jobs_idempotent_replays_total", "source" => "database")
@@ -620,87 +720,58 @@ impl Jobs {
                 }
             })
         });
-        let span = tracing::info_span!("job", job_id = %id);
+        let span = tracing::info_span!("job", job_id = %id, kind = %row.kind);
         if let Some(parent) = self.parents.lock().expect("parents lock").remove(&id) {
             use tracing_opentelemetry::OpenTelemetrySpanExt;
             let _ = span.set_parent(parent);
         }
-        let (status, run_id, error) = match serde_json::from_value::<EvalRequest>(row.request) {
-            Err(err) => (
-                JobStatus::Failed,
-                None,
-                Some(format!("stored request is invalid: {err}")),
-            ),
-            Ok(request) => {
-                let outcome = tracing::Instrument::instrument(
-                    self.service.evaluate_job(&request, live.clone(), Some(id)),
-                    span,
-                )
-                .await;
-                match outcome {
-                    Ok(outcome) => {
-                        record_metrics(&outcome.response);
-                        match outcome.unsaved {
-                            None => (
-                                JobStatus::Succeeded,
-                                outcome.response.evaluation_id.parse().ok(),
-                                None,
-                            ),
-                            Some((path, err)) if !delivery.last_attempt => {
-                                if let Some(progress) = progress {
-                                    progress.abort();
-                                }
-                                self.live.lock().expect("live lock").remove(&id);
-                                let error = format!(
-                                    "the evaluation finished but could not be stored ({err}); its result is in {}",
-                                    path.display()
-                                );
-                                let _ = store.requeue_job_after(id, &error).await;
-                                self.retry_later(&delivery, row.attempts, &error).await;
-                                return;
-                            }
-                            Some((path, err)) => (
-                                JobStatus::Failed,
-                                None,
-                                Some(format!(
-                                    "the evaluation finished but could not be stored ({err}); its result is in {}",
-                                    path.display()
-                                )),
-                            ),
-                        }
-                    }
-                    Err(err) => {
-                        let cancelled = err
-                            .downcast_ref::<tars_eval::EvalError>()
-                            .is_some_and(|e| matches!(e, tars_eval::EvalError::Cancelled));
-                        if cancelled
-                            && live.interrupt.load(Ordering::Relaxed)
-                            && !live.cancel.load(Ordering::Relaxed)
-                        {
-                            if let Some(progress) = progress {
-                                progress.abort();
-                            }
-                            self.requeue(id).await;
-                            // Another worker (fleet) may take it at once.
-                            delivery.nak(None).await;
-                            return;
-                        }
-                        let status = if cancelled {
-                            JobStatus::Cancelled
-                        } else {
-                            JobStatus::Failed
-                        };
-                        (status, None, Some(format!("{err:#}")))
-                    }
+        let (attempts, kind) = (row.attempts, row.kind);
+        let work = async move {
+            match kind {
+                JobKind::Evaluation => self.evaluate(row, live.clone()).await,
+                JobKind::Training => {
+                    crate::training::run(self.service.config.data_dir(), &row, live.clone()).await
                 }
+                JobKind::Trial => crate::studies::trial_job::run(&self.service, &row, &live).await,
             }
         };
+        let ending = tracing::Instrument::instrument(work, span).await;
         if let Some(progress) = progress {
             progress.abort();
         }
+        let (status, run_id, result, error) = match ending {
+            Ending::Done {
+                status,
+                run_id,
+                result,
+                error,
+            } => (status, run_id, result, error),
+            Ending::Retry(error) if !delivery.last_attempt => {
+                self.live.lock().expect("live lock").remove(&id);
+                let _ = store.requeue_job_after(id, &error).await;
+                self.retry_later(&delivery, attempts, &error).await;
+                return;
+            }
+            Ending::Retry(error) => (JobStatus::Failed, None, None, Some(error)),
+            Ending::Interrupted => {
+                self.requeue(id).await;
+                // Another worker (fleet) may take it at once.
+                delivery.nak(None).await;
+                return;
+            }
+        };
         let finished = self
             .postgres
-            .store(|| store.finish_job(id, JobStatus::Running, status, run_id, error.as_deref()))
+            .store(|| async {
+                match &result {
+                    Some(result) => store.succeed_job_with(id, result).await,
+                    None => {
+                        store
+                            .finish_job(id, JobStatus::Running, status, run_id, error.as_deref())
+                            .await
+                    }
+                }
+            })
             .await;
         self.live.lock().expect("live lock").remove(&id);
         match finished {
@@ -710,7 +781,7 @@ impl Jobs {
                 // Run again later: the run is stored once (by job id), the end then too.
                 self.retry_later(
                     &delivery,
-                    row.attempts,
+                    attempts,
                     &format!("storing the job's end failed: {err}"),
                 )
                 .await;
@@ -719,8 +790,141 @@ impl Jobs {
             }
         }
         metrics::gauge!("tars_jobs_queue_depth").set(self.queue.depth() as f64);
-        metrics::counter!("tars_jobs_total", "status" => status.as_str()).increment(1);
+        metrics::counter!("tars_jobs_total", "status" => status.as_str(), "kind" => kind.as_str())
+            .increment(1);
         self.finished.send_replace(Some((id, status)));
+    }
+
+    /// Runs an evaluation job: trains and evaluates on a blocking thread, stores the run, and
+    /// (a proposal's evaluation) keeps the policy trained on the first environment as the
+    /// checkpoint the job names.
+    async fn evaluate(&self, row: JobRow, live: Arc<Live>) -> Ending {
+        let mut stored = row.request;
+        let save_as = stored
+            .as_object_mut()
+            .and_then(|fields| fields.remove(SAVE_CHECKPOINT))
+            .and_then(|name| name.as_str().map(String::from));
+        let request = match serde_json::from_value::<EvalRequest>(stored) {
+            Ok(request) => request,
+            Err(err) => return Ending::failed(format!("stored request is invalid: {err}")),
+        };
+        match self
+            .service
+            .evaluate_job(&request, live.clone(), Some(row.id))
+            .await
+        {
+            Ok(outcome) => {
+                record_metrics(&outcome.response);
+                match outcome.unsaved {
+                    None => {
+                        if let Some(name) = save_as
+                            && let Err(err) = self.save_checkpoint(&request, &name).await
+                        {
+                            return Ending::Retry(format!(
+                                "the evaluation is stored but its checkpoint {name} is not: {err:#}"
+                            ));
+                        }
+                        Ending::Done {
+                            status: JobStatus::Succeeded,
+                            run_id: outcome.response.evaluation_id.parse().ok(),
+                            result: None,
+                            error: None,
+                        }
+                    }
+                    Some((path, err)) => Ending::Retry(format!(
+                        "the evaluation finished but could not be stored ({err}); its result is in {}",
+                        path.display()
+                    )),
+                }
+            }
+            Err(err)
+                if err
+                    .downcast_ref::<tars_eval::EvalError>()
+                    .is_some_and(|e| matches!(e, tars_eval::EvalError::Cancelled)) =>
+            {
+                live.stopped()
+            }
+            Err(err) => Ending::failed(format!("{err:#}")),
+        }
+    }
+
+    /// Writes the policy `request` trained on its first environment (from the engine's cache:
+    /// the one just evaluated) to `<data_dir>/checkpoints/<name>`.
+    async fn save_checkpoint(&self, request: &EvalRequest, name: &str) -> anyhow::Result<()> {
+        let plan = request.validate(self.service.engine.config(), 0)?;
+        let engine = self.service.engine.clone();
+        let dir = self
+            .service
+            .config
+            .data_dir()
+            .join("checkpoints")
+            .join(name);
+        tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+            let (weights, metadata) = engine
+                .checkpoint(&plan, 0, &tars_eval::engine::Quiet)?
+                .ok_or_else(|| {
+                    anyhow::anyhow!("an evaluation of a stored checkpoint trains none")
+                })?;
+            crate::training::write_checkpoint(&dir, &weights, &metadata)
+        })
+        .await?
+    }
+
+    /// Evaluates `request` as a job on the queue — in fleet mode on a worker, not in this
+    /// process — and waits for its stored run. `save_checkpoint` names the checkpoint the
+    /// worker keeps of the policy trained on the first environment. The `key` makes a repeated
+    /// call (a resumed proposal) find the same job.
+    pub async fn evaluate_queued(
+        &self,
+        request: &EvalRequest,
+        save_checkpoint: Option<&str>,
+        principal: &str,
+        key: String,
+    ) -> anyhow::Result<crate::service::Outcome> {
+        request.validate(self.service.engine.config(), 0)?;
+        let mut body = serde_json::to_value(request).expect("requests serialize");
+        if let (Some(name), Some(fields)) = (save_checkpoint, body.as_object_mut()) {
+            fields.insert(SAVE_CHECKPOINT.into(), name.into());
+        }
+        let row = match self
+            .submit_kind(JobKind::Evaluation, body, principal, Some(key))
+            .await
+        {
+            Ok(Submitted::New(row) | Submitted::Existing(row)) => row,
+            Err(SubmitError::QueueFull) => anyhow::bail!("the job queue is full; retry later"),
+            Err(SubmitError::Store(err)) => return Err(err.into()),
+            Err(SubmitError::Invalid(err)) => return Err(err.into()),
+            Err(SubmitError::KeyReused { key, kind }) => {
+                anyhow::bail!("job key {key} names a {kind} job")
+            }
+        };
+        let row = loop {
+            match self.wait(row.id, Duration::from_secs(3600)).await? {
+                Some(row) if row.status.is_final() => break row,
+                Some(_) if self.stopping.load(Ordering::Relaxed) => {
+                    anyhow::bail!("the server is stopping; job {} stays queued", row.id)
+                }
+                Some(_) => continue,
+                None => anyhow::bail!("job {} vanished", row.id),
+            }
+        };
+        match (row.status, row.run_id) {
+            (JobStatus::Succeeded, Some(run_id)) => {
+                let run =
+                    self.service.store.run(run_id).await?.ok_or_else(|| {
+                        anyhow::anyhow!("the run {run_id} of job {} is gone", row.id)
+                    })?;
+                Ok(crate::service::Outcome {
+                    response: serde_json::from_value(run.response)?,
+                    unsaved: None,
+                })
+            }
+            (status, _) => anyhow::bail!(
+                "job {} {status}: {}",
+                row.id,
+                row.error.as_deref().unwrap_or("no error recorded")
+            ),
+        }
     }
 
     /// Gives a job back to the queue after a transient failure, `attempts` so far deciding the

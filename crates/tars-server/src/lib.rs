@@ -25,6 +25,7 @@ pub mod routes;
 pub mod service;
 pub mod studies;
 pub mod telemetry;
+pub mod training;
 
 pub use config::{Config, ConfigArgs};
 pub use error::ApiError;

@@ -7,15 +7,14 @@ use crate::app::AppState;
 use crate::auth::{Principal, Role};
 use crate::error::ApiError;
 use crate::hypersync::ProposalBody;
+use crate::jobs::Jobs;
 use crate::middleware::ApiJson;
 use crate::service::Service;
 use axum::Json;
 use axum::extract::State;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use std::sync::Arc;
 use std::time::Instant;
-use tars_eval::engine::Quiet;
 use tars_eval::{EvalRequest, normalization};
 use tars_nash::{
     Bimatrix, Error as NashError, Matrix, all_equilibria, lemke_howson, resolve_conflict,
@@ -140,7 +139,7 @@ async fn proposals_game(
         &state.service,
         &proposals,
         request.environments.clone(),
-        true,
+        Some(&state.jobs),
     )
     .await?;
     let (environments, scores, evaluated) = (table.environments, table.scores, table.evaluated);
@@ -167,13 +166,13 @@ pub(crate) struct ScoreTable {
 }
 
 /// Scores `proposals` on `environments` (default: every environment they name) from their
-/// stored evaluations; a missing pair is evaluated now when `evaluate_missing`, else the
-/// proposal is left out (`kept` says which proposals the rows are).
+/// stored evaluations; a missing pair is evaluated now as a job on `evaluate_missing`'s queue,
+/// or without one the proposal is left out (`kept` says which proposals the rows are).
 pub(crate) async fn score_table(
     service: &Service,
     proposals: &[ProposalRow],
     environments: Option<Vec<String>>,
-    evaluate_missing: bool,
+    evaluate_missing: Option<&Jobs>,
 ) -> Result<ScoreTable, ApiError> {
     let bodies = proposals
         .iter()
@@ -218,11 +217,13 @@ pub(crate) async fn score_table(
                 .and_then(|r| r.metrics["mean_reward"].as_f64());
             let mean = match stored_mean {
                 Some(mean) => mean,
-                None if evaluate_missing => {
-                    evaluated.push(json!({"proposal_id": proposal.id, "environment": env}));
-                    evaluate_pair(service, body, env).await?
-                }
-                None => continue 'proposals,
+                None => match evaluate_missing {
+                    Some(jobs) => {
+                        evaluated.push(json!({"proposal_id": proposal.id, "environment": env}));
+                        evaluate_pair(jobs, proposal, body, env).await?
+                    }
+                    None => continue 'proposals,
+                },
             };
             row.push(scale.normalize(mean));
         }
@@ -237,8 +238,14 @@ pub(crate) async fn score_table(
     })
 }
 
-/// The mean reward of a proposal's hyperparameters on `env`, evaluated now (and stored).
-async fn evaluate_pair(service: &Service, body: &ProposalBody, env: &str) -> Result<f64, ApiError> {
+/// The mean reward of a proposal's hyperparameters on `env`, evaluated now as a job (and
+/// stored); the same pair asked again finds the same job.
+async fn evaluate_pair(
+    jobs: &Jobs,
+    proposal: &ProposalRow,
+    body: &ProposalBody,
+    env: &str,
+) -> Result<f64, ApiError> {
     let request = EvalRequest {
         agent_type: body.agent_type.clone(),
         agent_state: Value::Null,
@@ -250,8 +257,9 @@ async fn evaluate_pair(service: &Service, body: &ProposalBody, env: &str) -> Res
         seed: Some(body.seed.unwrap_or(0)),
         include_episodes: false,
     };
-    let outcome = service
-        .evaluate(&request, Arc::new(Quiet))
+    let key = format!("nash-{}-{env}", proposal.id);
+    let outcome = jobs
+        .evaluate_queued(&request, None, &proposal.created_by, key)
         .await
         .map_err(|e| ApiError::from_evaluation(e, "evaluating a proposal for the Nash game"))?;
     Ok(outcome.response.results[0].metrics.metrics.mean_reward)

@@ -21,13 +21,16 @@ use uuid::Uuid;
 #[derive(Debug, Serialize, ToSchema)]
 pub struct JobView {
     pub job_id: Uuid,
+    /// evaluation, training or trial.
+    pub kind: String,
     /// queued, running, succeeded, failed or cancelled.
     pub status: String,
     pub status_url: String,
     /// Per environment: phase and training timesteps (running jobs only).
     #[schema(value_type = Object)]
     pub progress: Option<Value>,
-    /// The evaluation response (succeeded jobs only).
+    /// Succeeded jobs only: an evaluation's response, a training's checkpoint and scores, a
+    /// trial's outcome.
     #[schema(value_type = Object)]
     pub result: Option<Value>,
     pub error: Option<String>,
@@ -37,7 +40,7 @@ pub struct JobView {
     pub finished_at: Option<String>,
 }
 
-async fn job_view(state: &AppState, row: JobRow) -> Result<JobView, ApiError> {
+pub(crate) async fn job_view(state: &AppState, row: JobRow) -> Result<JobView, ApiError> {
     let result = match row.run_id {
         Some(run_id) => state
             .service
@@ -45,10 +48,11 @@ async fn job_view(state: &AppState, row: JobRow) -> Result<JobView, ApiError> {
             .run(run_id)
             .await?
             .map(|run| run.response),
-        None => None,
+        None => row.result,
     };
     Ok(JobView {
         job_id: row.id,
+        kind: row.kind.as_str().to_string(),
         status: row.status.as_str().to_string(),
         status_url: format!("/v1/jobs/{}", row.id),
         progress: state.jobs.progress(row.id),
@@ -76,28 +80,12 @@ pub async fn evaluate(
     ApiJson(request): ApiJson<EvalRequest>,
 ) -> Result<Response, ApiError> {
     principal.require(Role::Operator)?;
-    let key = headers
-        .get("idempotency-key")
-        .map(|v| {
-            v.to_str()
-                .map(str::to_string)
-                .map_err(|_| ApiError::bad_request("Idempotency-Key must be visible ASCII"))
-        })
-        .transpose()?;
-    let respond_async = headers
-        .get("prefer")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|p| p.trim() == "respond-async"));
+    let key = idempotency_key(&headers)?;
+    let respond_async = respond_async(&headers);
     let row = match state.jobs.submit(&request, &principal.subject, key).await {
         Ok(Submitted::New(row) | Submitted::Existing(row)) => row,
         Err(SubmitError::Invalid(err)) => return Err(err.into()),
-        Err(SubmitError::Store(err)) => return Err(err.into()),
-        Err(SubmitError::QueueFull) => {
-            return Err(ApiError::unavailable(
-                "the evaluation queue is full; retry later",
-                30,
-            ));
-        }
+        Err(err) => return Err(submit_error(err)),
     };
     let row = if respond_async {
         state.service.store.job(row.id).await?
@@ -119,13 +107,49 @@ pub async fn evaluate(
             .unwrap_or_else(|| "the evaluation failed".into());
         return Err(ApiError::unprocessable(message).with_details(json!({"job_id": row.id})));
     }
-    let view = job_view(&state, row).await?;
+    Ok(accepted(job_view(&state, row).await?))
+}
+
+/// The `Idempotency-Key` header, if any.
+pub(crate) fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    headers
+        .get("idempotency-key")
+        .map(|v| {
+            v.to_str()
+                .map(str::to_string)
+                .map_err(|_| ApiError::bad_request("Idempotency-Key must be visible ASCII"))
+        })
+        .transpose()
+}
+
+/// Whether the caller asked for 202 at once (`Prefer: respond-async`).
+pub(crate) fn respond_async(headers: &HeaderMap) -> bool {
+    headers
+        .get("prefer")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|p| p.trim() == "respond-async"))
+}
+
+/// The answer to a refused submission (an invalid request is the caller's to map).
+pub(crate) fn submit_error(err: SubmitError) -> ApiError {
+    match err {
+        SubmitError::Invalid(err) => err.into(),
+        SubmitError::Store(err) => err.into(),
+        SubmitError::KeyReused { key, kind } => ApiError::unprocessable(format!(
+            "Idempotency-Key '{key}' was already used for a job of kind '{kind}'; use a new key for each submission"
+        )),
+        SubmitError::QueueFull => ApiError::unavailable("the job queue is full; retry later", 30),
+    }
+}
+
+/// 202 with the job's view and its `Location`.
+pub(crate) fn accepted(view: JobView) -> Response {
     let location = view.status_url.clone();
     let mut response = (StatusCode::ACCEPTED, Json(view)).into_response();
     if let Ok(value) = location.parse() {
         response.headers_mut().insert(header::LOCATION, value);
     }
-    Ok(response)
+    response
 }
 
 /// The stored job `id`, or 404.

@@ -342,6 +342,7 @@ async fn jobs_left_by_a_stopped_server_run_after_a_restart() {
         for _ in 0..2 {
             let job = tars_store::NewJob {
                 id: uuid::Uuid::new_v4(),
+                kind: tars_store::JobKind::Evaluation,
                 request: json!({"agent_type": "PPO", "environments": ["CartPole-v1"],
                                 "num_episodes": 3, "hyperparameters": {"n_timesteps": 2048}}),
                 principal: "admin".into(),

@@ -186,6 +186,53 @@ async fn a_small_study_completes_and_its_best_trial_becomes_a_proposal() {
     server.stop().await;
 }
 
+/// Issue 11: each trial is a job; its worker stores the intermediate values and the study's
+/// owner prunes from them, cancelling the job — the trial stops where it was pruned.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trials_run_as_jobs_and_the_owner_prunes_them() {
+    let server = Server::start("automl-prune", &[]).await;
+    let admin = server.admin().await;
+    let mut body = ppo_study(10);
+    body["pruner"] = json!("median");
+    let id = start_study(&server, &admin, body).await;
+    let study = wait_for(&server, &admin, &id, is_ended).await;
+    assert_eq!(study["status"], "completed", "{study}");
+    let trials = study["trials"].as_array().unwrap();
+    let last_step = |t: &Value| {
+        t["intermediate_values"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(|s| s.parse::<u64>().unwrap())
+            .max()
+            .unwrap_or(0)
+    };
+    let full = trials
+        .iter()
+        .filter(|t| t["state"] == "complete")
+        .map(last_step)
+        .max()
+        .expect("a complete trial");
+    let pruned: Vec<&Value> = trials.iter().filter(|t| t["state"] == "pruned").collect();
+    assert!(
+        !pruned.is_empty(),
+        "the median pruner pruned nothing: {study}"
+    );
+    for trial in pruned {
+        assert!(last_step(trial) < full, "pruned but trained on: {trial}");
+    }
+    let metrics = server.metrics().await;
+    assert!(
+        metrics.contains("tars_jobs_total{status=\"cancelled\",kind=\"trial\"}"),
+        "pruned trials' jobs are cancelled: {metrics}"
+    );
+    assert!(
+        metrics.contains("tars_jobs_total{status=\"succeeded\",kind=\"trial\"}"),
+        "{metrics}"
+    );
+    server.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stopped_study_keeps_its_finished_trials() {
     let server = Server::start("automl-stop", &[]).await;

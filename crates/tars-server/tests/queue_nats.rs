@@ -185,6 +185,7 @@ async fn the_reaper_publishes_jobs_whose_message_is_missing_under_its_fence() {
     for _ in 0..4 {
         let job = NewJob {
             id: Uuid::new_v4(),
+            kind: tars_store::JobKind::Evaluation,
             request: serde_json::json!({"agent_type": "PPO", "environments": ["CartPole-v1"]}),
             principal: "alice".into(),
             idempotency_key: None,
@@ -367,6 +368,7 @@ async fn a_job_whose_last_delivery_is_never_answered_fails() {
     let _advisories = test.queue.fail_undeliverable(store.clone()).await.unwrap();
     let job = NewJob {
         id: Uuid::new_v4(),
+        kind: tars_store::JobKind::Evaluation,
         request: serde_json::json!({"agent_type": "PPO", "environments": ["CartPole-v1"]}),
         principal: "alice".into(),
         idempotency_key: None,

@@ -1,4 +1,4 @@
-//! Evaluation jobs (`eval_jobs`): stored before they are queued, claimed by one worker with a
+//! Jobs (`eval_jobs`: evaluations, trainings, AutoML trials, [`JobKind`]): stored before they are queued, claimed by one worker with a
 //! compare-and-set on the status, finished with a run id or an error. On start, a service
 //! re-queues what a crash left running ([`Store::requeue_unfinished`]): evaluations are
 //! deterministic, so running one again gives the result the lost run would have given.
@@ -64,10 +64,48 @@ impl fmt::Display for JobStatus {
     }
 }
 
+/// What a job does; its `request` is that kind's request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum JobKind {
+    /// Train and evaluate a configuration (an `EvalRequest`); the result is its run, `run_id`.
+    #[default]
+    Evaluation,
+    /// Train one configuration and keep its checkpoint; the result is in `result`.
+    Training,
+    /// Run one trial of an AutoML study; the trial's row is the result.
+    Trial,
+}
+
+impl JobKind {
+    pub const ALL: [JobKind; 3] = [JobKind::Evaluation, JobKind::Training, JobKind::Trial];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobKind::Evaluation => "evaluation",
+            JobKind::Training => "training",
+            JobKind::Trial => "trial",
+        }
+    }
+
+    fn parse(text: &str) -> Result<JobKind, sqlx::Error> {
+        JobKind::ALL
+            .into_iter()
+            .find(|k| k.as_str() == text)
+            .ok_or_else(|| sqlx::Error::Decode(format!("unknown job kind '{text}'").into()))
+    }
+}
+
+impl fmt::Display for JobKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A job to store.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewJob {
     pub id: Uuid,
+    pub kind: JobKind,
     pub request: Value,
     /// Who submitted it (idempotency keys are per principal).
     pub principal: String,
@@ -78,12 +116,15 @@ pub struct NewJob {
 #[derive(Debug, Clone, PartialEq)]
 pub struct JobRow {
     pub id: Uuid,
+    pub kind: JobKind,
     pub status: JobStatus,
     pub request: Value,
     pub principal: String,
     pub idempotency_key: Option<String>,
-    /// The stored evaluation run, once succeeded.
+    /// The stored evaluation run, once an evaluation succeeded.
     pub run_id: Option<Uuid>,
+    /// What a training or trial produced, once it succeeded.
+    pub result: Option<Value>,
     pub error: Option<String>,
     /// Times a worker claimed it (more than 1 after a restart re-ran it).
     pub attempts: i32,
@@ -100,8 +141,8 @@ pub enum Inserted {
     Existing(JobRow),
 }
 
-const INSERT: &str = "INSERT INTO eval_jobs (id, status, request, principal, idempotency_key)
-     VALUES ($1, 'queued', $2, $3, $4)
+const INSERT: &str = "INSERT INTO eval_jobs (id, kind, status, request, principal, idempotency_key)
+     VALUES ($1, $5, 'queued', $2, $3, $4)
      ON CONFLICT (principal, idempotency_key) DO NOTHING";
 const BY_ID: &str = "SELECT * FROM eval_jobs WHERE id = $1";
 const BY_KEY: &str = "SELECT * FROM eval_jobs WHERE principal = $1 AND idempotency_key = $2";
@@ -115,7 +156,7 @@ const REQUEUE_WITH_ERROR: &str =
 /// The same statements with each backend's clock.
 macro_rules! with_now {
     ($name:ident, $now:literal) => {
-        const $name: [&str; 3] = [
+        const $name: [&str; 4] = [
             concat!(
                 "UPDATE eval_jobs SET status = 'running', started_at = ",
                 $now,
@@ -131,6 +172,11 @@ macro_rules! with_now {
                 $now,
                 ", attempts = attempts + 1 WHERE id = $1 AND status IN ('queued', 'running')"
             ),
+            concat!(
+                "UPDATE eval_jobs SET status = 'succeeded', result = $2, error = NULL, finished_at = ",
+                $now,
+                " WHERE id = $1 AND status = 'running'"
+            ),
         ];
     };
 }
@@ -139,6 +185,7 @@ with_now!(SQLITE, "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')");
 const CLAIM: usize = 0;
 const FINISH: usize = 1;
 const RECLAIM: usize = 2;
+const SUCCEED_WITH: usize = 3;
 
 impl Store {
     /// Stores a queued job, or returns the principal's job with the same idempotency key.
@@ -163,6 +210,7 @@ impl Store {
                 .bind(Json(&job.request))
                 .bind(&job.principal)
                 .bind(&job.idempotency_key)
+                .bind(job.kind.as_str())
                 .execute(pool)
                 .await?
                 .rows_affected(),
@@ -171,6 +219,7 @@ impl Store {
                 .bind(Json(&job.request))
                 .bind(&job.principal)
                 .bind(&job.idempotency_key)
+                .bind(job.kind.as_str())
                 .execute(&db.write)
                 .await?
                 .rows_affected(),
@@ -332,6 +381,26 @@ impl Store {
         Ok(affected == 1)
     }
 
+    /// Ends a running job as succeeded with what it produced (a training's checkpoint, a
+    /// trial's outcome); `false` when it is not running any more.
+    pub async fn succeed_job_with(&self, id: Uuid, result: &Value) -> Result<bool, StoreError> {
+        let affected = match &self.backend {
+            Backend::Postgres(pool) => sqlx::query(PG[SUCCEED_WITH])
+                .bind(id)
+                .bind(Json(result))
+                .execute(pool)
+                .await?
+                .rows_affected(),
+            Backend::Sqlite(db) => sqlx::query(SQLITE[SUCCEED_WITH])
+                .bind(id.hyphenated().to_string())
+                .bind(Json(result))
+                .execute(&db.write)
+                .await?
+                .rows_affected(),
+        };
+        Ok(affected == 1)
+    }
+
     /// Puts a running job back in the queue (its process is stopping before it finished);
     /// `false` when it is not running any more.
     pub async fn requeue_job(&self, id: Uuid) -> Result<bool, StoreError> {
@@ -377,11 +446,15 @@ impl Store {
 fn pg_job(row: &PgRow) -> Result<JobRow, sqlx::Error> {
     Ok(JobRow {
         id: row.try_get("id")?,
+        kind: JobKind::parse(row.try_get("kind")?)?,
         status: JobStatus::parse(row.try_get("status")?)?,
         request: row.try_get::<Json<Value>, _>("request")?.0,
         principal: row.try_get("principal")?,
         idempotency_key: row.try_get("idempotency_key")?,
         run_id: row.try_get("run_id")?,
+        result: row
+            .try_get::<Option<Json<Value>>, _>("result")?
+            .map(|json| json.0),
         error: row.try_get("error")?,
         attempts: row.try_get("attempts")?,
         created_at: row.try_get("created_at")?,
@@ -394,6 +467,7 @@ fn sqlite_job(row: &SqliteRow) -> Result<JobRow, sqlx::Error> {
     let run_id: Option<String> = row.try_get("run_id")?;
     Ok(JobRow {
         id: text_uuid(row, "id")?,
+        kind: JobKind::parse(row.try_get("kind")?)?,
         status: JobStatus::parse(row.try_get("status")?)?,
         request: row.try_get::<Json<Value>, _>("request")?.0,
         principal: row.try_get("principal")?,
@@ -402,6 +476,9 @@ fn sqlite_job(row: &SqliteRow) -> Result<JobRow, sqlx::Error> {
             .map(|id| id.parse())
             .transpose()
             .map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
+        result: row
+            .try_get::<Option<Json<Value>>, _>("result")?
+            .map(|json| json.0),
         error: row.try_get("error")?,
         attempts: row.try_get("attempts")?,
         created_at: row.try_get("created_at")?,

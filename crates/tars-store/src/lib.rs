@@ -46,7 +46,7 @@ pub use hypersync::{
     ConfigAction, ConfigRow, MAX_PROPOSALS_LISTED, NewConfig, NewProposal, ProposalEvent,
     ProposalRow, Transition,
 };
-pub use jobs::{Inserted, JobRow, JobStatus, NewJob};
+pub use jobs::{Inserted, JobKind, JobRow, JobStatus, NewJob};
 pub use leader::{Fence, LeaderSession, MAX_DUTY_CHARS};
 pub use model::{
     BaselineRow, HistoryAction, HistoryRow, MAX_ACTOR_CHARS, MAX_AGENT_TYPE_CHARS,

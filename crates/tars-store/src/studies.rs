@@ -162,6 +162,29 @@ const SUMMARIES: &str = "WITH listed AS (
      ORDER BY l.created_at DESC, l.id";
 const TOUCH_STUDY: &str = "UPDATE studies SET updated_at = $2 WHERE id = $1";
 const TRIALS: &str = "SELECT * FROM study_trials WHERE study_id = $1 ORDER BY number";
+const TRIAL: &str = "SELECT * FROM study_trials WHERE study_id = $1 AND number = $2";
+const REPORT_TRIAL_VALUES: &str = "UPDATE study_trials SET intermediate_values = $3
+     WHERE study_id = $1 AND number = $2 AND state = 'running'";
+
+/// A `study_trials` row of either backend as a [`TrialRow`].
+macro_rules! trial_row {
+    ($row:expr) => {{
+        let row = &$row;
+        TrialRow {
+            study_id: row.try_get::<Id, _>("study_id")?.0,
+            number: row.try_get("number")?,
+            state: row.try_get("state")?,
+            params: row.try_get::<Json<Value>, _>("params")?.0,
+            value: row.try_get("value")?,
+            intermediate_values: row.try_get::<Json<Value>, _>("intermediate_values")?.0,
+            system_attrs: row.try_get::<Json<Value>, _>("system_attrs")?.0,
+            error: row.try_get("error")?,
+            duration_seconds: row.try_get("duration_seconds")?,
+            started_at: row.try_get("started_at")?,
+            finished_at: row.try_get("finished_at")?,
+        }
+    }};
+}
 
 macro_rules! study_row {
     ($row:expr) => {{
@@ -517,27 +540,55 @@ impl Store {
         }
     }
 
+    /// Replaces a running trial's intermediate values (a JSON object: step as text → value),
+    /// as the worker running it reports them; `false` when the trial is not running any more
+    /// (its owner ended it) or does not exist.
+    pub async fn report_trial_values(
+        &self,
+        study_id: Uuid,
+        number: u64,
+        intermediate_values: &Value,
+    ) -> Result<bool, StoreError> {
+        if !intermediate_values.is_object() {
+            return Err(StoreError::invalid(
+                "intermediate values",
+                "must be a JSON object of step → value",
+            ));
+        }
+        let number = i32::try_from(number)
+            .map_err(|_| StoreError::invalid("number", "must be at most 2147483647"))?;
+        let affected = with_pool!(self, pool => sqlx::query(REPORT_TRIAL_VALUES)
+            .bind(Id(study_id))
+            .bind(number)
+            .bind(Json(intermediate_values))
+            .execute(pool)
+            .await?
+            .rows_affected());
+        Ok(affected == 1)
+    }
+
+    /// One trial of a study.
+    pub async fn trial(&self, study_id: Uuid, number: i32) -> Result<Option<TrialRow>, StoreError> {
+        with_pool!(self, pool => {
+            let row = sqlx::query(TRIAL)
+                .bind(Id(study_id))
+                .bind(number)
+                .fetch_optional(pool)
+                .await?;
+            Ok(match row {
+                Some(row) => Some(trial_row!(row)),
+                None => None,
+            })
+        })
+    }
+
     /// A study's trials, by number.
     pub async fn trials(&self, study_id: Uuid) -> Result<Vec<TrialRow>, StoreError> {
         with_pool!(self, pool => {
             let rows = sqlx::query(TRIALS).bind(Id(study_id)).fetch_all(pool).await?;
             let mut out = Vec::with_capacity(rows.len());
             for row in &rows {
-                out.push(TrialRow {
-                    study_id: row.try_get::<Id, _>("study_id")?.0,
-                    number: row.try_get("number")?,
-                    state: row.try_get("state")?,
-                    params: row.try_get::<Json<Value>, _>("params")?.0,
-                    value: row.try_get("value")?,
-                    intermediate_values: row
-                        .try_get::<Json<Value>, _>("intermediate_values")?
-                        .0,
-                    system_attrs: row.try_get::<Json<Value>, _>("system_attrs")?.0,
-                    error: row.try_get("error")?,
-                    duration_seconds: row.try_get("duration_seconds")?,
-                    started_at: row.try_get("started_at")?,
-                    finished_at: row.try_get("finished_at")?,
-                });
+                out.push(trial_row!(row));
             }
             Ok(out)
         })

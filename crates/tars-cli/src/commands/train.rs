@@ -4,10 +4,10 @@ use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{Map, Value, json};
 use std::io::{IsTerminal, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
-use tars_agents::checkpoint::{self, METADATA_FILE, WEIGHTS_FILE};
+use tars_agents::checkpoint;
 use tars_agents::{Algo, Control, Observer, Progress};
 
 /// Arguments of `tars train`.
@@ -103,18 +103,9 @@ impl Observer for ProgressObserver {
     }
 }
 
-/// Writes a checkpoint directory.
-pub fn write_checkpoint(dir: &Path, weights: &[u8], metadata: &str) -> anyhow::Result<()> {
-    std::fs::create_dir_all(dir)
-        .with_context(|| format!("creating checkpoint directory {}", dir.display()))?;
-    std::fs::write(dir.join(WEIGHTS_FILE), weights)
-        .with_context(|| format!("writing {}", dir.join(WEIGHTS_FILE).display()))?;
-    std::fs::write(dir.join(METADATA_FILE), metadata)
-        .with_context(|| format!("writing {}", dir.join(METADATA_FILE).display()))?;
-    Ok(())
-}
-
 pub use tars_server::service::read_checkpoint;
+/// Writes a checkpoint directory.
+pub use tars_server::training::write_checkpoint;
 
 pub fn train(args: TrainArgs) -> anyhow::Result<ExitCode> {
     let algo: Algo = args.algo.parse()?;

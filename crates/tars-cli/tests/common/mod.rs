@@ -3,6 +3,8 @@
 
 #![allow(dead_code)] // Each test binary uses its own part.
 
+pub mod fleet;
+
 use serde_json::Value;
 use std::path::PathBuf;
 use std::process::{Command, Output};

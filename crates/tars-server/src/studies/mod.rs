@@ -27,6 +27,7 @@ use crate::app::AppState;
 use crate::auth::{Principal, Role};
 use crate::error::ApiError;
 use crate::hypersync::{ProposalBody, parse_agent};
+use crate::jobs::Jobs;
 use crate::middleware::ApiJson;
 use crate::service::Service;
 use axum::Json;
@@ -51,6 +52,7 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 mod routes;
+pub mod trial_job;
 
 pub use routes::*;
 
@@ -122,6 +124,8 @@ fn default_eval_episodes() -> usize {
 /// The studies running in this process.
 pub struct Studies {
     service: Arc<Service>,
+    /// Each trial is a job on this queue ([`trial_job`]).
+    jobs: Arc<Jobs>,
     running: Mutex<HashMap<Uuid, Arc<Control>>>,
     threads: Mutex<Vec<tokio::task::JoinHandle<()>>>,
     /// This server's name as the owner of the studies it runs.
@@ -157,7 +161,7 @@ struct Plan {
 }
 
 impl Studies {
-    pub fn new(service: Arc<Service>) -> Arc<Studies> {
+    pub fn new(service: Arc<Service>, jobs: Arc<Jobs>) -> Arc<Studies> {
         let lease = Duration::from_secs(service.config.get_int("study_lease_seconds") as u64);
         let owner = format!(
             "pid{}-{}",
@@ -166,6 +170,7 @@ impl Studies {
         );
         Arc::new(Studies {
             service,
+            jobs,
             running: Mutex::new(HashMap::new()),
             threads: Mutex::new(Vec::new()),
             owner,
@@ -444,7 +449,7 @@ impl Studies {
         let thread = tokio::task::spawn_blocking(move || {
             let ending = run(
                 &runtime,
-                &this.service,
+                &this.jobs,
                 &this.owner,
                 id,
                 plan,
@@ -498,7 +503,7 @@ fn lose(control: &Control) {
 #[allow(clippy::too_many_arguments)]
 fn run(
     runtime: &tokio::runtime::Handle,
-    service: &Service,
+    jobs: &Jobs,
     owner: &str,
     id: Uuid,
     plan: Plan,
@@ -506,7 +511,11 @@ fn run(
     remaining: usize,
     control: &Control,
 ) -> (&'static str, Option<String>) {
-    let store = &service.store;
+    let store = &jobs.service().store;
+    let principal = match runtime.block_on(store.study(id)) {
+        Ok(Some(row)) => row.created_by,
+        _ => owner.to_string(),
+    };
     let deadline = plan
         .request
         .timeout_seconds
@@ -533,25 +542,7 @@ fn run(
                 if let Ok(trial) = running_trial(context.number(), context.params()) {
                     persist(&trial, Utc::now());
                 }
-                let mut cut_at = None;
-                let outcome = plan
-                    .objective
-                    .evaluate(context.params(), &mut |step, value| {
-                        if control.abort.load(Ordering::SeqCst) {
-                            cut_at = Some(step);
-                            return true;
-                        }
-                        context.report(step, value)
-                    });
-                match (cut_at, outcome) {
-                    (Some(_), _) if control.shutdown.load(Ordering::SeqCst) => {
-                        Outcome::Failed(INTERRUPTED.to_string())
-                    }
-                    (Some(step), _) => Outcome::Failed(format!(
-                        "the study was stopped at step {step}, before this trial finished"
-                    )),
-                    (None, outcome) => outcome,
-                }
+                trial_job::run_remote(runtime, jobs, id, &principal, context, control)
             },
             &|_, trial| {
                 metrics::counter!("tars_automl_trials_total", "state" => state_name(trial.state))

@@ -8,6 +8,7 @@ use uuid::Uuid;
 fn job(principal: &str, key: Option<&str>) -> NewJob {
     NewJob {
         id: Uuid::new_v4(),
+        kind: tars_store::JobKind::Evaluation,
         request: json!({"agent_type": "DQN", "environments": ["CartPole-v1"]}),
         principal: principal.to_string(),
         idempotency_key: key.map(String::from),
@@ -127,7 +128,40 @@ on_both_backends!(
     a_restart_requeues_running_jobs_oldest_first,
     a_stopping_server_requeues_its_running_job,
     a_redelivered_job_is_reclaimed_until_it_ends,
+    a_training_job_keeps_its_kind_and_result,
 );
+
+/// Issue 11: trainings and trials share the queue; a training's end carries its result.
+async fn a_training_job_keeps_its_kind_and_result(db: &TestDb) {
+    let mut new = job("alice", None);
+    new.kind = tars_store::JobKind::Training;
+    db.store.insert_job(&new).await.unwrap();
+    let row = db.store.job(new.id).await.unwrap().unwrap();
+    assert_eq!(
+        (row.kind, row.result),
+        (tars_store::JobKind::Training, None)
+    );
+    let result = json!({"checkpoint_id": "train-1", "eval_mean_reward": 500.0});
+    assert!(
+        !db.store.succeed_job_with(new.id, &result).await.unwrap(),
+        "only a running job ends"
+    );
+    assert!(db.store.claim_job(new.id).await.unwrap());
+    assert!(db.store.succeed_job_with(new.id, &result).await.unwrap());
+    let row = db.store.job(new.id).await.unwrap().unwrap();
+    assert_eq!(row.status, JobStatus::Succeeded);
+    assert_eq!(row.result, Some(result.clone()));
+    assert!(row.finished_at.is_some());
+    assert!(
+        !db.store.succeed_job_with(new.id, &result).await.unwrap(),
+        "ends once"
+    );
+    // Evaluations stay the default kind.
+    let plain = job("alice", None);
+    db.store.insert_job(&plain).await.unwrap();
+    let row = db.store.job(plain.id).await.unwrap().unwrap();
+    assert_eq!(row.kind, tars_store::JobKind::Evaluation);
+}
 
 /// Issue 11: fleet mode redelivers a job whose worker died while it was `running`; the next
 /// worker reclaims it, a transient failure puts it back with its error, an end is final.

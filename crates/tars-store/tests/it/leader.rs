@@ -15,6 +15,7 @@ on_both_backends!(
 async fn running_job(db: &TestDb) -> Uuid {
     let job = NewJob {
         id: Uuid::new_v4(),
+        kind: tars_store::JobKind::Evaluation,
         request: serde_json::json!({"agent_type": "PPO"}),
         principal: "alice".into(),
         idempotency_key: None,
