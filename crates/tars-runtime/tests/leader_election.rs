@@ -74,7 +74,7 @@ async fn running_job(store: &Store) -> Uuid {
         idempotency_key: None,
     };
     store.insert_job(&job).await.unwrap();
-    assert!(store.claim_job(job.id).await.unwrap());
+    assert!(store.claim_job(job.id).await.unwrap().is_some());
     job.id
 }
 
@@ -117,7 +117,7 @@ async fn issue_11_a_dead_leader_is_replaced_within_5_s_and_its_fenced_write_is_r
             .await
             .unwrap()
     );
-    assert!(store_a.claim_job(job).await.unwrap());
+    assert!(store_a.claim_job(job).await.unwrap().is_some());
 
     // Its session dies, as when its process is killed: PostgreSQL releases the lock.
     let admin = sqlx::PgPool::connect(&schema.url).await.unwrap();

@@ -292,6 +292,9 @@ pub struct Jobs {
 
 /// The field of an evaluation job's stored request (never of a client's) naming the checkpoint
 /// to keep ([`Jobs::evaluate_queued`]).
+/// Links of a key's chain [`Jobs::submit_chained`] tries: the key itself, then `key~2` …
+const MAX_KEY_ATTEMPTS: u32 = 20;
+
 const SAVE_CHECKPOINT: &str = "tars_save_checkpoint";
 
 /// How long a cancel for a job this process does not run is remembered.
@@ -462,6 +465,38 @@ impl Jobs {
         }
         metrics::gauge!("tars_jobs_queue_depth").set(self.queue.depth() as f64);
         Ok(Submitted::New(row))
+    }
+
+    /// Submits a job under `key` for a caller that will wait for it: concurrent callers
+    /// share one job. A job under the key that failed or was cancelled (a full queue refused
+    /// it, a shutdown cut it) is not the answer for a caller asking again: it gets the next
+    /// link of the key's chain (`key~2`, `key~3`, …), which concurrent callers again share.
+    pub async fn submit_chained(
+        &self,
+        kind: JobKind,
+        request: serde_json::Value,
+        principal: &str,
+        key: &str,
+    ) -> Result<Submitted, SubmitError> {
+        let mut attempt = 1;
+        loop {
+            let link = match attempt {
+                1 => key.to_string(),
+                n => format!("{key}~{n}"),
+            };
+            match self
+                .submit_kind(kind, request.clone(), principal, Some(link))
+                .await?
+            {
+                Submitted::Existing(row)
+                    if matches!(row.status, JobStatus::Failed | JobStatus::Cancelled)
+                        && attempt < MAX_KEY_ATTEMPTS =>
+                {
+                    attempt += 1;
+                }
+                submitted => return Ok(submitted),
+            }
+        }
     }
 
     /// Waits up to `limit` for job `id` to end; returns its row then (or as it is at the
@@ -669,17 +704,9 @@ impl Jobs {
             })
             .await;
         let row = match claimed {
-            Ok(true) => self.postgres.store(|| store.job(id)).await,
-            Ok(false) => {
-                // Ended, cancelled, or running in another worker (a duplicate message).
-                delivery.ack().await;
-                return;
-            }
-            Err(err) => Err(err),
-        };
-        let row = match row {
             Ok(Some(row)) => row,
             Ok(None) => {
+                // Ended, cancelled, gone, or running in another worker (a duplicate message).
                 delivery.ack().await;
                 return;
             }
@@ -887,7 +914,7 @@ impl Jobs {
             fields.insert(SAVE_CHECKPOINT.into(), name.into());
         }
         let row = match self
-            .submit_kind(JobKind::Evaluation, body, principal, Some(key))
+            .submit_chained(JobKind::Evaluation, body, principal, &key)
             .await
         {
             Ok(Submitted::New(row) | Submitted::Existing(row)) => row,

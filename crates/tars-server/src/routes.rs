@@ -88,7 +88,8 @@ pub async fn evaluate(
         Err(err) => return Err(submit_error(err)),
     };
     let row = if respond_async {
-        state.service.store.job(row.id).await?
+        // The row the submit stored or found: no second read.
+        Some(row)
     } else {
         state.jobs.wait(row.id, state.sync_wait).await?
     }

@@ -115,7 +115,8 @@ pub async fn train(
         Err(err) => return Err(routes::submit_error(err)),
     };
     let row = if routes::respond_async(&headers) {
-        state.service.store.job(row.id).await?
+        // The row the submit stored or found: no second read.
+        Some(row)
     } else {
         state.jobs.wait(row.id, state.sync_wait).await?
     }

@@ -628,6 +628,39 @@ async fn nash_weighs_stored_proposals_and_evaluates_what_is_missing() {
     assert_eq!(status, StatusCode::CREATED, "{p}");
     assert_eq!(p["status"], "awaiting_approval");
     ids.push(p["id"].clone());
+    // An earlier game's evaluation of that pair was cancelled: it is not the answer now, a
+    // new job is (the key's next link).
+    let key = format!("nash-{}-CartPole-v1", ids[2].as_str().unwrap());
+    let (status, job) = json_of(
+        server
+            .client
+            .post(server.url("/v1/evaluate"))
+            .bearer_auth(&admin)
+            .header("prefer", "respond-async")
+            .header("idempotency-key", &key)
+            .json(
+                &json!({"agent_type": "PPO", "environments": ["CartPole-v1"],
+                "quick_mode": false, "num_episodes": 5}),
+            )
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{job}");
+    let job_path = format!("/v1/jobs/{}", job["job_id"].as_str().unwrap());
+    let (status, cancelled) = server.call(Method::DELETE, &admin, &job_path, None).await;
+    assert_eq!(status, StatusCode::OK, "{cancelled}");
+    for _ in 0..600 {
+        if get(&server, &admin, &job_path).await.1["status"] == "cancelled" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        get(&server, &admin, &job_path).await.1["status"],
+        "cancelled"
+    );
 
     let (status, game) = post(
         &server,

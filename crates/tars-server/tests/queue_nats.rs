@@ -198,8 +198,8 @@ async fn the_reaper_publishes_jobs_whose_message_is_missing_under_its_fence() {
     // but its message is gone (lost stream): an orphan no worker will ever get.
     test.queue.push(ids[0]).await.unwrap();
     test.queue.push(ids[2]).await.unwrap();
-    assert!(store.claim_job(ids[2]).await.unwrap());
-    assert!(store.claim_job(ids[3]).await.unwrap());
+    assert!(store.claim_job(ids[2]).await.unwrap().is_some());
+    assert!(store.claim_job(ids[3]).await.unwrap().is_some());
     // Embedded store: the single process leads.
     let mut session = store.leader_session("job-reaper", "test").unwrap();
     let epoch = session.try_acquire().await.unwrap().unwrap();
@@ -236,7 +236,7 @@ async fn the_reaper_publishes_jobs_whose_message_is_missing_under_its_fence() {
     // A deposed leader's pass: the re-queue of an orphan is refused.
     assert_eq!(session.try_acquire().await.unwrap(), Some(epoch + 1));
     let orphan = ids[1];
-    assert!(store.claim_job(orphan).await.unwrap());
+    assert!(store.claim_job(orphan).await.unwrap().is_some());
     let refused = test.queue.reap(&store, &fence).await.unwrap_err();
     assert!(
         matches!(&refused, tars_store::StoreError::Conflict(tars_store::Conflict::Fenced { epoch: e, current: Some(c), .. }) if *e == epoch && *c == epoch + 1),
@@ -378,7 +378,7 @@ async fn a_job_whose_last_delivery_is_never_answered_fails() {
     // A worker takes it, claims it, and dies: no ack, no progress.
     let delivery = test.pop_within(Duration::from_secs(10)).await.unwrap();
     assert!(delivery.last_attempt);
-    assert!(store.claim_job(job.id).await.unwrap());
+    assert!(store.claim_job(job.id).await.unwrap().is_some());
     drop(delivery);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     let row = loop {

@@ -143,7 +143,8 @@ pub enum Inserted {
 
 const INSERT: &str = "INSERT INTO eval_jobs (id, kind, status, request, principal, idempotency_key)
      VALUES ($1, $5, 'queued', $2, $3, $4)
-     ON CONFLICT (principal, idempotency_key) DO NOTHING";
+     ON CONFLICT (principal, idempotency_key) DO NOTHING
+     RETURNING *";
 const BY_ID: &str = "SELECT * FROM eval_jobs WHERE id = $1";
 const BY_KEY: &str = "SELECT * FROM eval_jobs WHERE principal = $1 AND idempotency_key = $2";
 const QUEUED: &str = "SELECT id FROM eval_jobs WHERE status = 'queued' ORDER BY created_at, id";
@@ -160,7 +161,7 @@ macro_rules! with_now {
             concat!(
                 "UPDATE eval_jobs SET status = 'running', started_at = ",
                 $now,
-                ", attempts = attempts + 1 WHERE id = $1 AND status = 'queued'"
+                ", attempts = attempts + 1 WHERE id = $1 AND status = 'queued' RETURNING *"
             ),
             concat!(
                 "UPDATE eval_jobs SET status = $2, run_id = $3, error = $4, finished_at = ",
@@ -170,7 +171,7 @@ macro_rules! with_now {
             concat!(
                 "UPDATE eval_jobs SET status = 'running', started_at = ",
                 $now,
-                ", attempts = attempts + 1 WHERE id = $1 AND status IN ('queued', 'running')"
+                ", attempts = attempts + 1 WHERE id = $1 AND status IN ('queued', 'running') RETURNING *"
             ),
             concat!(
                 "UPDATE eval_jobs SET status = 'succeeded', result = $2, error = NULL, finished_at = ",
@@ -204,28 +205,32 @@ impl Store {
                 format!("must be 1 to 200 characters, got {}", key.chars().count()),
             ));
         }
+        // One round trip for a new job: the insert returns the row it stored.
         let inserted = match &self.backend {
-            Backend::Postgres(pool) => sqlx::query(INSERT)
-                .bind(job.id)
-                .bind(Json(&job.request))
-                .bind(&job.principal)
-                .bind(&job.idempotency_key)
-                .bind(job.kind.as_str())
-                .execute(pool)
-                .await?
-                .rows_affected(),
-            Backend::Sqlite(db) => sqlx::query(INSERT)
-                .bind(job.id.hyphenated().to_string())
-                .bind(Json(&job.request))
-                .bind(&job.principal)
-                .bind(&job.idempotency_key)
-                .bind(job.kind.as_str())
-                .execute(&db.write)
-                .await?
-                .rows_affected(),
+            Backend::Postgres(pool) => {
+                sqlx::query(INSERT)
+                    .bind(job.id)
+                    .bind(Json(&job.request))
+                    .bind(&job.principal)
+                    .bind(&job.idempotency_key)
+                    .bind(job.kind.as_str())
+                    .try_map(|row: PgRow| pg_job(&row))
+                    .fetch_optional(pool)
+                    .await?
+            }
+            Backend::Sqlite(db) => {
+                sqlx::query(INSERT)
+                    .bind(job.id.hyphenated().to_string())
+                    .bind(Json(&job.request))
+                    .bind(&job.principal)
+                    .bind(&job.idempotency_key)
+                    .bind(job.kind.as_str())
+                    .try_map(|row: SqliteRow| sqlite_job(&row))
+                    .fetch_optional(&db.write)
+                    .await?
+            }
         };
-        if inserted == 1 {
-            let row = self.job(job.id).await?.expect("just inserted");
+        if let Some(row) = inserted {
             return Ok(Inserted::New(row));
         }
         let key = job.idempotency_key.as_deref().unwrap_or_default();
@@ -275,42 +280,40 @@ impl Store {
         })
     }
 
-    /// Moves a queued job to running; `false` when it is not queued (claimed, cancelled, gone).
-    pub async fn claim_job(&self, id: Uuid) -> Result<bool, StoreError> {
-        let affected = match &self.backend {
-            Backend::Postgres(pool) => sqlx::query(PG[CLAIM])
-                .bind(id)
-                .execute(pool)
-                .await?
-                .rows_affected(),
-            Backend::Sqlite(db) => sqlx::query(SQLITE[CLAIM])
-                .bind(id.hyphenated().to_string())
-                .execute(&db.write)
-                .await?
-                .rows_affected(),
-        };
-        Ok(affected == 1)
+    /// Moves a queued job to running and returns it; `None` when it is not queued (claimed,
+    /// cancelled, gone).
+    pub async fn claim_job(&self, id: Uuid) -> Result<Option<JobRow>, StoreError> {
+        self.move_to_running(CLAIM, id).await
     }
 
-    /// Moves a queued *or running* job to running; `false` when it has ended or is gone. For a
+    /// Moves a queued *or running* job to running and returns it; `None` when it has ended or
+    /// is gone. For a
     /// job delivered again by a queue that redelivers (fleet mode): the worker that had it
     /// stopped acknowledging it (it died), so its `running` status is stale. A worker that was
     /// only slow may still finish too: its run is the same job's run, stored once
     /// ([`Store::save_run`] is idempotent by job), and the first finish wins.
-    pub async fn reclaim_job(&self, id: Uuid) -> Result<bool, StoreError> {
-        let affected = match &self.backend {
-            Backend::Postgres(pool) => sqlx::query(PG[RECLAIM])
-                .bind(id)
-                .execute(pool)
-                .await?
-                .rows_affected(),
-            Backend::Sqlite(db) => sqlx::query(SQLITE[RECLAIM])
-                .bind(id.hyphenated().to_string())
-                .execute(&db.write)
-                .await?
-                .rows_affected(),
-        };
-        Ok(affected == 1)
+    pub async fn reclaim_job(&self, id: Uuid) -> Result<Option<JobRow>, StoreError> {
+        self.move_to_running(RECLAIM, id).await
+    }
+
+    /// Runs the claim or reclaim statement `which`, returning the row it moved.
+    async fn move_to_running(&self, which: usize, id: Uuid) -> Result<Option<JobRow>, StoreError> {
+        Ok(match &self.backend {
+            Backend::Postgres(pool) => {
+                sqlx::query(PG[which])
+                    .bind(id)
+                    .try_map(|row: PgRow| pg_job(&row))
+                    .fetch_optional(pool)
+                    .await?
+            }
+            Backend::Sqlite(db) => {
+                sqlx::query(SQLITE[which])
+                    .bind(id.hyphenated().to_string())
+                    .try_map(|row: SqliteRow| sqlite_job(&row))
+                    .fetch_optional(&db.write)
+                    .await?
+            }
+        })
     }
 
     /// Puts a running job back in the queue after a transient failure, keeping the failure's

@@ -11,7 +11,7 @@
 //! worker writes only to a trial that is still `running`: once the owner has ended it
 //! (complete, pruned, or failed by a resume), late writes change nothing.
 
-use super::{Control, INTERRUPTED, OptimizeBody, plan};
+use super::{Control, INTERRUPTED, OptimizeBody, lose, plan};
 use crate::jobs::{Ending, Jobs, Live, SubmitError, Submitted};
 use crate::service::Service;
 use serde::{Deserialize, Serialize};
@@ -118,12 +118,13 @@ pub(super) fn run_remote(
     });
     let key = format!("trial-{study_id}-{number}");
     let job_id = loop {
-        let submitted = runtime.block_on(jobs.submit_kind(
-            JobKind::Trial,
-            request.clone(),
-            principal,
-            Some(key.clone()),
-        ));
+        // A stopping process runs no new job: the study is left for whoever resumes it.
+        if jobs.is_stopping() {
+            lose(control);
+            return cut(control, 0);
+        }
+        let submitted =
+            runtime.block_on(jobs.submit_chained(JobKind::Trial, request.clone(), principal, &key));
         match submitted {
             Ok(Submitted::New(row) | Submitted::Existing(row)) => break row.id,
             Err(SubmitError::QueueFull) if !control.abort.load(Ordering::SeqCst) => {
@@ -143,6 +144,11 @@ pub(super) fn run_remote(
     let mut pruned = false;
     let mut cut_at = None;
     loop {
+        // This process is stopping (its job workers first, its studies next): the trial is
+        // cut now, not failed by a job that will not run here.
+        if jobs.is_stopping() && !control.shutdown.load(Ordering::SeqCst) {
+            lose(control);
+        }
         if cut_at.is_none() && !pruned && control.abort.load(Ordering::SeqCst) {
             cut_at = Some(fed_up_to);
             cancel(runtime, jobs, job_id);

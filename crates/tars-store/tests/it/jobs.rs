@@ -51,9 +51,19 @@ async fn idempotency_keys_are_per_principal(db: &TestDb) {
 async fn a_job_is_claimed_once_and_finished_once(db: &TestDb) {
     let new = job("alice", None);
     db.store.insert_job(&new).await.unwrap();
-    assert!(db.store.claim_job(new.id).await.unwrap());
+    // The claim returns the row as it moved it.
+    let claimed = db.store.claim_job(new.id).await.unwrap().expect("claimed");
+    assert_eq!(
+        (
+            claimed.status,
+            claimed.attempts,
+            claimed.started_at.is_some()
+        ),
+        (JobStatus::Running, 1, true)
+    );
+    assert_eq!(db.store.job(new.id).await.unwrap(), Some(claimed));
     assert!(
-        !db.store.claim_job(new.id).await.unwrap(),
+        db.store.claim_job(new.id).await.unwrap().is_none(),
         "second claim loses"
     );
     let row = db.store.job(new.id).await.unwrap().unwrap();
@@ -90,8 +100,8 @@ async fn a_restart_requeues_running_jobs_oldest_first(db: &TestDb) {
     for j in [&a, &b, &c] {
         db.store.insert_job(j).await.unwrap();
     }
-    assert!(db.store.claim_job(a.id).await.unwrap());
-    assert!(db.store.claim_job(c.id).await.unwrap());
+    assert!(db.store.claim_job(a.id).await.unwrap().is_some());
+    assert!(db.store.claim_job(c.id).await.unwrap().is_some());
     db.store
         .finish_job(c.id, JobStatus::Running, JobStatus::Succeeded, None, None)
         .await
@@ -102,7 +112,7 @@ async fn a_restart_requeues_running_jobs_oldest_first(db: &TestDb) {
     queued.sort();
     expected.sort();
     assert_eq!(queued, expected, "a was running, b queued, c finished");
-    assert!(db.store.claim_job(a.id).await.unwrap());
+    assert!(db.store.claim_job(a.id).await.unwrap().is_some());
     assert_eq!(db.store.job(a.id).await.unwrap().unwrap().attempts, 2);
 }
 
@@ -113,12 +123,15 @@ async fn a_stopping_server_requeues_its_running_job(db: &TestDb) {
         !db.store.requeue_job(a.id).await.unwrap(),
         "queued, not running"
     );
-    assert!(db.store.claim_job(a.id).await.unwrap());
+    assert!(db.store.claim_job(a.id).await.unwrap().is_some());
     assert!(db.store.requeue_job(a.id).await.unwrap());
     let row = db.store.job(a.id).await.unwrap().unwrap();
     assert_eq!((row.status, row.attempts), (JobStatus::Queued, 1));
     assert!(row.finished_at.is_none());
-    assert!(db.store.claim_job(a.id).await.unwrap(), "claimable again");
+    assert!(
+        db.store.claim_job(a.id).await.unwrap().is_some(),
+        "claimable again"
+    );
     assert_eq!(db.store.job(a.id).await.unwrap().unwrap().attempts, 2);
 }
 
@@ -146,7 +159,7 @@ async fn a_training_job_keeps_its_kind_and_result(db: &TestDb) {
         !db.store.succeed_job_with(new.id, &result).await.unwrap(),
         "only a running job ends"
     );
-    assert!(db.store.claim_job(new.id).await.unwrap());
+    assert!(db.store.claim_job(new.id).await.unwrap().is_some());
     assert!(db.store.succeed_job_with(new.id, &result).await.unwrap());
     let row = db.store.job(new.id).await.unwrap().unwrap();
     assert_eq!(row.status, JobStatus::Succeeded);
@@ -171,9 +184,9 @@ async fn a_redelivered_job_is_reclaimed_until_it_ends(db: &TestDb) {
     let other = job("alice", Some("other"));
     db.store.insert_job(&new).await.unwrap();
     db.store.insert_job(&other).await.unwrap();
-    assert!(db.store.claim_job(id).await.unwrap());
-    assert!(!db.store.claim_job(id).await.unwrap());
-    assert!(db.store.reclaim_job(id).await.unwrap());
+    assert!(db.store.claim_job(id).await.unwrap().is_some());
+    assert!(db.store.claim_job(id).await.unwrap().is_none());
+    assert!(db.store.reclaim_job(id).await.unwrap().is_some());
     assert_eq!(db.store.job(id).await.unwrap().unwrap().attempts, 2);
     assert_eq!(db.store.queued_jobs().await.unwrap(), [other.id]);
     assert!(
@@ -189,7 +202,7 @@ async fn a_redelivered_job_is_reclaimed_until_it_ends(db: &TestDb) {
     );
     // Still queued and running rows alike stay where a fleet start finds them.
     assert_eq!(db.store.queued_jobs().await.unwrap().len(), 2);
-    assert!(db.store.reclaim_job(id).await.unwrap());
+    assert!(db.store.reclaim_job(id).await.unwrap().is_some());
     assert!(
         db.store
             .finish_job(id, JobStatus::Running, JobStatus::Succeeded, None, None)
@@ -201,6 +214,6 @@ async fn a_redelivered_job_is_reclaimed_until_it_ends(db: &TestDb) {
         (row.status, row.error, row.attempts),
         (JobStatus::Succeeded, None, 3)
     );
-    assert!(!db.store.reclaim_job(id).await.unwrap());
+    assert!(db.store.reclaim_job(id).await.unwrap().is_none());
     assert!(!db.store.requeue_job_after(id, "late").await.unwrap());
 }
