@@ -21,17 +21,8 @@ fn issue_11_a_killed_worker_loses_no_job_and_duplicates_none() {
     let Some(fleet) = Fleet::new("kill9") else {
         return;
     };
-    let serve = fleet.spawn(
-        &["serve", "--port", "0", "--rate-limit-rps", "0"],
-        &[("TARS_JOB_WORKERS", "0")],
-    );
-    let base = listening(&serve);
-    let workers: Vec<Process> = (0..2)
-        .map(|_| fleet.spawn(&["worker"], &[("TARS_JOB_WORKERS", "1")]))
-        .collect();
-    for worker in &workers {
-        worker.wait_for_line("T.A.R.S. worker running");
-    }
+    let (serve, base) = fleet.api_replica();
+    let workers: Vec<Process> = (0..2).map(|_| fleet.worker()).collect();
     let client = Client::new();
     let token = token(&client, &base);
 
@@ -313,13 +304,8 @@ fn issue_11_region_failover_region_b_finishes_region_a_jobs() {
         return;
     };
     let region = |name: &str| {
-        let serve = fleet.spawn(
-            &["serve", "--port", "0", "--rate-limit-rps", "0"],
-            &[("TARS_JOB_WORKERS", "0")],
-        );
-        let base = listening(&serve);
-        let worker = fleet.spawn(&["worker"], &[("TARS_JOB_WORKERS", "1")]);
-        worker.wait_for_line("T.A.R.S. worker running");
+        let (serve, base) = fleet.api_replica();
+        let worker = fleet.worker();
         eprintln!("region {name}: {base}");
         (serve, base, worker)
     };
@@ -441,11 +427,7 @@ fn issue_11_an_api_only_replica_reports_the_fleets_queue_depth() {
     let Some(fleet) = Fleet::new("depth") else {
         return;
     };
-    let serve = fleet.spawn(
-        &["serve", "--port", "0", "--rate-limit-rps", "0"],
-        &[("TARS_JOB_WORKERS", "0")],
-    );
-    let base = listening(&serve);
+    let (serve, base) = fleet.api_replica();
     let client = Client::new();
     let token = token(&client, &base);
     for seed in 0..5 {
@@ -486,13 +468,8 @@ fn issue_11_trainings_and_trials_run_on_the_workers() {
     let Some(fleet) = Fleet::new("kinds") else {
         return;
     };
-    let serve = fleet.spawn(
-        &["serve", "--port", "0", "--rate-limit-rps", "0"],
-        &[("TARS_JOB_WORKERS", "0")],
-    );
-    let base = listening(&serve);
-    let worker = fleet.spawn(&["worker"], &[("TARS_JOB_WORKERS", "1")]);
-    worker.wait_for_line("T.A.R.S. worker running");
+    let (serve, base) = fleet.api_replica();
+    let worker = fleet.worker();
     let client = Client::new();
     let token = token(&client, &base);
 

@@ -83,6 +83,23 @@ impl Fleet {
         }
     }
 
+    /// An API-only replica (`tars serve`, no job workers, no rate limit) and its base URL.
+    pub fn api_replica(&self) -> (Process, String) {
+        let serve = self.spawn(
+            &["serve", "--port", "0", "--rate-limit-rps", "0"],
+            &[("TARS_JOB_WORKERS", "0")],
+        );
+        let base = listening(&serve);
+        (serve, base)
+    }
+
+    /// A `tars worker` with one job worker, once it runs.
+    pub fn worker(&self) -> Process {
+        let worker = self.spawn(&["worker"], &[("TARS_JOB_WORKERS", "1")]);
+        worker.wait_for_line("T.A.R.S. worker running");
+        worker
+    }
+
     /// The command `tars <args>` in fleet mode, without the caller's `TARS_*` settings.
     pub fn command(&self, args: &[&str], env: &[(&str, &str)]) -> Command {
         let mut command = Command::new(env!("CARGO_BIN_EXE_tars"));
