@@ -137,7 +137,9 @@ pub async fn config_history(
 ) -> Result<Json<Vec<ConfigView>>, ApiError> {
     principal.require(Role::Viewer)?;
     let algo = crate::hypersync::parse_agent(&agent_type)?;
-    let rows = state.service.store.config_history(algo.name()).await?;
+    let rows = (state.service.postgres())
+        .store(|| state.service.store.config_history(algo.name()))
+        .await?;
     Ok(Json(rows.into_iter().map(ConfigView::from).collect()))
 }
 

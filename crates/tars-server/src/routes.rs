@@ -88,7 +88,8 @@ pub async fn evaluate(
         Err(err) => return Err(submit_error(err)),
     };
     let row = if respond_async {
-        state.service.store.job(row.id).await?
+        let store = &state.service.store;
+        state.service.postgres().store(|| store.job(row.id)).await?
     } else {
         state.jobs.wait(row.id, state.sync_wait).await?
     }
@@ -96,7 +97,9 @@ pub async fn evaluate(
     let status = row.status;
     if status == JobStatus::Succeeded
         && let Some(run_id) = row.run_id
-        && let Some(run) = state.service.store.run(run_id).await?
+        && let Some(run) = (state.service.postgres())
+            .store(|| state.service.store.run(run_id))
+            .await?
     {
         return Ok((StatusCode::OK, Json(run.response)).into_response());
     }
@@ -157,10 +160,8 @@ async fn find_job(state: &AppState, id: &str) -> Result<JobRow, ApiError> {
     let id: Uuid = id.parse().map_err(|_| {
         ApiError::not_found(format!("job '{id}' does not exist (job ids are UUIDs)"))
     })?;
-    state
-        .service
-        .store
-        .job(id)
+    (state.service.postgres())
+        .store(|| state.service.store.job(id))
         .await?
         .ok_or_else(|| ApiError::not_found(format!("job {id} does not exist")))
 }
@@ -290,7 +291,9 @@ pub async fn get_history(
         ApiError::unprocessable("environment is required, e.g. ?environment=CartPole-v1")
     })?)?;
     let limit = query.limit.unwrap_or(50).clamp(1, 1000);
-    let rows = state.service.store.history(agent, env, limit).await?;
+    let rows = (state.service.postgres())
+        .store(|| state.service.store.history(agent, env, limit))
+        .await?;
     Ok(Json(rows.iter().map(history_json).collect()))
 }
 

@@ -115,7 +115,9 @@ pub async fn train(
         Err(err) => return Err(routes::submit_error(err)),
     };
     let row = if routes::respond_async(&headers) {
-        state.service.store.job(row.id).await?
+        (state.service.postgres())
+            .store(|| state.service.store.job(row.id))
+            .await?
     } else {
         state.jobs.wait(row.id, state.sync_wait).await?
     }
