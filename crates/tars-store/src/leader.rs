@@ -9,6 +9,12 @@
 //! the next candidate gets a higher epoch. SQLite (embedded): one process, which is the leader
 //! of every duty; it bumps the epoch too, so fenced writes behave the same.
 //!
+//! A killed process's kernel closes its sockets, so PostgreSQL ends the session at once. A host
+//! that dies (or drops off the network) closes nothing: the session sets PostgreSQL's *server*
+//! TCP keepalives short (`KEEPALIVES`: probes after 1 s idle, every 1 s, 3 unanswered end
+//! the session), so the backend notices within about 4 s and releases the lock, instead of
+//! after the operating system's default of two hours.
+//!
 //! A fenced write ([`Store::requeue_orphan_job`]) names the [`Fence`] (duty, epoch) it was
 //! started under and checks it in its own transaction, holding the duty's epoch row with
 //! `FOR SHARE`: a new leader's epoch bump waits for it, and a write that comes after the bump is
@@ -63,6 +69,13 @@ macro_rules! epoch_statements {
         ]
     };
 }
+/// The leader session's server-side TCP keepalives (seconds; ignored on Unix sockets): the
+/// backend probes a silent client after 1 s, every 1 s, and ends the session (releasing the
+/// lock) after 3 unanswered probes. A live leader renews every second, so only a dead or
+/// unreachable host goes unanswered.
+const KEEPALIVES: &str = "SELECT set_config('tcp_keepalives_idle', '1', false), \
+                              set_config('tcp_keepalives_interval', '1', false), \
+                              set_config('tcp_keepalives_count', '3', false)";
 const PG_EPOCH: [&str; 2] = epoch_statements!("NOW()");
 const SQLITE_EPOCH: [&str; 2] = epoch_statements!("strftime('%Y-%m-%dT%H:%M:%fZ', 'now')");
 const BUMP: usize = 0;
@@ -199,7 +212,9 @@ impl LeaderSession {
                         .as_ref()
                         .clone()
                         .application_name(&name);
-                    self.connection = Some(PgConnection::connect_with(&options).await?);
+                    let mut connection = PgConnection::connect_with(&options).await?;
+                    sqlx::query(KEEPALIVES).execute(&mut connection).await?;
+                    self.connection = Some(connection);
                 }
                 let connection = self.connection.as_mut().expect("just connected");
                 let locked: bool = sqlx::query_scalar(LOCK)
