@@ -128,6 +128,8 @@ pub struct HyperSync {
     live: LiveAgents,
     /// Bumped on every proposal move, so waiters wake up.
     changed: tokio::sync::watch::Sender<u64>,
+    /// The latest move of each proposal learnt from fleet events (stale ones are ignored).
+    moves: crate::events::ProposalMoves,
     auto_rollback: bool,
     post_apply_episodes: i64,
     /// Evaluations and post-apply watches running in the background.
@@ -162,6 +164,7 @@ impl HyperSync {
             service,
             live: LiveAgents::new(),
             changed: tokio::sync::watch::channel(0).0,
+            moves: Default::default(),
             tasks: std::sync::Mutex::new(tokio::task::JoinSet::new()),
             jobs: std::sync::OnceLock::new(),
         })
@@ -194,9 +197,31 @@ impl HyperSync {
         Ok(outcome)
     }
 
-    /// Another process moved a proposal (a fleet event): waiters look at the store again.
-    pub fn proposal_moved(&self) {
+    /// Another process moved proposal `id` of `agent_type` to `status`, about config
+    /// `config_version` (a fleet event): waiters look at the store again, and an applied proposal's version is
+    /// served here at once when it is newer than the one served. Returns `false`, doing
+    /// nothing, when the event is stale: a later move of the proposal was applied already.
+    pub async fn proposal_moved(
+        &self,
+        id: Uuid,
+        agent_type: &str,
+        status: &str,
+        config_version: i32,
+    ) -> bool {
+        if !self.moves.admit(id, status, config_version) {
+            return false;
+        }
         self.changed.send_modify(|n| *n += 1);
+        if status == ProposalStatus::Applied.as_str() {
+            let served =
+                (self.live.snapshot(agent_type)).map_or(0, |snapshot| snapshot.config.version);
+            if served < config_version
+                && let Err(err) = self.refresh().await
+            {
+                tracing::warn!(error = %err.message, "applying a proposal event failed; the poll retries");
+            }
+        }
+        true
     }
 
     fn spawn(&self, task: impl std::future::Future<Output = ()> + Send + 'static) {
@@ -418,6 +443,7 @@ impl HyperSync {
                 id: transition.id,
                 agent_type: row.agent_type.clone(),
                 status: transition.to.clone(),
+                config_version: row.version,
             });
         }
         if new.action != ConfigAction::Rollback {
@@ -968,10 +994,18 @@ impl HyperSync {
         metrics::counter!("tars_hypersync_proposals_total", "status" => row.status.clone())
             .increment(1);
         self.changed.send_modify(|n| *n += 1);
+        // An applied proposal is about the version it became; any other move about the
+        // version served here when it moved.
+        let config_version = row.applied_version.unwrap_or_else(|| {
+            self.live
+                .snapshot(&row.agent_type)
+                .map_or(0, |snapshot| snapshot.config.version)
+        });
         self.service.publish(Event::Proposal {
             id: row.id,
             agent_type: row.agent_type.clone(),
             status: row.status.clone(),
+            config_version,
         });
     }
 }
