@@ -168,7 +168,7 @@ async fn find_job(state: &AppState, id: &str) -> Result<JobRow, ApiError> {
 
 /// A job's status, progress and result (viewer).
 #[utoipa::path(get, path = "/v1/jobs/{job_id}", params(("job_id" = String, Path)),
-    responses((status = 200, body = JobView), (status = 404)), security(("bearer" = [])))]
+    responses((status = 200, body = JobView), (status = 404), (status = 503)), security(("bearer" = [])))]
 pub async fn get_job(
     State(state): State<AppState>,
     principal: Principal,
@@ -262,7 +262,7 @@ fn environment(env: &str) -> Result<&'static str, ApiError> {
 
 /// Baselines of an agent type, best rank first (viewer).
 #[utoipa::path(get, path = "/v1/baselines/{agent_type}", params(("agent_type" = String, Path), BaselineQuery),
-    responses((status = 200, body = [BaselineView]), (status = 404)), security(("bearer" = [])))]
+    responses((status = 200, body = [BaselineView]), (status = 404), (status = 503)), security(("bearer" = [])))]
 pub async fn get_baselines(
     State(state): State<AppState>,
     principal: Principal,
@@ -278,7 +278,8 @@ pub async fn get_baselines(
 
 /// Every change to an agent type's baselines on one environment, newest first (viewer).
 #[utoipa::path(get, path = "/v1/baselines/{agent_type}/history", params(("agent_type" = String, Path), BaselineQuery),
-    responses((status = 200, body = [Object]), (status = 404), (status = 422)), security(("bearer" = [])))]
+    responses((status = 200, body = [Object]), (status = 404), (status = 422), (status = 503)),
+    security(("bearer" = [])))]
 pub async fn get_history(
     State(state): State<AppState>,
     principal: Principal,
@@ -342,7 +343,7 @@ fn one() -> i32 {
 
 /// Create or promote a baseline (admin).
 #[utoipa::path(post, path = "/v1/baselines", request_body = BaselineBody,
-    responses((status = 201, body = BaselineView), (status = 409), (status = 422)),
+    responses((status = 201, body = BaselineView), (status = 409), (status = 422), (status = 503)),
     security(("bearer" = [])))]
 pub async fn post_baseline(
     State(state): State<AppState>,
