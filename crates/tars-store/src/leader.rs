@@ -333,3 +333,52 @@ fn check_fence(fence: &Fence, current: Option<i64>) -> Result<(), StoreError> {
     }
     .into())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A host that vanishes loses the lock within seconds: its session's backend probes it
+    /// after 1 s of silence, every 1 s, 3 times. Against `TARS_TEST_DATABASE_URL` (TCP), in
+    /// a schema of its own; skipped without it, unless `CI` is set.
+    #[tokio::test]
+    async fn the_leader_session_asks_for_short_server_keepalives() {
+        let Ok(server_url) = std::env::var("TARS_TEST_DATABASE_URL") else {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "TARS_TEST_DATABASE_URL must be set in CI"
+            );
+            return;
+        };
+        let schema = format!("tars_keepalive_{}", uuid::Uuid::new_v4().simple());
+        let admin = sqlx::PgPool::connect(&server_url).await.unwrap();
+        // Our own hex name, not input; DDL takes no bind parameters.
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+            .execute(&admin)
+            .await
+            .unwrap();
+        let separator = if server_url.contains('?') { '&' } else { '?' };
+        let url = format!("{server_url}{separator}options=-c%20search_path%3D{schema}");
+        let store = Store::connect(&url).await.unwrap();
+        let mut session = store.leader_session("keepalive", "test").unwrap();
+        assert_eq!(session.try_acquire().await.unwrap(), Some(1));
+        let connection = session
+            .connection
+            .as_mut()
+            .expect("the session's connection");
+        let settings: (String, String, String) = sqlx::query_as(
+            "SELECT current_setting('tcp_keepalives_idle'), \
+             current_setting('tcp_keepalives_interval'), current_setting('tcp_keepalives_count')",
+        )
+        .fetch_one(&mut *connection)
+        .await
+        .unwrap();
+        assert_eq!(settings, ("1".into(), "1".into(), "3".into()));
+        session.resign().await;
+        store.close().await;
+        sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
+            .execute(&admin)
+            .await
+            .unwrap();
+    }
+}
