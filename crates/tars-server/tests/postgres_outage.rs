@@ -255,6 +255,10 @@ async fn issue_11_postgres_cut_opens_the_breaker_requests_fail_fast_and_recover(
     if body["error"]["details"]["breaker"] == "open" {
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
         assert!(took < Duration::from_secs(2), "failing fast took {took:?}");
+        eprintln!(
+            "a request while the breaker is open: 503 in {:.1} ms",
+            took.as_secs_f64() * 1e3
+        );
     }
 
     proxy.restore().await;
