@@ -122,7 +122,8 @@ impl Refusal {
 }
 
 /// The latest move of each proposal a process has applied from events: a move older than it
-/// (an earlier status, or the same status about an older config version) is stale.
+/// (an earlier status, or the same status about an older config version) is stale. One small
+/// entry per proposal seen, kept for the process's life (proposals are few: people write them).
 #[derive(Debug, Default)]
 pub struct ProposalMoves {
     latest: Mutex<HashMap<Uuid, (u8, i32)>>,
