@@ -109,6 +109,20 @@ impl ProposalStatus {
         }
     }
 
+    /// The status's place in a proposal's life: every legal move leads to a higher one, so of
+    /// two reports on one proposal the one with the lower place is the older (fleet events
+    /// that arrive out of order are told apart by it).
+    pub fn order(self) -> u8 {
+        match self {
+            ProposalStatus::Pending => 0,
+            ProposalStatus::Evaluating => 1,
+            ProposalStatus::AwaitingApproval => 2,
+            ProposalStatus::Approved => 3,
+            ProposalStatus::Rejected | ProposalStatus::Applied => 4,
+            ProposalStatus::RolledBack => 5,
+        }
+    }
+
     /// Parses a status name; the error lists the valid ones.
     pub fn parse(text: &str) -> Result<ProposalStatus, String> {
         ProposalStatus::ALL
@@ -188,6 +202,28 @@ mod tests {
         }
         assert_eq!(status, RolledBack);
         assert!(status.is_final());
+    }
+
+    #[test]
+    fn every_legal_move_leads_to_a_later_order() {
+        let actions = [
+            Action::Evaluate,
+            Action::AwaitApproval,
+            Action::Approve,
+            Action::Reject,
+            Action::Apply,
+            Action::RollBack,
+        ];
+        let mut n_moves = 0;
+        for status in ProposalStatus::ALL {
+            for action in actions {
+                if let Ok(to) = status.check(action) {
+                    assert!(to.order() > status.order(), "{status:?} -> {to:?}");
+                    n_moves += 1;
+                }
+            }
+        }
+        assert_eq!(n_moves, 11);
     }
 
     #[test]

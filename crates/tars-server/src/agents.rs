@@ -108,7 +108,7 @@ pub async fn act(
 
 /// The active config, and the version this server serves (viewer).
 #[utoipa::path(get, path = "/v1/agents/{agent_type}/config", params(("agent_type" = String, Path)),
-    responses((status = 200, body = ConfigView), (status = 404)), security(("bearer" = [])))]
+    responses((status = 200, body = ConfigView), (status = 404), (status = 503)), security(("bearer" = [])))]
 pub async fn get_config(
     State(state): State<AppState>,
     principal: Principal,
@@ -129,7 +129,7 @@ pub async fn get_config(
 /// Every config version, oldest first (viewer).
 #[utoipa::path(get, path = "/v1/agents/{agent_type}/config/history",
     params(("agent_type" = String, Path)),
-    responses((status = 200, body = [ConfigView])), security(("bearer" = [])))]
+    responses((status = 200, body = [ConfigView]), (status = 503)), security(("bearer" = [])))]
 pub async fn config_history(
     State(state): State<AppState>,
     principal: Principal,
@@ -137,14 +137,16 @@ pub async fn config_history(
 ) -> Result<Json<Vec<ConfigView>>, ApiError> {
     principal.require(Role::Viewer)?;
     let algo = crate::hypersync::parse_agent(&agent_type)?;
-    let rows = state.service.store.config_history(algo.name()).await?;
+    let rows = (state.service.postgres())
+        .store(|| state.service.store.config_history(algo.name()))
+        .await?;
     Ok(Json(rows.into_iter().map(ConfigView::from).collect()))
 }
 
 /// Write the next config version (admin); 409 when `expected_version` is stale.
 #[utoipa::path(put, path = "/v1/agents/{agent_type}/config", request_body = ConfigBody,
     params(("agent_type" = String, Path)),
-    responses((status = 200, body = ConfigView), (status = 409), (status = 422)),
+    responses((status = 200, body = ConfigView), (status = 409), (status = 422), (status = 503)),
     security(("bearer" = [])))]
 pub async fn put_config(
     State(state): State<AppState>,
@@ -174,7 +176,8 @@ pub struct RollbackBody {
 
 /// Restore an earlier config version as a new version (admin).
 #[utoipa::path(post, path = "/v1/rollback", request_body = RollbackBody,
-    responses((status = 200, body = ConfigView), (status = 404), (status = 409), (status = 422)),
+    responses((status = 200, body = ConfigView), (status = 404), (status = 409), (status = 422),
+              (status = 503)),
     security(("bearer" = [])))]
 pub async fn rollback(
     State(state): State<AppState>,

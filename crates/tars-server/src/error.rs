@@ -85,7 +85,11 @@ impl ApiError {
     /// The error of a `Service::evaluate` call: the engine's own errors keep their status;
     /// anything else is ours, reported as `context` failing.
     pub fn from_evaluation(err: anyhow::Error, context: &str) -> ApiError {
-        match err.downcast::<tars_eval::EvalError>() {
+        let err = match err.downcast::<tars_eval::EvalError>() {
+            Ok(err) => return ApiError::from(err),
+            Err(err) => err,
+        };
+        match err.downcast::<crate::resilience::StoreCallError>() {
             Ok(err) => ApiError::from(err),
             Err(err) => ApiError::internal(context, err),
         }
@@ -122,6 +126,51 @@ impl From<tars_store::StoreError> for ApiError {
             StoreError::NotFound { .. } => ApiError::not_found(err.to_string()),
             StoreError::Invalid { .. } => ApiError::unprocessable(err.to_string()),
             _ => ApiError::internal("the database call", err),
+        }
+    }
+}
+
+/// The name of a guarded dependency in messages (the breaker's metric label is lowercase).
+fn dependency_name(dependency: &str) -> &str {
+    match dependency {
+        "postgres" => "PostgreSQL",
+        "sqlite" => "SQLite",
+        "nats" => "NATS",
+        "redis" => "Redis",
+        other => other,
+    }
+}
+
+impl From<tars_runtime::breaker::BreakerOpen> for ApiError {
+    /// 503 with `Retry-After`: the dependency's breaker is open, nothing was called.
+    fn from(open: tars_runtime::breaker::BreakerOpen) -> ApiError {
+        let seconds = open.retry_in.as_secs_f64().ceil().max(1.0) as u64;
+        let name = dependency_name(&open.dependency);
+        ApiError::unavailable(
+            format!(
+                "{name} is unavailable: its circuit breaker opened after repeated failures, so \
+                 this request was not tried; {name} is tried again in {seconds} s"
+            ),
+            seconds,
+        )
+        .with_details(json!({"dependency": open.dependency, "breaker": "open"}))
+    }
+}
+
+impl From<crate::resilience::StoreCallError> for ApiError {
+    /// An open breaker or a database that stayed unreachable through the retries: 503 with
+    /// `Retry-After`. The store's other errors keep their status (a conflict is a 409).
+    fn from(err: crate::resilience::StoreCallError) -> ApiError {
+        match err {
+            tars_runtime::breaker::CallError::Open(open) => open.into(),
+            tars_runtime::breaker::CallError::Failed(err) if err.is_transient() => {
+                tracing::error!(error = %err, "the database stayed unreachable through the retries");
+                ApiError::unavailable(
+                    "the database did not answer, also when retried; try again in 1 s",
+                    1,
+                )
+            }
+            tars_runtime::breaker::CallError::Failed(err) => err.into(),
         }
     }
 }

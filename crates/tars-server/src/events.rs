@@ -5,9 +5,16 @@
 //! embedded mode, where one process is the whole fleet).
 //!
 //! An event is a notice, never the truth: the store is. Every event carries what a receiver
-//! needs to apply it idempotently (a version, a status), so a replay or a duplicate is harmless.
+//! needs to apply it idempotently (a version, a status), so a replay or a duplicate is harmless,
+//! and to tell an old one from a new one: a proposal event names the config version it refers
+//! to and the proposal's status, so a move that arrives after a later one of the same proposal
+//! (published by another replica, or replayed) is ignored ([`ProposalMoves`], counted as
+//! `tars_events_ignored_total{kind}`).
 
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::sync::Mutex;
+use tars_hypersync::ProposalStatus;
 use uuid::Uuid;
 
 /// The envelope's schema version this build writes and reads.
@@ -25,11 +32,15 @@ pub enum Event {
         environment: String,
         version: i32,
     },
-    /// Proposal `id` moved to `status`.
+    /// Proposal `id` moved to `status`, about config version `config_version` of its agent:
+    /// the version an apply (or rollback) wrote, else the version active when it moved (0 from
+    /// builds before this field).
     Proposal {
         id: Uuid,
         agent_type: String,
         status: String,
+        #[serde(default)]
+        config_version: i32,
     },
     /// Stop job `job_id` at its next training step, wherever it runs.
     Cancel { job_id: Uuid },
@@ -110,6 +121,34 @@ impl Refusal {
     }
 }
 
+/// The latest move of each proposal a process has applied from events: a move older than it
+/// (an earlier status, or the same status about an older config version) is stale. One small
+/// entry per proposal seen, kept for the process's life (proposals are few: people write them).
+#[derive(Debug, Default)]
+pub struct ProposalMoves {
+    latest: Mutex<HashMap<Uuid, (u8, i32)>>,
+}
+
+impl ProposalMoves {
+    /// Whether a move of proposal `id` to `status` about `config_version` is to be applied
+    /// (new, or a duplicate of the latest); `false` when a later move was applied already.
+    /// An unknown status (a newer build's) is applied and remembered as nothing.
+    pub fn admit(&self, id: Uuid, status: &str, config_version: i32) -> bool {
+        let Ok(status) = ProposalStatus::parse(status) else {
+            return true;
+        };
+        let key = (status.order(), config_version);
+        let mut latest = self.latest.lock().expect("proposal moves lock");
+        match latest.get(&id) {
+            Some(seen) if key < *seen => false,
+            _ => {
+                latest.insert(id, key);
+                true
+            }
+        }
+    }
+}
+
 /// Sends this process's events to the fleet. `publish` must not block: it queues.
 pub trait Publisher: Send + Sync {
     fn publish(&self, event: Event);
@@ -143,6 +182,7 @@ mod tests {
                     id: job,
                     agent_type: "A2C".into(),
                     status: "applied".into(),
+                    config_version: 4,
                 },
                 "t.events.proposal.00000000-0000-0000-0000-000000000000",
             ),
@@ -155,6 +195,36 @@ mod tests {
             assert_eq!(event.subject("t"), subject);
             assert_eq!(Event::from_json(&event.to_json()), Ok(event));
         }
+    }
+
+    #[test]
+    fn an_older_move_of_a_proposal_is_stale_and_a_duplicate_is_not() {
+        let (one, two) = (Uuid::from_u128(1), Uuid::from_u128(2));
+        let moves = ProposalMoves::default();
+        assert!(moves.admit(one, "evaluating", 3));
+        assert!(moves.admit(one, "awaiting_approval", 3));
+        assert!(moves.admit(one, "awaiting_approval", 3), "a duplicate");
+        assert!(!moves.admit(one, "evaluating", 3), "an earlier status");
+        assert!(moves.admit(one, "applied", 5));
+        assert!(
+            !moves.admit(one, "applied", 4),
+            "the same status, an older config"
+        );
+        assert!(
+            !moves.admit(one, "approved", 9),
+            "an earlier status, whatever the config"
+        );
+        assert!(moves.admit(one, "rolled_back", 6));
+        // Other proposals are on their own; unknown statuses are a newer build's.
+        assert!(moves.admit(two, "pending", 0));
+        assert!(moves.admit(one, "archived", 0));
+        // An event of an older build (no config_version) reads as version 0.
+        let old = br#"{"v": 1, "kind": "proposal", "id": "00000000-0000-0000-0000-000000000002",
+                       "agent_type": "PPO", "status": "pending"}"#;
+        let Ok(Event::Proposal { config_version, .. }) = Event::from_json(old) else {
+            panic!("an old proposal event reads");
+        };
+        assert_eq!(config_version, 0);
     }
 
     #[test]

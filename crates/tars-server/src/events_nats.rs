@@ -13,7 +13,11 @@
 //!   catches up with what it missed before it serves; after a NATS outage, the consumer
 //!   resumes after the last message it applied. A config event refreshes the served
 //!   version (`tars_hypersync_config_version{agent_type}`), a baseline event drops the
-//!   cached listings, a proposal event wakes waiters, a cancel stops the job if it runs here.
+//!   cached listings, a proposal event wakes waiters (an applied one also refreshes the served
+//!   config when it names a newer version), a cancel stops the job if it runs here. A config
+//!   event older than the served version, and a proposal event older than the proposal's
+//!   latest move applied here, are stale: ignored and counted
+//!   (`tars_events_ignored_total{kind}`).
 //!
 //! The store stays the truth: a replica also refreshes its configs at start and every
 //! `config_poll_ms`, and cached baselines expire after `baseline_cache_ms`.
@@ -156,6 +160,10 @@ impl Appliers {
                     .live()
                     .snapshot(agent_type)
                     .map_or(0, |snapshot| snapshot.config.version);
+                if served > *version {
+                    // A replay, or another replica's write overtaken by a later one.
+                    return ignored(&event);
+                }
                 if served < *version
                     && let Err(err) = hypersync.refresh().await
                 {
@@ -163,9 +171,18 @@ impl Appliers {
                 }
             }
             Event::Baseline { .. } => self.service.forget_cached_baselines(),
-            Event::Proposal { .. } => {
-                if let Some(hypersync) = &self.hypersync {
-                    hypersync.proposal_moved();
+            Event::Proposal {
+                id,
+                agent_type,
+                status,
+                config_version,
+            } => {
+                if let Some(hypersync) = &self.hypersync
+                    && !hypersync
+                        .proposal_moved(*id, agent_type, status, *config_version)
+                        .await
+                {
+                    return ignored(&event);
                 }
             }
             Event::Cancel { job_id } => {
@@ -176,6 +193,12 @@ impl Appliers {
         }
         metrics::counter!("tars_events_applied_total", "kind" => event.kind()).increment(1);
     }
+}
+
+/// An event older than what this process applied already: counted, not applied.
+fn ignored(event: &Event) {
+    tracing::debug!(?event, "ignoring a stale fleet event");
+    metrics::counter!("tars_events_ignored_total", "kind" => event.kind()).increment(1);
 }
 
 /// Applies the fleet's events until the returned task is aborted: first every event the

@@ -22,6 +22,7 @@ use tars_eval::engine::Quiet;
 use tars_hypersync::{
     Action, ActiveConfig, LiveAgents, ProposalStatus, Snapshot, Verdict, verdict,
 };
+use tars_runtime::breaker::CallError;
 use tars_store::{
     ConfigAction, ConfigRow, Conflict, NewConfig, NewProposal, ProposalRow, StoreError, Transition,
 };
@@ -127,6 +128,8 @@ pub struct HyperSync {
     live: LiveAgents,
     /// Bumped on every proposal move, so waiters wake up.
     changed: tokio::sync::watch::Sender<u64>,
+    /// The latest move of each proposal learnt from fleet events (stale ones are ignored).
+    moves: crate::events::ProposalMoves,
     auto_rollback: bool,
     post_apply_episodes: i64,
     /// Evaluations and post-apply watches running in the background.
@@ -161,6 +164,7 @@ impl HyperSync {
             service,
             live: LiveAgents::new(),
             changed: tokio::sync::watch::channel(0).0,
+            moves: Default::default(),
             tasks: std::sync::Mutex::new(tokio::task::JoinSet::new()),
             jobs: std::sync::OnceLock::new(),
         })
@@ -193,9 +197,31 @@ impl HyperSync {
         Ok(outcome)
     }
 
-    /// Another process moved a proposal (a fleet event): waiters look at the store again.
-    pub fn proposal_moved(&self) {
+    /// Another process moved proposal `id` of `agent_type` to `status`, about config
+    /// `config_version` (a fleet event): waiters look at the store again, and an applied proposal's version is
+    /// served here at once when it is newer than the one served. Returns `false`, doing
+    /// nothing, when the event is stale: a later move of the proposal was applied already.
+    pub async fn proposal_moved(
+        &self,
+        id: Uuid,
+        agent_type: &str,
+        status: &str,
+        config_version: i32,
+    ) -> bool {
+        if !self.moves.admit(id, status, config_version) {
+            return false;
+        }
         self.changed.send_modify(|n| *n += 1);
+        if status == ProposalStatus::Applied.as_str() {
+            let served =
+                (self.live.snapshot(agent_type)).map_or(0, |snapshot| snapshot.config.version);
+            if served < config_version
+                && let Err(err) = self.refresh().await
+            {
+                tracing::warn!(error = %err.message, "applying a proposal event failed; the poll retries");
+            }
+        }
+        true
     }
 
     fn spawn(&self, task: impl std::future::Future<Output = ()> + Send + 'static) {
@@ -229,12 +255,16 @@ impl HyperSync {
     /// snapshots it installed.
     pub async fn refresh(&self) -> Result<usize, ApiError> {
         let mut installed = 0;
-        for (agent, version) in self.service.store.config_versions().await? {
+        let (postgres, store) = (self.service.postgres(), &self.service.store);
+        for (agent, version) in postgres.store(|| store.config_versions()).await? {
             let live = self.live.snapshot(&agent).map_or(0, |s| s.config.version);
             if live >= version {
                 continue;
             }
-            let Some(row) = self.service.store.config(&agent, Some(version)).await? else {
+            let Some(row) = postgres
+                .store(|| store.config(&agent, Some(version)))
+                .await?
+            else {
                 continue;
             };
             match self.snapshot(&row, Instant::now()).await {
@@ -385,11 +415,15 @@ impl HyperSync {
         let mut attempts = 0;
         let row = loop {
             attempts += 1;
-            match self.service.store.insert_config(&new).await {
+            let inserted = (self.service.postgres())
+                .store_once(|| self.service.store.insert_config(&new))
+                .await;
+            match inserted {
                 Ok(row) => break row,
-                Err(StoreError::Conflict(Conflict::ConfigVersion { actual, .. }))
-                    if follow.is_some() =>
-                {
+                Err(CallError::Failed(StoreError::Conflict(Conflict::ConfigVersion {
+                    actual,
+                    ..
+                }))) if follow.is_some() => {
                     if attempts == 5 {
                         return Err(ApiError::conflict(follow.unwrap_or_default()));
                     }
@@ -409,6 +443,7 @@ impl HyperSync {
                 id: transition.id,
                 agent_type: row.agent_type.clone(),
                 status: transition.to.clone(),
+                config_version: row.version,
             });
         }
         if new.action != ConfigAction::Rollback {
@@ -443,7 +478,9 @@ impl HyperSync {
             ));
         }
         if body.environments.is_empty() {
-            let active = self.service.store.config(algo.name(), None).await?;
+            let active = (self.service.postgres())
+                .store(|| self.service.store.config(algo.name(), None))
+                .await?;
             let env = active.and_then(|c| c.environment);
             body.environments = vec![env.unwrap_or_else(|| default_env(algo).to_string())];
         }
@@ -463,17 +500,16 @@ impl HyperSync {
                 )));
             }
         }
-        let row = self
-            .service
-            .store
-            .insert_proposal(&NewProposal {
-                id: Uuid::new_v4(),
-                agent_type: algo.name().to_string(),
-                hyperparameters: Value::Object(body.proposed_hyperparameters.clone()),
-                request: serde_json::to_value(&body).expect("the body serialises"),
-                reason: body.reason.clone(),
-                created_by: actor.to_string(),
-            })
+        let new = NewProposal {
+            id: Uuid::new_v4(),
+            agent_type: algo.name().to_string(),
+            hyperparameters: Value::Object(body.proposed_hyperparameters.clone()),
+            request: serde_json::to_value(&body).expect("the body serialises"),
+            reason: body.reason.clone(),
+            created_by: actor.to_string(),
+        };
+        let row = (self.service.postgres())
+            .store_once(|| self.service.store.insert_proposal(&new))
             .await?;
         self.counted(&row);
         if body.evaluate_before_apply {
@@ -539,7 +575,9 @@ impl HyperSync {
     /// Optimization engine after repeated regressions), or `None` when it is not: the hook
     /// that turns a passing auto-apply proposal into one awaiting an admin.
     pub async fn auto_apply_paused(&self, agent_type: &str) -> Result<Option<String>, ApiError> {
-        let pause = self.service.store.auto_apply_pause(agent_type).await?;
+        let pause = (self.service.postgres())
+            .store(|| self.service.store.auto_apply_pause(agent_type))
+            .await?;
         Ok(pause.filter(|p| p.is_active()).map(|p| {
             format!(
                 "auto-apply of {agent_type} is paused since {} by the {} engine ({}); an admin \
@@ -557,8 +595,8 @@ impl HyperSync {
     /// sentence for the admin; `None` when there is nothing to weigh or it fails.
     async fn recommend(&self, row: &ProposalRow, evaluation_id: Option<Uuid>) -> Option<String> {
         let store = &self.service.store;
-        let mut open = store
-            .proposals(Some(&row.agent_type), Some("awaiting_approval"), 20)
+        let mut open = (self.service.postgres())
+            .store(|| store.proposals(Some(&row.agent_type), Some("awaiting_approval"), 20))
             .await
             .ok()?;
         if open.is_empty() {
@@ -595,7 +633,8 @@ impl HyperSync {
                 return;
             }
             tracing::error!(proposal = %id, error = %err.message, "proposal evaluation failed");
-            if let Ok(Some(row)) = self.service.store.proposal(id).await
+            let store = &self.service.store;
+            if let Ok(Some(row)) = self.service.postgres().store(|| store.proposal(id)).await
                 && row.status == "evaluating"
             {
                 let reason = format!("the evaluation failed: {}", err.message);
@@ -700,7 +739,9 @@ impl HyperSync {
         let requested_at = Instant::now();
         let new = NewConfig {
             agent_type: row.agent_type.clone(),
-            expected_version: self.service.store.config_version(&row.agent_type).await?,
+            expected_version: (self.service.postgres())
+                .store(|| self.service.store.config_version(&row.agent_type))
+                .await?,
             hyperparameters: row.hyperparameters.clone(),
             checkpoint_id: row.checkpoint_id.clone(),
             environment: body.environments.first().cloned(),
@@ -747,20 +788,17 @@ impl HyperSync {
                 current.version - 1
             )));
         }
-        let restored = self
-            .service
-            .store
-            .config(&agent, Some(target))
+        let (postgres, store) = (self.service.postgres(), &self.service.store);
+        let restored = postgres
+            .store(|| store.config(&agent, Some(target)))
             .await?
             .ok_or_else(|| {
                 ApiError::not_found(format!("{agent} has no config version {target}"))
             })?;
         // The proposal that made the active version is rolled back with it.
         let transition = match current.proposal_id {
-            Some(id) => self
-                .service
-                .store
-                .proposal(id)
+            Some(id) => postgres
+                .store(|| store.proposal(id))
                 .await?
                 .filter(|p| p.status == "applied" && p.applied_version == Some(current.version))
                 .map(|p| self.transition(&p, ProposalStatus::RolledBack, actor, reason.clone())),
@@ -825,7 +863,11 @@ impl HyperSync {
             let Some(regression) = outcome.response.regression.filter(|r| r.should_rollback) else {
                 return;
             };
-            match this.service.store.config_version(&row.agent_type).await {
+            let store = &this.service.store;
+            let version = (this.service.postgres())
+                .store(|| store.config_version(&row.agent_type))
+                .await;
+            match version {
                 Ok(version) if version == row.version => {}
                 _ => return, // Changed again meanwhile: that change has its own watch.
             }
@@ -848,9 +890,8 @@ impl HyperSync {
     }
 
     pub async fn proposal(&self, id: Uuid) -> Result<ProposalRow, ApiError> {
-        self.service
-            .store
-            .proposal(id)
+        (self.service.postgres())
+            .store(|| self.service.store.proposal(id))
             .await?
             .ok_or_else(|| ApiError::not_found(format!("proposal {id} does not exist")))
     }
@@ -876,13 +917,14 @@ impl HyperSync {
     /// Re-runs what a stopped process left half-done: evaluations, and approved proposals
     /// that were not applied yet.
     pub async fn resume(self: &Arc<Self>) -> Result<usize, ApiError> {
-        let store = &self.service.store;
-        let evaluating = store
-            .proposals(None, Some("evaluating"), tars_store::MAX_PROPOSALS_LISTED)
-            .await?;
-        let approved = store
-            .proposals(None, Some("approved"), tars_store::MAX_PROPOSALS_LISTED)
-            .await?;
+        let (postgres, store) = (self.service.postgres(), &self.service.store);
+        let listed = |status| {
+            postgres.store(move || {
+                store.proposals(None, Some(status), tars_store::MAX_PROPOSALS_LISTED)
+            })
+        };
+        let evaluating = listed("evaluating").await?;
+        let approved = listed("approved").await?;
         let n = evaluating.len() + approved.len();
         for row in evaluating {
             self.spawn(self.clone().evaluate(row.id));
@@ -934,13 +976,11 @@ impl HyperSync {
         let mut transition = self.transition(row, to, actor, reason);
         transition.evaluation_id = evaluation_id;
         transition.checkpoint_id = checkpoint_id;
-        let moved = self
-            .service
-            .store
-            .transition_proposal(&transition)
+        let moved = (self.service.postgres())
+            .store_once(|| self.service.store.transition_proposal(&transition))
             .await
             .map_err(|err| match err {
-                StoreError::Conflict(Conflict::ProposalStatus { .. }) => {
+                CallError::Failed(err @ StoreError::Conflict(Conflict::ProposalStatus { .. })) => {
                     ApiError::conflict(err.to_string())
                 }
                 other => other.into(),
@@ -954,10 +994,18 @@ impl HyperSync {
         metrics::counter!("tars_hypersync_proposals_total", "status" => row.status.clone())
             .increment(1);
         self.changed.send_modify(|n| *n += 1);
+        // An applied proposal is about the version it became; any other move about the
+        // version served here when it moved.
+        let config_version = row.applied_version.unwrap_or_else(|| {
+            self.live
+                .snapshot(&row.agent_type)
+                .map_or(0, |snapshot| snapshot.config.version)
+        });
         self.service.publish(Event::Proposal {
             id: row.id,
             agent_type: row.agent_type.clone(),
             status: row.status.clone(),
+            config_version,
         });
     }
 }

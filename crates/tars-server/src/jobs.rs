@@ -6,8 +6,8 @@
 //! jobs are queued again and running ones run again ([`Jobs::resume`]; evaluations are
 //! deterministic, so the re-run gives the result the lost run would have given).
 //!
-//! The store calls of a run (claim, read, finish) go through the `postgres` circuit breaker
-//! with retry ([`crate::resilience::Guard`]); while it is open, workers pull no job.
+//! The store calls of a run (claim, read, finish) go through the process's `postgres` circuit
+//! breaker with retry, the one the request paths share (`Service::postgres`) ([`crate::resilience::Guard`]); while it is open, workers pull no job.
 //!
 //! A stopping server ([`Jobs::shutdown`]) starts no new job (queued ones stay queued in the
 //! store), gives running ones the drain time, then stops them at their next training step and
@@ -283,8 +283,6 @@ pub struct Jobs {
     /// The trace context of the request that submitted each job not yet run, when spans are
     /// exported: the job's span joins the caller's trace.
     parents: Mutex<HashMap<Uuid, opentelemetry::Context>>,
-    /// The store calls of the job path (claim, finish) go through this breaker and retry.
-    postgres: crate::resilience::Guard,
     /// Fleet mode: cancels asked by another process for jobs not running here (yet), kept a
     /// while in case this process is claiming the job right now ([`Jobs::cancel_here`]).
     cancels: Mutex<HashMap<Uuid, std::time::Instant>>,
@@ -319,7 +317,7 @@ pub enum SubmitError {
         kind: JobKind,
     },
     QueueFull,
-    Store(tars_store::StoreError),
+    Store(crate::resilience::StoreCallError),
 }
 
 impl Jobs {
@@ -331,7 +329,6 @@ impl Jobs {
             finished: watch::channel(None).0,
             stopping: AtomicBool::new(false),
             parents: Mutex::new(HashMap::new()),
-            postgres: crate::resilience::Guard::new("postgres"),
             cancels: Mutex::new(HashMap::new()),
         })
     }
@@ -401,8 +398,8 @@ impl Jobs {
             && let Some((_, key)) = redis_key
             && let Some(row) = self
                 .service
-                .store
-                .job(id)
+                .postgres()
+                .store(|| self.service.store.job(id))
                 .await
                 .map_err(SubmitError::Store)?
             && row.principal == principal
@@ -418,7 +415,11 @@ impl Jobs {
                 .increment(1);
             return Ok(Submitted::Existing(row));
         }
-        let (row, existing) = match self.service.store.insert_job(&job).await {
+        // Once: a retried insert whose first attempt landed would find it as `Existing`.
+        let inserted = (self.service.postgres())
+            .store_once(|| self.service.store.insert_job(&job))
+            .await;
+        let (row, existing) = match inserted {
             Ok(Inserted::New(row)) => (row, false),
             Ok(Inserted::Existing(row)) => (row, true),
             Err(err) => return Err(SubmitError::Store(err)),
@@ -506,11 +507,12 @@ impl Jobs {
         &self,
         id: Uuid,
         limit: Duration,
-    ) -> Result<Option<JobRow>, tars_store::StoreError> {
+    ) -> Result<Option<JobRow>, crate::resilience::StoreCallError> {
         let mut finished = self.finished.subscribe();
         let deadline = tokio::time::Instant::now() + limit;
+        let (postgres, store) = (self.service.postgres(), &self.service.store);
         loop {
-            let Some(row) = self.service.store.job(id).await? else {
+            let Some(row) = postgres.store(|| store.job(id)).await? else {
                 return Ok(None);
             };
             if row.status.is_final()
@@ -606,7 +608,7 @@ impl Jobs {
                 tokio::spawn(async move {
                     loop {
                         // The store is down: take no job that could not be claimed anyway.
-                        jobs.postgres
+                        (jobs.service.postgres())
                             .wait_until_not_open(|| jobs.stopping.load(Ordering::Relaxed))
                             .await;
                         let Some(delivery) = jobs.queue.pop().await else {
@@ -690,8 +692,8 @@ impl Jobs {
         let store = &self.service.store;
         // A retried claim may follow one that landed but whose answer was lost: it reclaims.
         let mut reclaim = delivery.redelivered;
-        let claimed = self
-            .postgres
+        let postgres = self.service.postgres();
+        let claimed = postgres
             .store(|| {
                 let again = std::mem::replace(&mut reclaim, true);
                 async move {
@@ -787,8 +789,7 @@ impl Jobs {
                 return;
             }
         };
-        let finished = self
-            .postgres
+        let finished = postgres
             .store(|| async {
                 match &result {
                     Some(result) => store.succeed_job_with(id, result).await,
@@ -937,10 +938,11 @@ impl Jobs {
         };
         match (row.status, row.run_id) {
             (JobStatus::Succeeded, Some(run_id)) => {
-                let run =
-                    self.service.store.run(run_id).await?.ok_or_else(|| {
-                        anyhow::anyhow!("the run {run_id} of job {} is gone", row.id)
-                    })?;
+                let store = &self.service.store;
+                let run = (self.service.postgres())
+                    .store(|| store.run(run_id))
+                    .await?
+                    .ok_or_else(|| anyhow::anyhow!("the run {run_id} of job {} is gone", row.id))?;
                 Ok(crate::service::Outcome {
                     response: serde_json::from_value(run.response)?,
                     unsaved: None,

@@ -197,8 +197,8 @@ pub(crate) async fn score_table(
     'proposals: for (index, (proposal, body)) in proposals.iter().zip(&bodies).enumerate() {
         let stored = match proposal.evaluation_id {
             Some(run) => service
-                .store
-                .run(run)
+                .postgres()
+                .store(|| service.store.run(run))
                 .await?
                 .map(|r| r.results)
                 .unwrap_or_default(),

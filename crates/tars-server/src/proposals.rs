@@ -61,9 +61,9 @@ async fn view(
     row: ProposalRow,
     with_evaluation: bool,
 ) -> Result<ProposalView, ApiError> {
-    let store = &state.service.store;
-    let history = store
-        .proposal_events(row.id)
+    let (postgres, store) = (state.service.postgres(), &state.service.store);
+    let history = postgres
+        .store(|| store.proposal_events(row.id))
         .await?
         .into_iter()
         .map(|e| EventView {
@@ -75,7 +75,10 @@ async fn view(
         })
         .collect();
     let evaluation = match (with_evaluation, row.evaluation_id) {
-        (true, Some(run)) => store.run(run).await?.map(|run| run.response),
+        (true, Some(run)) => postgres
+            .store(|| store.run(run))
+            .await?
+            .map(|run| run.response),
         _ => None,
     };
     Ok(ProposalView {
@@ -175,14 +178,14 @@ pub async fn list(
         .as_deref()
         .map(crate::hypersync::parse_agent)
         .transpose()?;
-    let rows = state
-        .service
-        .store
-        .proposals(
-            agent.map(|a| a.name()),
-            query.status.as_deref(),
-            query.limit.unwrap_or(100),
-        )
+    let rows = (state.service.postgres())
+        .store(|| {
+            state.service.store.proposals(
+                agent.map(|a| a.name()),
+                query.status.as_deref(),
+                query.limit.unwrap_or(100),
+            )
+        })
         .await?;
     let mut out = Vec::with_capacity(rows.len());
     for row in rows {

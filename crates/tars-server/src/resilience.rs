@@ -1,5 +1,8 @@
-//! The job path's guards: one circuit breaker per dependency (`postgres`, `nats`) with retry,
-//! exponential backoff and full jitter in front of it (`tars_runtime::{breaker, retry}`).
+//! The guards of a process's dependencies: one circuit breaker per dependency (`postgres`,
+//! `nats`) with retry, exponential backoff and full jitter in front of it
+//! (`tars_runtime::{breaker, retry}`). The `postgres` guard is the [`Service`](crate::Service)'s,
+//! one per process, shared by the job path and the request paths (`Service::postgres`); an
+//! open breaker answers a request with 503 and `Retry-After` (`ApiError::from`).
 //!
 //! A call through a [`Guard`] is retried while it fails transiently (the dependency unreachable
 //! or restarting: [`StoreError::is_transient`], any NATS error), up to [`JOB_PATH_BACKOFF`];
@@ -22,6 +25,9 @@ pub const JOB_PATH_BACKOFF: Backoff = Backoff {
     max_attempts: 4,
     max_elapsed: Some(Duration::from_secs(10)),
 };
+
+/// A store call's failure through a [`Guard`]: refused by the open breaker, or the store's error.
+pub type StoreCallError = CallError<StoreError>;
 
 /// A dependency's breaker and retry policy. Cheap to clone (the breaker is shared).
 #[derive(Debug, Clone)]
@@ -71,12 +77,21 @@ impl Guard {
         .await
     }
 
-    /// A store call.
-    pub async fn store<T, Fut>(&self, op: impl FnMut() -> Fut) -> Result<T, CallError<StoreError>>
+    /// A store call, retried while it fails transiently: for reads and idempotent writes.
+    pub async fn store<T, Fut>(&self, op: impl FnMut() -> Fut) -> Result<T, StoreCallError>
     where
         Fut: Future<Output = Result<T, StoreError>>,
     {
         self.call(StoreError::is_transient, op).await
+    }
+
+    /// A store call made once through the breaker: for writes a retry could apply twice (a
+    /// version compare-and-set whose answer was lost would fail its retry with a conflict).
+    pub async fn store_once<T, Fut>(&self, op: impl FnOnce() -> Fut) -> Result<T, StoreCallError>
+    where
+        Fut: Future<Output = Result<T, StoreError>>,
+    {
+        self.breaker.call(StoreError::is_transient, op).await
     }
 
     /// Waits while the breaker is open (not calling a dependency that is known to be down),

@@ -97,7 +97,9 @@ pub async fn evaluate(
     let status = row.status;
     if status == JobStatus::Succeeded
         && let Some(run_id) = row.run_id
-        && let Some(run) = state.service.store.run(run_id).await?
+        && let Some(run) = (state.service.postgres())
+            .store(|| state.service.store.run(run_id))
+            .await?
     {
         return Ok((StatusCode::OK, Json(run.response)).into_response());
     }
@@ -158,17 +160,15 @@ async fn find_job(state: &AppState, id: &str) -> Result<JobRow, ApiError> {
     let id: Uuid = id.parse().map_err(|_| {
         ApiError::not_found(format!("job '{id}' does not exist (job ids are UUIDs)"))
     })?;
-    state
-        .service
-        .store
-        .job(id)
+    (state.service.postgres())
+        .store(|| state.service.store.job(id))
         .await?
         .ok_or_else(|| ApiError::not_found(format!("job {id} does not exist")))
 }
 
 /// A job's status, progress and result (viewer).
 #[utoipa::path(get, path = "/v1/jobs/{job_id}", params(("job_id" = String, Path)),
-    responses((status = 200, body = JobView), (status = 404)), security(("bearer" = [])))]
+    responses((status = 200, body = JobView), (status = 404), (status = 503)), security(("bearer" = [])))]
 pub async fn get_job(
     State(state): State<AppState>,
     principal: Principal,
@@ -262,7 +262,7 @@ fn environment(env: &str) -> Result<&'static str, ApiError> {
 
 /// Baselines of an agent type, best rank first (viewer).
 #[utoipa::path(get, path = "/v1/baselines/{agent_type}", params(("agent_type" = String, Path), BaselineQuery),
-    responses((status = 200, body = [BaselineView]), (status = 404)), security(("bearer" = [])))]
+    responses((status = 200, body = [BaselineView]), (status = 404), (status = 503)), security(("bearer" = [])))]
 pub async fn get_baselines(
     State(state): State<AppState>,
     principal: Principal,
@@ -278,7 +278,8 @@ pub async fn get_baselines(
 
 /// Every change to an agent type's baselines on one environment, newest first (viewer).
 #[utoipa::path(get, path = "/v1/baselines/{agent_type}/history", params(("agent_type" = String, Path), BaselineQuery),
-    responses((status = 200, body = [Object]), (status = 404), (status = 422)), security(("bearer" = [])))]
+    responses((status = 200, body = [Object]), (status = 404), (status = 422), (status = 503)),
+    security(("bearer" = [])))]
 pub async fn get_history(
     State(state): State<AppState>,
     principal: Principal,
@@ -291,7 +292,9 @@ pub async fn get_history(
         ApiError::unprocessable("environment is required, e.g. ?environment=CartPole-v1")
     })?)?;
     let limit = query.limit.unwrap_or(50).clamp(1, 1000);
-    let rows = state.service.store.history(agent, env, limit).await?;
+    let rows = (state.service.postgres())
+        .store(|| state.service.store.history(agent, env, limit))
+        .await?;
     Ok(Json(rows.iter().map(history_json).collect()))
 }
 
@@ -340,7 +343,7 @@ fn one() -> i32 {
 
 /// Create or promote a baseline (admin).
 #[utoipa::path(post, path = "/v1/baselines", request_body = BaselineBody,
-    responses((status = 201, body = BaselineView), (status = 409), (status = 422)),
+    responses((status = 201, body = BaselineView), (status = 409), (status = 422), (status = 503)),
     security(("bearer" = [])))]
 pub async fn post_baseline(
     State(state): State<AppState>,

@@ -5,6 +5,10 @@
 //! A completed evaluation is never lost: when the store cannot save it, the response is
 //! written to `<data_dir>/unsaved/<evaluation_id>.json` and the caller is told where.
 //!
+//! Every store call of the request paths goes through the process's one `postgres` guard
+//! ([`Service::postgres`]: circuit breaker, retry with backoff and jitter), which the job path
+//! shares: an unreachable database opens it, and requests then fail fast with 503.
+//!
 //! Baseline listings and active configs are read through caches: fleet mode's Redis
 //! (`redis_url`, shared by the replicas) while it answers, else the in-memory listing cache.
 
@@ -13,6 +17,7 @@ use crate::config::Config;
 use crate::events::{Event, Publisher};
 use crate::redis::cache::Lookup;
 use crate::redis::{Notice, Redis, RedisSettings};
+use crate::resilience::{Guard, StoreCallError};
 use anyhow::Context;
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
@@ -20,9 +25,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tars_agents::checkpoint::{self, METADATA_FILE, WEIGHTS_FILE};
 use tars_eval::{Baseline, Engine, EvalRequest, EvalResponse, Inputs, LoadedCheckpoint, Reporter};
-use tars_store::{
-    BaselineRow, ConfigRow, NewBaseline, NewResult, NewRun, Promotion, Store, StoreError,
-};
+use tars_store::{BaselineRow, ConfigRow, NewBaseline, NewResult, NewRun, Promotion, Store};
 use uuid::Uuid;
 
 /// The engine, the store and the configuration of one process.
@@ -30,6 +33,9 @@ pub struct Service {
     pub config: Config,
     pub store: Store,
     pub engine: Arc<Engine>,
+    /// The database's breaker and retry policy, shared by every store call of the process
+    /// (labelled by backend: `postgres` in fleet mode).
+    postgres: Guard,
     /// Baseline listings of [`Service::baselines`]; every baseline write here clears it, and
     /// so do other replicas' notices (Redis, NATS events).
     baseline_cache: Arc<BaselineCache>,
@@ -58,6 +64,7 @@ impl Service {
                 )
             })?;
         let engine = Arc::new(Engine::new(config.engine()));
+        let postgres = Guard::new(store.backend());
         let cache_ttl = Duration::from_millis(config.get_int("baseline_cache_ms") as u64);
         let baseline_cache = Arc::new(BaselineCache::new(cache_ttl));
         let redis = match RedisSettings::from_config(&config) {
@@ -68,10 +75,17 @@ impl Service {
             config,
             store,
             engine,
+            postgres,
             baseline_cache,
             redis,
             publisher: std::sync::OnceLock::new(),
         })
+    }
+
+    /// The database's guard: store calls go through it (`postgres().store(|| ...)` for reads
+    /// and idempotent writes, `store_once` for compare-and-set writes).
+    pub fn postgres(&self) -> &Guard {
+        &self.postgres
     }
 
     /// Validates, evaluates and stores one request.
@@ -118,7 +132,10 @@ impl Service {
             result.result_id = Uuid::new_v4().to_string();
         }
         let run = new_run(request, &response, job_id)?;
-        let unsaved = match self.store.save_run(&run).await {
+        // A retried save whose first attempt landed finds its run by id (job runs) or fails
+        // with `IdTaken`; either way the response is kept, in the store or in the file.
+        let saved = self.postgres.store(|| self.store.save_run(&run)).await;
+        let unsaved = match saved {
             Ok(run_id) => {
                 response.evaluation_id = run_id.to_string();
                 None
@@ -144,10 +161,18 @@ impl Service {
     /// The rank-1 baseline of (agent, env) as the detector sees it, with its episode returns
     /// when it was promoted from a stored evaluation.
     pub async fn rank1(&self, agent: &str, env: &str) -> anyhow::Result<Option<Baseline>> {
-        let Some(row) = self.store.baseline(agent, env, 1).await? else {
+        let store = &self.store;
+        let Some(row) = self
+            .postgres
+            .store(|| store.baseline(agent, env, 1))
+            .await?
+        else {
             return Ok(None);
         };
-        let returns = self.store.baseline_returns(row.id).await?;
+        let returns = self
+            .postgres
+            .store(|| store.baseline_returns(row.id))
+            .await?;
         Ok(Some(detector_baseline(&row, returns)))
     }
 
@@ -159,13 +184,19 @@ impl Service {
         &self,
         agent: &'static str,
         environment: Option<&'static str>,
-    ) -> Result<Arc<[BaselineRow]>, StoreError> {
+    ) -> Result<Arc<[BaselineRow]>, StoreCallError> {
+        let read = || async {
+            let rows = self
+                .postgres
+                .store(|| self.store.baselines(Some(agent), environment))
+                .await?;
+            Ok::<Arc<[BaselineRow]>, StoreCallError>(rows.into())
+        };
         if let Some(redis) = &self.redis {
             match redis.cached_baselines(agent, environment).await {
                 Some(Lookup::Hit(rows)) => return Ok(rows),
                 Some(Lookup::Miss(stamp)) => {
-                    let rows: Arc<[BaselineRow]> =
-                        self.store.baselines(Some(agent), environment).await?.into();
+                    let rows = read().await?;
                     redis.fill_baselines(agent, environment, stamp, &rows).await;
                     return Ok(rows);
                 }
@@ -177,7 +208,7 @@ impl Service {
             Ok(rows) => return Ok(rows),
             Err(miss) => miss,
         };
-        let rows: Arc<[BaselineRow]> = self.store.baselines(Some(agent), environment).await?.into();
+        let rows = read().await?;
         self.baseline_cache.fill(key, miss, rows.clone());
         Ok(rows)
     }
@@ -210,23 +241,35 @@ impl Service {
     }
 
     /// Stores a baseline as given (409-style error when its rank is taken).
-    pub async fn insert_baseline(&self, baseline: &NewBaseline) -> Result<BaselineRow, StoreError> {
-        let inserted = self.store.insert_baseline(baseline).await;
+    pub async fn insert_baseline(
+        &self,
+        baseline: &NewBaseline,
+    ) -> Result<BaselineRow, StoreCallError> {
+        let inserted = self
+            .postgres
+            .store_once(|| self.store.insert_baseline(baseline))
+            .await;
         self.invalidate_baselines().await;
         self.baseline_written(&inserted);
         inserted
     }
 
     /// Promotes a baseline with a compare-and-set on the pair's version.
-    pub async fn promote_baseline(&self, promotion: &Promotion) -> Result<BaselineRow, StoreError> {
-        let promoted = self.store.promote(promotion).await;
+    pub async fn promote_baseline(
+        &self,
+        promotion: &Promotion,
+    ) -> Result<BaselineRow, StoreCallError> {
+        let promoted = self
+            .postgres
+            .store_once(|| self.store.promote(promotion))
+            .await;
         self.invalidate_baselines().await;
         self.baseline_written(&promoted);
         promoted
     }
 
     /// The other replicas drop their cached listings of the pair ([`Event::Baseline`]).
-    fn baseline_written(&self, written: &Result<BaselineRow, StoreError>) {
+    fn baseline_written(&self, written: &Result<BaselineRow, StoreCallError>) {
         if let Ok(row) = written {
             self.publish(Event::Baseline {
                 agent_type: row.agent_type.clone(),
@@ -241,20 +284,21 @@ impl Service {
     pub async fn active_config(
         &self,
         agent: &'static str,
-    ) -> Result<Option<ConfigRow>, StoreError> {
+    ) -> Result<Option<ConfigRow>, StoreCallError> {
+        let read = || self.postgres.store(|| self.store.config(agent, None));
         let Some(redis) = &self.redis else {
-            return self.store.config(agent, None).await;
+            return read().await;
         };
         match redis.cached_config(agent).await {
             Some(Lookup::Hit(row)) => Ok(Some(row)),
             Some(Lookup::Miss(stamp)) => {
-                let row = self.store.config(agent, None).await?;
+                let row = read().await?;
                 if let Some(row) = &row {
                     redis.fill_config(agent, stamp, row).await;
                 }
                 Ok(row)
             }
-            None => self.store.config(agent, None).await,
+            None => read().await,
         }
     }
 
@@ -275,12 +319,17 @@ impl Service {
         expected_version: Option<Option<i32>>,
         actor: Option<String>,
     ) -> anyhow::Result<BaselineRow> {
-        let result = self.store.result(result_id).await?.with_context(|| {
-            format!("evaluation result {result_id} not found; `tars eval` prints result ids")
-        })?;
+        let store = &self.store;
+        let result = self
+            .postgres
+            .store(|| store.result(result_id))
+            .await?
+            .with_context(|| {
+                format!("evaluation result {result_id} not found; `tars eval` prints result ids")
+            })?;
         let run = self
-            .store
-            .run(result.run_id)
+            .postgres
+            .store(|| store.run(result.run_id))
             .await?
             .with_context(|| format!("evaluation run {} not found", result.run_id))?;
         let number = |key: &str| {
@@ -290,15 +339,15 @@ impl Service {
         };
         let mean_reward = number("mean_reward")?;
         let rows = self
-            .store
-            .baselines(Some(&run.agent_type), Some(&result.environment))
+            .postgres
+            .store(|| store.baselines(Some(&run.agent_type), Some(&result.environment)))
             .await?;
         let earned = 1 + rows.iter().filter(|r| r.mean_reward >= mean_reward).count() as i32;
         let expected_version = match expected_version {
             Some(version) => version,
             None => {
-                self.store
-                    .current_version(&run.agent_type, &result.environment)
+                self.postgres
+                    .store(|| store.current_version(&run.agent_type, &result.environment))
                     .await?
             }
         };

@@ -300,3 +300,123 @@ async fn issue_11_a_replica_that_was_down_catches_up_from_the_stream() {
     let _ = std::fs::remove_dir_all(dir);
     shared.drop_all(vec![a]).await;
 }
+
+/// The value of `tars_events_ignored_total{kind="<kind>"}` (process-wide: both replicas).
+async fn ignored(server: &Server, kind: &str) -> f64 {
+    let label = format!("tars_events_ignored_total{{kind=\"{kind}\"}} ");
+    let metrics = server.metrics().await;
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(&label))
+        .map_or(0.0, |value| value.trim().parse().unwrap())
+}
+
+/// Proposal events name the config version they refer to: an applied proposal's event makes a
+/// replica serve that version at once (here the version is written to the store behind the
+/// replicas' backs, so no config event announces it), and a move that arrives after a later
+/// move of the same proposal is stale: ignored and counted, on each replica.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_11_proposal_events_carry_their_config_version_and_stale_ones_are_ignored() {
+    use tars_server::events::Event;
+    let Some(shared) = Shared::new().await else {
+        return;
+    };
+    let extra = shared.extra("0");
+    let a = Server::start(&format!("stale-a-{}", shared.id), &extra).await;
+    let b = Server::start(&format!("stale-b-{}", shared.id), &extra).await;
+    let (token_a, token_b) = (a.admin().await, b.admin().await);
+    let served = |server: &'static str| {
+        let (server, token) = match server {
+            "a" => (&a, &token_a),
+            _ => (&b, &token_b),
+        };
+        async move {
+            let (_, view) = server
+                .call(Method::GET, token, "/v1/agents/PPO/config", None)
+                .await;
+            view["served_version"].clone()
+        }
+    };
+    let (status, row) = a
+        .call(
+            Method::PUT,
+            &token_a,
+            "/v1/agents/PPO/config",
+            Some(json!({"expected_version": 0, "hyperparameters": {"learning_rate": 0.001}})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{row}");
+    eventually(Duration::from_secs(10), "B never served v1", || async {
+        served("b").await == json!(1)
+    })
+    .await;
+
+    // Version 2, as an apply by a process whose config event never came.
+    let store = tars_store::Store::connect(&shared.database_url)
+        .await
+        .unwrap();
+    let written = store
+        .insert_config(&tars_store::NewConfig {
+            agent_type: "PPO".into(),
+            expected_version: 1,
+            hyperparameters: json!({"learning_rate": 0.002}),
+            checkpoint_id: None,
+            environment: None,
+            action: tars_store::ConfigAction::Apply,
+            proposal_id: None,
+            restored_version: None,
+            actor: "test".into(),
+            reason: None,
+            transition: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(written.version, 2);
+    store.close().await;
+    let client = async_nats::connect(&shared.nats_url).await.unwrap();
+    let jetstream = async_nats::jetstream::new(client);
+    let publish = |event: Event| {
+        let jetstream = jetstream.clone();
+        let subject = event.subject(&shared.prefix);
+        async move {
+            let ack = jetstream
+                .publish(subject, event.to_json().into())
+                .await
+                .unwrap();
+            ack.await.unwrap();
+        }
+    };
+    let id = uuid::Uuid::new_v4();
+    let before = ignored(&a, "proposal").await;
+    publish(Event::Proposal {
+        id,
+        agent_type: "PPO".into(),
+        status: "applied".into(),
+        config_version: 2,
+    })
+    .await;
+    for replica in ["a", "b"] {
+        eventually(
+            Duration::from_secs(10),
+            "an applied proposal's event did not make the replicas serve its version",
+            || async { served(replica).await == json!(2) },
+        )
+        .await;
+    }
+    // Out of order: an earlier move of the same proposal, published late.
+    publish(Event::Proposal {
+        id,
+        agent_type: "PPO".into(),
+        status: "awaiting_approval".into(),
+        config_version: 1,
+    })
+    .await;
+    eventually(
+        Duration::from_secs(10),
+        "the stale proposal event was not ignored by both replicas",
+        || async { ignored(&a, "proposal").await >= before + 2.0 },
+    )
+    .await;
+    assert_eq!(ignored(&b, "proposal").await, before + 2.0);
+    shared.drop_all(vec![a, b]).await;
+}

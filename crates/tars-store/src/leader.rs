@@ -9,6 +9,12 @@
 //! the next candidate gets a higher epoch. SQLite (embedded): one process, which is the leader
 //! of every duty; it bumps the epoch too, so fenced writes behave the same.
 //!
+//! A killed process's kernel closes its sockets, so PostgreSQL ends the session at once. A host
+//! that dies (or drops off the network) closes nothing: the session sets PostgreSQL's *server*
+//! TCP keepalives short (`KEEPALIVES`: probes after 1 s idle, every 1 s, 3 unanswered end
+//! the session), so the backend notices within about 4 s and releases the lock, instead of
+//! after the operating system's default of two hours.
+//!
 //! A fenced write ([`Store::requeue_orphan_job`]) names the [`Fence`] (duty, epoch) it was
 //! started under and checks it in its own transaction, holding the duty's epoch row with
 //! `FOR SHARE`: a new leader's epoch bump waits for it, and a write that comes after the bump is
@@ -63,6 +69,13 @@ macro_rules! epoch_statements {
         ]
     };
 }
+/// The leader session's server-side TCP keepalives (seconds; ignored on Unix sockets): the
+/// backend probes a silent client after 1 s, every 1 s, and ends the session (releasing the
+/// lock) after 3 unanswered probes. A live leader renews every second, so only a dead or
+/// unreachable host goes unanswered.
+const KEEPALIVES: &str = "SELECT set_config('tcp_keepalives_idle', '1', false), \
+                              set_config('tcp_keepalives_interval', '1', false), \
+                              set_config('tcp_keepalives_count', '3', false)";
 const PG_EPOCH: [&str; 2] = epoch_statements!("NOW()");
 const SQLITE_EPOCH: [&str; 2] = epoch_statements!("strftime('%Y-%m-%dT%H:%M:%fZ', 'now')");
 const BUMP: usize = 0;
@@ -199,7 +212,9 @@ impl LeaderSession {
                         .as_ref()
                         .clone()
                         .application_name(&name);
-                    self.connection = Some(PgConnection::connect_with(&options).await?);
+                    let mut connection = PgConnection::connect_with(&options).await?;
+                    sqlx::query(KEEPALIVES).execute(&mut connection).await?;
+                    self.connection = Some(connection);
                 }
                 let connection = self.connection.as_mut().expect("just connected");
                 let locked: bool = sqlx::query_scalar(LOCK)
@@ -317,4 +332,53 @@ fn check_fence(fence: &Fence, current: Option<i64>) -> Result<(), StoreError> {
         current,
     }
     .into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A host that vanishes loses the lock within seconds: its session's backend probes it
+    /// after 1 s of silence, every 1 s, 3 times. Against `TARS_TEST_DATABASE_URL` (TCP), in
+    /// a schema of its own; skipped without it, unless `CI` is set.
+    #[tokio::test]
+    async fn the_leader_session_asks_for_short_server_keepalives() {
+        let Ok(server_url) = std::env::var("TARS_TEST_DATABASE_URL") else {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "TARS_TEST_DATABASE_URL must be set in CI"
+            );
+            return;
+        };
+        let schema = format!("tars_keepalive_{}", uuid::Uuid::new_v4().simple());
+        let admin = sqlx::PgPool::connect(&server_url).await.unwrap();
+        // Our own hex name, not input; DDL takes no bind parameters.
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+            .execute(&admin)
+            .await
+            .unwrap();
+        let separator = if server_url.contains('?') { '&' } else { '?' };
+        let url = format!("{server_url}{separator}options=-c%20search_path%3D{schema}");
+        let store = Store::connect(&url).await.unwrap();
+        let mut session = store.leader_session("keepalive", "test").unwrap();
+        assert_eq!(session.try_acquire().await.unwrap(), Some(1));
+        let connection = session
+            .connection
+            .as_mut()
+            .expect("the session's connection");
+        let settings: (String, String, String) = sqlx::query_as(
+            "SELECT current_setting('tcp_keepalives_idle'), \
+             current_setting('tcp_keepalives_interval'), current_setting('tcp_keepalives_count')",
+        )
+        .fetch_one(&mut *connection)
+        .await
+        .unwrap();
+        assert_eq!(settings, ("1".into(), "1".into(), "3".into()));
+        session.resign().await;
+        store.close().await;
+        sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
+            .execute(&admin)
+            .await
+            .unwrap();
+    }
 }

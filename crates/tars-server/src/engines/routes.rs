@@ -264,10 +264,9 @@ pub async fn list(
         }
         })
         .collect();
-    let components = state
-        .engines
-        .registry()
-        .components()
+    let registry = state.engines.registry();
+    let components = (state.service.postgres())
+        .store(|| registry.components())
         .await?
         .into_iter()
         .map(|c| ComponentView {
@@ -288,7 +287,9 @@ pub async fn list(
             details: c.row.details,
         })
         .collect();
-    let pauses = state.service.store.auto_apply_pauses().await?;
+    let pauses = (state.service.postgres())
+        .store(|| state.service.store.auto_apply_pauses())
+        .await?;
     Ok(Json(EnginesView {
         leader: state.engines.is_leader(),
         engines,
@@ -315,14 +316,14 @@ pub async fn tasks(
             tars_store::TASK_STATUSES.join(", ")
         )));
     }
-    let rows = state
-        .service
-        .store
-        .task_results(
-            query.engine.as_deref(),
-            query.status.as_deref(),
-            query.limit.unwrap_or(100),
-        )
+    let rows = (state.service.postgres())
+        .store(|| {
+            state.service.store.task_results(
+                query.engine.as_deref(),
+                query.status.as_deref(),
+                query.limit.unwrap_or(100),
+            )
+        })
         .await?;
     Ok(Json(rows.into_iter().map(task_view).collect()))
 }
@@ -332,10 +333,9 @@ async fn findings(
     kind: &str,
     query: FindingQuery,
 ) -> Result<Vec<FindingView>, ApiError> {
-    let rows = state
-        .service
-        .store
-        .findings(kind, query.open.unwrap_or(true), query.limit.unwrap_or(100))
+    let (open, limit) = (query.open.unwrap_or(true), query.limit.unwrap_or(100));
+    let rows = (state.service.postgres())
+        .store(|| state.service.store.findings(kind, open, limit))
         .await?;
     Ok(rows.into_iter().map(finding_view).collect())
 }
@@ -436,10 +436,8 @@ pub async fn resume_auto_apply(
 ) -> Result<Json<PauseView>, ApiError> {
     principal.require(Role::Admin)?;
     let agent = parse_agent(&agent_type)?;
-    let resumed = state
-        .service
-        .store
-        .resume_auto_apply(agent.name(), &principal.subject)
+    let resumed = (state.service.postgres())
+        .store_once(|| (state.service.store).resume_auto_apply(agent.name(), &principal.subject))
         .await?
         .ok_or_else(|| {
             ApiError::not_found(format!("auto-apply of {} is not paused", agent.name()))
