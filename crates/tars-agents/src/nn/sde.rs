@@ -37,8 +37,11 @@ pub struct StateDependentNoise {
     /// `n_matrices` exploration matrices `W`, each `[latent_dim, action_dim]` row-major
     /// (SB3's `exploration_matrices`).
     exploration: Vec<f32>,
-    /// Workspace: `exp(log_std)²`, refreshed by every call that needs it.
+    /// Workspaces: `exp(log_std)²`, refreshed by every call that needs it, and one row's
+    /// variances and `log_std` gradient coefficients, `[action_dim]` each.
     sigma_sq: Vec<f32>,
+    row_variance: Vec<f32>,
+    row_coef: Vec<f32>,
 }
 
 impl StateDependentNoise {
@@ -52,6 +55,8 @@ impl StateDependentNoise {
             action_dim,
             exploration: Vec::new(),
             sigma_sq: vec![0.0; latent_dim * action_dim],
+            row_variance: vec![0.0; action_dim],
+            row_coef: vec![0.0; action_dim],
         }
     }
 
@@ -102,11 +107,12 @@ impl StateDependentNoise {
             "log_prob_entropy: shape mismatch"
         );
         self.refresh_sigma_sq();
-        for row_idx in 0..batch {
+        for (row_idx, features) in latent.chunks_exact(self.latent_dim).enumerate() {
+            variances(features, &self.sigma_sq, &mut self.row_variance);
             let (mut lp, mut ent) = (0.0f32, 0.0f32);
-            for d in 0..dim {
+            for (d, &variance) in self.row_variance.iter().enumerate() {
                 let idx = row_idx * dim + d;
-                let log_std = 0.5 * self.variance(latent, row_idx, d).ln();
+                let log_std = 0.5 * variance.ln();
                 let z = (actions[idx] - mean[idx]) * (-log_std).exp();
                 lp += -0.5 * z * z - log_std - LOG_SQRT_2PI;
                 ent += 0.5 + LOG_SQRT_2PI + log_std;
@@ -142,18 +148,24 @@ impl StateDependentNoise {
             "backward: shape mismatch"
         );
         self.refresh_sigma_sq();
-        for (row_idx, &d_lp) in d_log_prob.iter().enumerate() {
-            let features = &latent[row_idx * latent_dim..(row_idx + 1) * latent_dim];
+        let rows = d_log_prob.iter().zip(latent.chunks_exact(latent_dim));
+        for (row_idx, (&d_lp, features)) in rows.enumerate() {
+            variances(features, &self.sigma_sq, &mut self.row_variance);
             for d in 0..dim {
-                let idx = row_idx * dim + d;
-                let variance = self.variance(latent, row_idx, d);
+                let (idx, variance) = (row_idx * dim + d, self.row_variance[d]);
                 let u = (actions[idx] - mean[idx]) / variance.sqrt();
                 grad_mean[idx] = d_lp * u / variance.sqrt();
                 // ∂loss/∂log s, divided by v for the chain rule through v.
-                let d_log_s = (d_lp * (u * u - 1.0) + d_entropy) / variance;
-                for (k, &feature) in features.iter().enumerate() {
-                    let sigma_sq = self.sigma_sq[k * dim + d];
-                    self.log_std.grad[k * dim + d] += d_log_s * feature * feature * sigma_sq;
+                self.row_coef[d] = (d_lp * (u * u - 1.0) + d_entropy) / variance;
+            }
+            let grad_rows = self.log_std.grad.chunks_exact_mut(dim);
+            for ((grad_row, sigma_sq_row), &feature) in
+                grad_rows.zip(self.sigma_sq.chunks_exact(dim)).zip(features)
+            {
+                for ((grad, &sigma_sq), &d_log_s) in
+                    grad_row.iter_mut().zip(sigma_sq_row).zip(&self.row_coef)
+                {
+                    *grad += d_log_s * feature * feature * sigma_sq;
                 }
             }
         }
@@ -188,18 +200,17 @@ impl StateDependentNoise {
             *sigma_sq = (2.0 * log_std).exp();
         }
     }
+}
 
-    /// `v[d] = Σ_k latent[row, k]²·σ[k, d]² + ε`, with `σ²` from the last refresh.
-    fn variance(&self, latent: &[f32], row_idx: usize, d: usize) -> f32 {
-        let features = &latent[row_idx * self.latent_dim..(row_idx + 1) * self.latent_dim];
-        let dim = self.action_dim;
-        features
-            .iter()
-            .enumerate()
-            .map(|(k, &feature)| feature * feature * self.sigma_sq[k * dim + d])
-            .sum::<f32>()
-            + EPSILON
+/// One row's variances `v[d] = Σ_k features[k]²·σ²[k, d] + ε` into `out` (`[action_dim]`).
+fn variances(features: &[f32], sigma_sq: &[f32], out: &mut [f32]) {
+    out.fill(0.0);
+    for (&feature, sigma_sq_row) in features.iter().zip(sigma_sq.chunks_exact(out.len())) {
+        for (v, &sigma_sq) in out.iter_mut().zip(sigma_sq_row) {
+            *v += feature * feature * sigma_sq;
+        }
     }
+    out.iter_mut().for_each(|v| *v += EPSILON);
 }
 
 #[cfg(test)]
