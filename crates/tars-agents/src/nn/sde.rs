@@ -18,6 +18,7 @@
 
 use tars_envs::Rng;
 
+use super::activation::multiversion;
 use super::params::Params;
 
 /// `ln(√(2π))`, the Gaussian's log normaliser per dimension.
@@ -37,11 +38,14 @@ pub struct StateDependentNoise {
     /// `n_matrices` exploration matrices `W`, each `[latent_dim, action_dim]` row-major
     /// (SB3's `exploration_matrices`).
     exploration: Vec<f32>,
-    /// Workspaces: `exp(log_std)²`, refreshed by every call that needs it, and one row's
-    /// variances and `log_std` gradient coefficients, `[action_dim]` each.
-    sigma_sq: Vec<f32>,
+    /// Workspaces, transposed to `[action_dim, latent_dim]` so the inner loops run over
+    /// contiguous features: `exp(log_std)²` (refreshed by every call that needs it) and the
+    /// `log_std` gradient of one backward pass. Then one row's squared features
+    /// (`[latent_dim]`) and variances (`[action_dim]`).
+    sigma_sq_t: Vec<f32>,
+    grad_t: Vec<f32>,
+    features_sq: Vec<f32>,
     row_variance: Vec<f32>,
-    row_coef: Vec<f32>,
 }
 
 impl StateDependentNoise {
@@ -54,9 +58,10 @@ impl StateDependentNoise {
             latent_dim,
             action_dim,
             exploration: Vec::new(),
-            sigma_sq: vec![0.0; latent_dim * action_dim],
+            sigma_sq_t: vec![0.0; latent_dim * action_dim],
+            grad_t: vec![0.0; latent_dim * action_dim],
+            features_sq: vec![0.0; latent_dim],
             row_variance: vec![0.0; action_dim],
-            row_coef: vec![0.0; action_dim],
         }
     }
 
@@ -108,7 +113,7 @@ impl StateDependentNoise {
         );
         self.refresh_sigma_sq();
         for (row_idx, features) in latent.chunks_exact(self.latent_dim).enumerate() {
-            variances(features, &self.sigma_sq, &mut self.row_variance);
+            self.row_variances(features);
             let (mut lp, mut ent) = (0.0f32, 0.0f32);
             for (d, &variance) in self.row_variance.iter().enumerate() {
                 let idx = row_idx * dim + d;
@@ -148,25 +153,29 @@ impl StateDependentNoise {
             "backward: shape mismatch"
         );
         self.refresh_sigma_sq();
+        self.grad_t.fill(0.0);
         let rows = d_log_prob.iter().zip(latent.chunks_exact(latent_dim));
         for (row_idx, (&d_lp, features)) in rows.enumerate() {
-            variances(features, &self.sigma_sq, &mut self.row_variance);
-            for d in 0..dim {
+            self.row_variances(features);
+            let per_action = self
+                .grad_t
+                .chunks_exact_mut(latent_dim)
+                .zip(self.sigma_sq_t.chunks_exact(latent_dim));
+            for (d, (grad_t, sigma_sq_t)) in per_action.enumerate() {
                 let (idx, variance) = (row_idx * dim + d, self.row_variance[d]);
                 let u = (actions[idx] - mean[idx]) / variance.sqrt();
                 grad_mean[idx] = d_lp * u / variance.sqrt();
                 // ∂loss/∂log s, divided by v for the chain rule through v.
-                self.row_coef[d] = (d_lp * (u * u - 1.0) + d_entropy) / variance;
-            }
-            let grad_rows = self.log_std.grad.chunks_exact_mut(dim);
-            for ((grad_row, sigma_sq_row), &feature) in
-                grad_rows.zip(self.sigma_sq.chunks_exact(dim)).zip(features)
-            {
-                for ((grad, &sigma_sq), &d_log_s) in
-                    grad_row.iter_mut().zip(sigma_sq_row).zip(&self.row_coef)
-                {
-                    *grad += d_log_s * feature * feature * sigma_sq;
+                let d_log_s = (d_lp * (u * u - 1.0) + d_entropy) / variance;
+                let terms = grad_t.iter_mut().zip(sigma_sq_t).zip(&self.features_sq);
+                for ((grad, &sigma_sq), &feature_sq) in terms {
+                    *grad += d_log_s * feature_sq * sigma_sq;
                 }
+            }
+        }
+        for (k, grad_row) in self.log_std.grad.chunks_exact_mut(dim).enumerate() {
+            for (d, grad) in grad_row.iter_mut().enumerate() {
+                *grad += self.grad_t[d * latent_dim + k];
             }
         }
     }
@@ -196,21 +205,45 @@ impl StateDependentNoise {
     }
 
     fn refresh_sigma_sq(&mut self) {
-        for (sigma_sq, &log_std) in self.sigma_sq.iter_mut().zip(&self.log_std.value) {
-            *sigma_sq = (2.0 * log_std).exp();
+        let (dim, latent_dim) = (self.action_dim, self.latent_dim);
+        for (idx, &log_std) in self.log_std.value.iter().enumerate() {
+            let (k, d) = (idx / dim, idx % dim);
+            self.sigma_sq_t[d * latent_dim + k] = (2.0 * log_std).exp();
+        }
+    }
+
+    /// One row's variances `v[d] = Σ_k features[k]²·σ²[k, d] + ε` into `row_variance`, and
+    /// its squared features into `features_sq`.
+    fn row_variances(&mut self, features: &[f32]) {
+        for (feature_sq, &feature) in self.features_sq.iter_mut().zip(features) {
+            *feature_sq = feature * feature;
+        }
+        let per_action = self.sigma_sq_t.chunks_exact(self.latent_dim);
+        for (variance, sigma_sq_t) in self.row_variance.iter_mut().zip(per_action) {
+            *variance = dot(&self.features_sq, sigma_sq_t) + EPSILON;
         }
     }
 }
 
-/// One row's variances `v[d] = Σ_k features[k]²·σ²[k, d] + ε` into `out` (`[action_dim]`).
-fn variances(features: &[f32], sigma_sq: &[f32], out: &mut [f32]) {
-    out.fill(0.0);
-    for (&feature, sigma_sq_row) in features.iter().zip(sigma_sq.chunks_exact(out.len())) {
-        for (v, &sigma_sq) in out.iter_mut().zip(sigma_sq_row) {
-            *v += feature * feature * sigma_sq;
+multiversion! {
+    /// `Σ a[k]·b[k]` over 8 interleaved partial sums, so the loop vectorises.
+    fn dot_into(a: &[f32], b: &[f32], total: &mut f32) {
+        let mut lanes = [0.0f32; 8];
+        let (a_chunks, b_chunks) = (a.chunks_exact(8), b.chunks_exact(8));
+        let tail: f32 = a_chunks.remainder().iter().zip(b_chunks.remainder()).map(|(x, y)| x * y).sum();
+        for (a8, b8) in a_chunks.zip(b_chunks) {
+            for ((lane, &x), &y) in lanes.iter_mut().zip(a8).zip(b8) {
+                *lane += x * y;
+            }
         }
+        *total = lanes.iter().sum::<f32>() + tail;
     }
-    out.iter_mut().for_each(|v| *v += EPSILON);
+}
+
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut total = 0.0;
+    dot_into(a, b, &mut total);
+    total
 }
 
 #[cfg(test)]
