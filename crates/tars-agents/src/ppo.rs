@@ -444,7 +444,8 @@ mod tests {
     fn gsde_learns_pendulum_with_a_small_budget() {
         // The Zoo's Pendulum entry explores with gSDE, new noise every 4 steps. Random play
         // scores about -1200; at this budget (10 rollouts, 40% of the Zoo's) the plain
-        // Gaussian (`use_sde=false`) reaches -246 and -300 on seeds 0 and 1, gSDE -118.
+        // Gaussian (`use_sde=false`) reaches -246 and -300 on seeds 0 and 1, gSDE -116 and
+        // -118.
         let output = train_silently(TRAIN, "Pendulum-v1", 0, 40_960);
         assert_eq!(output.hyperparams["use_sde"], json!(true));
         assert_eq!(output.hyperparams["sde_sample_freq"], json!(4));
