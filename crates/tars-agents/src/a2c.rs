@@ -7,13 +7,16 @@
 //! One iteration: collect `n_steps` steps in each of `n_envs` environments, compute GAE(λ)
 //! advantages (λ = 1 by default: n-step returns), then take one gradient step on the whole
 //! rollout, minimising `-A·log π(a|s) + vf_coef·MSE(V, R) - ent_coef·H` with RMSprop.
-//! Discrete and continuous action spaces differ only in the policy head.
+//! Discrete and continuous action spaces differ only in the policy head (Categorical,
+//! diagonal Gaussian, or gSDE with `use_sde`).
 
-use crate::hyperparams::{self, Algo, NetArch, Schedule, check, deserialize_net_arch};
+use crate::hyperparams::{
+    self, ActivationFn, Algo, NetArch, Schedule, check, deserialize_net_arch,
+};
 use crate::nn::{Adam, AdamConfig, Params, RmsProp, RmsPropConfig, clip_grad_norm};
 use crate::rollout::{
-    ActorCritic, Collector, RolloutBuffer, ensure, ensure_action_space, ensure_schedule,
-    ensure_timesteps,
+    ActorCritic, Collector, PolicyConfig, RolloutBuffer, ensure, ensure_action_space,
+    ensure_schedule, ensure_sde, ensure_timesteps,
 };
 use crate::{Control, Error, Observer, TrainOutput};
 use serde::{Deserialize, Serialize};
@@ -55,10 +58,19 @@ pub struct A2cHyperparams {
     /// Hidden layer sizes of the separate policy (`pi`) and value (`vf`) networks.
     #[serde(deserialize_with = "deserialize_net_arch")]
     pub net_arch: NetArch,
-    /// Initial log standard deviation of the Gaussian head (continuous actions only).
+    /// Initial log standard deviation of the Gaussian or gSDE head (continuous actions only).
     pub log_std_init: f64,
     /// Orthogonal initialisation (gains √2, 0.01, 1) instead of PyTorch's default.
     pub ortho_init: bool,
+    /// Activation after every hidden layer of both networks: `"tanh"` or `"relu"` (the Zoo's
+    /// `nn.Tanh` and `nn.ReLU` are accepted).
+    pub activation_fn: ActivationFn,
+    /// Generalized State-Dependent Exploration (gSDE) instead of independent Gaussian noise
+    /// per step; continuous actions only.
+    pub use_sde: bool,
+    /// With gSDE, new exploration matrices every this many steps; -1 draws them only at the
+    /// start of each rollout.
+    pub sde_sample_freq: i64,
 }
 
 impl Default for A2cHyperparams {
@@ -80,6 +92,9 @@ impl Default for A2cHyperparams {
             net_arch: NetArch::shared(&[64, 64]),
             log_std_init: 0.0,
             ortho_init: true,
+            activation_fn: ActivationFn::Tanh,
+            use_sde: false,
+            sde_sample_freq: -1,
         }
     }
 }
@@ -161,6 +176,7 @@ impl A2cHyperparams {
         )?;
         let total_timesteps = ensure_timesteps(algo, h.n_timesteps)?;
         ensure_action_space(algo, env)?;
+        ensure_sde(algo, env, h.use_sde, h.sde_sample_freq)?;
         Ok(ValidA2c {
             rollout_size,
             total_timesteps,
@@ -222,13 +238,14 @@ pub fn train(
     let mut init_rng = rng.fork();
 
     // Networks and optimizer: separate pi and vf MLPs, one optimizer over both and log_std.
-    let mut agent = ActorCritic::new(
-        spec,
-        &h.net_arch,
-        h.ortho_init,
-        h.log_std_init,
-        &mut init_rng,
-    );
+    let config = PolicyConfig {
+        net_arch: &h.net_arch,
+        activation: h.activation_fn.activation(),
+        ortho_init: h.ortho_init,
+        log_std_init: h.log_std_init,
+        use_sde: h.use_sde,
+    };
+    let mut agent = ActorCritic::new(spec, config, &mut init_rng);
     let lr = h.learning_rate.initial() as f32;
     let mut optimizer = if h.use_rms_prop {
         let config = RmsPropConfig {
@@ -255,7 +272,12 @@ pub fn train(
     let mut iteration = 0u64;
     while collector.timesteps < valid.total_timesteps {
         // Rollout: n_steps in every environment with the current policy, then GAE(λ).
-        collector.collect(&mut agent, &mut buffer, h.gae_lambda as f32);
+        collector.collect(
+            &mut agent,
+            &mut buffer,
+            h.gae_lambda as f32,
+            h.sde_sample_freq,
+        );
         iteration += 1;
 
         // Schedule: SB3 evaluates it at the progress remaining after the rollout.
@@ -334,6 +356,8 @@ mod tests {
     #[test]
     fn same_seed_gives_the_same_weights() {
         check_deterministic(TRAIN, "CartPole-v1", 2000);
+        // The Zoo's Pendulum entry uses gSDE.
+        check_deterministic(TRAIN, "Pendulum-v1", 2048);
     }
 
     #[test]
@@ -346,10 +370,10 @@ mod tests {
 
     #[test]
     fn invalid_hyperparameters_name_the_field_value_and_valid_range() {
-        let unknown = "unknown A2C hyperparameter 'clip_range'; valid names: ent_coef, \
-            gae_lambda, gamma, learning_rate, log_std_init, max_grad_norm, n_envs, n_steps, \
-            n_timesteps, net_arch, normalize, normalize_advantage, ortho_init, rms_prop_eps, \
-            use_rms_prop, vf_coef";
+        let unknown = "unknown A2C hyperparameter 'clip_range'; valid names: activation_fn, \
+            ent_coef, gae_lambda, gamma, learning_rate, log_std_init, max_grad_norm, n_envs, \
+            n_steps, n_timesteps, net_arch, normalize, normalize_advantage, ortho_init, \
+            rms_prop_eps, sde_sample_freq, use_rms_prop, use_sde, vf_coef";
         check_invalid(
             TRAIN,
             "CartPole-v1",
@@ -367,6 +391,16 @@ mod tests {
                 (
                     json!({"rms_prop_eps": 0.0}),
                     "invalid A2C hyperparameter rms_prop_eps = 0.0: expected a number in (0, 1)",
+                ),
+                (
+                    json!({"use_sde": true}),
+                    "invalid A2C hyperparameter use_sde = true: expected false on CartPole-v1: \
+                     gSDE needs continuous actions and its action space is Discrete(2)",
+                ),
+                (
+                    json!({"sde_sample_freq": -2}),
+                    "invalid A2C hyperparameter sde_sample_freq = -2: expected -1 (new gSDE noise \
+                     only at the start of each rollout) or an integer ≥ 1",
                 ),
                 (
                     json!({"n_steps": 1, "n_envs": 1, "normalize_advantage": true}),

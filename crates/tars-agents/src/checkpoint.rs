@@ -1,7 +1,8 @@
 //! The checkpoint format: safetensors weights plus a JSON metadata document.
 //!
 //! A checkpoint is two files in a directory — `model.safetensors` (every network tensor as
-//! float32, named like PyTorch's `state_dict`: `pi.0.weight`, `q_net.2.bias`, `log_std`) and
+//! float32, named like PyTorch's `state_dict`: `pi.0.weight`, `q_net.2.bias`, `log_std`, which
+//! is `[action_dim]` for a Gaussian head and `[latent_dim, action_dim]` for gSDE) and
 //! `metadata.json` ([`Metadata`]). Python's `safetensors` package reads the weights directly.
 //! This module converts between a [`Policy`] and those bytes; reading and writing the files is
 //! the caller's job (this crate does no I/O).
@@ -11,6 +12,7 @@
 
 use crate::nn::{
     ActionBounds, Activation, Categorical, DeterministicActor, DiagGaussian, Init, Mlp,
+    StateDependentNoise,
 };
 use crate::policy::{CurvePoint, ObsNormalizer, Policy, PolicyNet};
 use crate::{Algo, Error};
@@ -37,7 +39,7 @@ pub struct Metadata {
     pub action_kind: String,
     /// Number of discrete actions, or the continuous action dimension.
     pub action_dim: usize,
-    /// Network kind (`categorical`, `gaussian`, `q_values`, `deterministic`), layer widths
+    /// Network kind (`categorical`, `gaussian`, `gsde`, `q_values`, `deterministic`), layer widths
     /// and activation: enough to rebuild the network before loading the tensors.
     pub network: NetworkMeta,
     pub hyperparams: serde_json::Value,
@@ -98,6 +100,16 @@ pub fn encode(
                 (vec![head.action_dim()], as_bytes(&head.log_std.value)),
             );
             ("gaussian", net, "continuous", net.out_dim())
+        }
+        PolicyNet::Gsde { net, head, .. } => {
+            tensors.insert(
+                "log_std".into(),
+                (
+                    vec![head.latent_dim(), head.action_dim()],
+                    as_bytes(&head.log_std.value),
+                ),
+            );
+            ("gsde", net, "continuous", net.out_dim())
         }
         PolicyNet::Deterministic { actor, .. } => (
             "deterministic",
@@ -212,6 +224,23 @@ pub fn decode(weights: &[u8], metadata_json: &str) -> Result<(Policy, Metadata),
         }
         Ok(net)
     };
+    let load_log_std = |shape: &[usize]| -> Result<Vec<f32>, Error> {
+        let log_std = tensors
+            .tensor("log_std")
+            .map_err(|_| bad("is missing tensor 'log_std'"))?;
+        if log_std.dtype() != Dtype::F32 || log_std.shape() != shape {
+            return Err(bad(format!(
+                "tensor 'log_std' is {:?} {:?}; expected F32 {shape:?}",
+                log_std.dtype(),
+                log_std.shape()
+            )));
+        }
+        Ok(log_std
+            .data()
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect())
+    };
     let bounds = || match spec.action_space {
         tars_envs::Space::Box { low, high } => Ok(ActionBounds::new(low.to_vec(), high.to_vec())),
         tars_envs::Space::Discrete { .. } => {
@@ -231,20 +260,20 @@ pub fn decode(weights: &[u8], metadata_json: &str) -> Result<(Policy, Metadata),
         },
         "gaussian" => {
             let net = load("pi")?;
-            let log_std = tensors
-                .tensor("log_std")
-                .map_err(|_| bad("is missing tensor 'log_std'"))?;
-            let values: Vec<f32> = log_std
-                .data()
-                .chunks_exact(4)
-                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                .collect();
-            if values.len() != net.out_dim() {
-                return Err(bad("tensor 'log_std' does not match the action dimension"));
-            }
-            let mut head = DiagGaussian::new(values.len(), 0.0);
-            head.log_std.value = values;
+            let mut head = DiagGaussian::new(net.out_dim(), 0.0);
+            head.log_std.value = load_log_std(&[net.out_dim()])?;
             PolicyNet::Gaussian {
+                net,
+                head,
+                bounds: bounds()?,
+            }
+        }
+        "gsde" => {
+            let net = load("pi")?;
+            let (latent_dim, action_dim) = (dims[dims.len() - 2], net.out_dim());
+            let mut head = StateDependentNoise::new(latent_dim, action_dim, 0.0);
+            head.log_std.value = load_log_std(&[latent_dim, action_dim])?;
+            PolicyNet::Gsde {
                 net,
                 head,
                 bounds: bounds()?,
@@ -311,6 +340,26 @@ mod tests {
         )
     }
 
+    fn gsde_policy() -> Policy {
+        let net = Mlp::new(
+            3,
+            &[8, 5],
+            1,
+            Activation::Relu,
+            Init::TorchDefault,
+            &mut Rng::new(3),
+        );
+        let mut head = StateDependentNoise::new(5, 1, -2.0);
+        head.log_std.value[3] = -1.5;
+        let bounds = ActionBounds::new(vec![-2.0], vec![2.0]);
+        Policy::new(
+            Algo::A2c,
+            "Pendulum-v1",
+            PolicyNet::Gsde { net, head, bounds },
+            None,
+        )
+    }
+
     fn actions(policy: &mut Policy, obs: &[f32]) -> Vec<f32> {
         match policy.act(obs, true, &mut Rng::new(0)) {
             tars_envs::Actions::Discrete(a) => a.iter().map(|&x| x as f32).collect(),
@@ -320,7 +369,11 @@ mod tests {
 
     #[test]
     fn round_trip_keeps_weights_normalisation_and_actions() {
-        for mut policy in [q_policy("CartPole-v1", 2, 4), gaussian_policy()] {
+        for mut policy in [
+            q_policy("CartPole-v1", 2, 4),
+            gaussian_policy(),
+            gsde_policy(),
+        ] {
             let curve = vec![CurvePoint {
                 timestep: 10,
                 key: "charts/episodic_return".into(),
@@ -343,6 +396,7 @@ mod tests {
             for ((_, a), (_, b)) in loaded.networks().iter().zip(policy.networks().iter()) {
                 assert_eq!(a.params.value, b.params.value);
             }
+            assert_eq!(loaded.weights_hash(), policy.weights_hash(), "log_std too");
         }
     }
 
@@ -363,6 +417,22 @@ mod tests {
             ]
         );
         assert_eq!(tensors.tensor("pi.0.weight").unwrap().shape(), [8, 3]);
+
+        let (weights, metadata) = encode(&gsde_policy(), &serde_json::Value::Null, 0, 0, &[]);
+        let tensors = SafeTensors::deserialize(&weights).unwrap();
+        assert_eq!(tensors.tensor("log_std").unwrap().shape(), [5, 1]);
+        let meta = parse_metadata(&metadata).unwrap();
+        assert_eq!(
+            (meta.network.kind.as_str(), meta.network.activation.as_str()),
+            ("gsde", "relu")
+        );
+        // A gSDE log_std relabelled as a Gaussian head is rejected by shape.
+        assert_eq!(
+            decode(&weights, &metadata.replace("\"gsde\"", "\"gaussian\""))
+                .unwrap_err()
+                .to_string(),
+            "checkpoint tensor 'log_std' is F32 [5, 1]; expected F32 [1]"
+        );
     }
 
     #[test]

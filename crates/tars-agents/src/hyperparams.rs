@@ -1,8 +1,9 @@
 //! Hyperparameters shared by every algorithm: algorithm ids, SB3 names and the seeds' aliases,
-//! linear schedules (`lin_<x>`), `net_arch`, the RL Zoo tuned defaults in `zoo/*.toml`, and
+//! linear schedules (`lin_<x>`), `net_arch`, `activation_fn`, the RL Zoo tuned defaults in `zoo/*.toml`, and
 //! the parsing that turns a user's `{name: value}` map into an algorithm's typed struct.
 
 use crate::Error;
+use crate::nn::Activation;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value};
@@ -254,6 +255,25 @@ impl<'de> Deserialize<'de> for Schedule {
     }
 }
 
+/// SB3's `activation_fn` policy kwarg for PPO and A2C: `"tanh"` (SB3's default) or `"relu"`;
+/// the Zoo's spellings `nn.Tanh` and `nn.ReLU` are accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ActivationFn {
+    #[serde(rename = "tanh", alias = "nn.Tanh")]
+    Tanh,
+    #[serde(rename = "relu", alias = "nn.ReLU")]
+    Relu,
+}
+
+impl ActivationFn {
+    pub fn activation(self) -> Activation {
+        match self {
+            ActivationFn::Tanh => Activation::Tanh,
+            ActivationFn::Relu => Activation::Relu,
+        }
+    }
+}
+
 /// Hidden layer sizes of the policy (`pi`) and value/Q (`vf`) networks.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NetArch {
@@ -272,19 +292,23 @@ impl NetArch {
 }
 
 /// Accepts `[64, 64]` (both networks) or `{"pi": [...], "vf": [...]}` (`"qf"` is accepted for
-/// `"vf"`, as SB3's off-policy algorithms name it).
+/// `"vf"`, as SB3's off-policy algorithms name it), also wrapped in a one-element list as the
+/// Zoo writes it for older SB3 (`[{"pi": [...], "vf": [...]}]`).
 pub fn deserialize_net_arch<'de, D: Deserializer<'de>>(
     deserializer: D,
 ) -> Result<NetArch, D::Error> {
     #[derive(Deserialize)]
+    struct Split {
+        pi: Vec<usize>,
+        #[serde(alias = "qf")]
+        vf: Vec<usize>,
+    }
+    #[derive(Deserialize)]
     #[serde(untagged)]
     enum Raw {
         List(Vec<usize>),
-        Split {
-            pi: Vec<usize>,
-            #[serde(alias = "qf")]
-            vf: Vec<usize>,
-        },
+        Split(Split),
+        Wrapped([Split; 1]),
     }
     let arch = match Raw::deserialize(deserializer).map_err(|_| {
         serde::de::Error::custom(
@@ -292,7 +316,7 @@ pub fn deserialize_net_arch<'de, D: Deserializer<'de>>(
         )
     })? {
         Raw::List(hidden) => NetArch::shared(&hidden),
-        Raw::Split { pi, vf } => NetArch { pi, vf },
+        Raw::Split(Split { pi, vf }) | Raw::Wrapped([Split { pi, vf }]) => NetArch { pi, vf },
     };
     if arch
         .pi
@@ -387,6 +411,28 @@ mod tests {
             resolve::<Toy>(Algo::Ppo, "Pendulum-v1", &map(json!({"net_arch": [0]}))).unwrap_err();
         assert!(
             err.to_string().contains("layer sizes between 1 and 4096"),
+            "{err}"
+        );
+        let wrapped = json!({"net_arch": [{"pi": [256, 256], "vf": [32]}]});
+        let toy: Toy = resolve(Algo::Ppo, "Pendulum-v1", &map(wrapped)).unwrap();
+        assert_eq!(
+            toy.net_arch,
+            NetArch {
+                pi: vec![256, 256],
+                vf: vec![32]
+            }
+        );
+    }
+
+    #[test]
+    fn activation_fn_takes_sb3_and_zoo_spellings_and_lists_the_valid_ones() {
+        let parse = |value: Value| serde_json::from_value::<ActivationFn>(value);
+        assert_eq!(parse(json!("relu")).unwrap(), ActivationFn::Relu);
+        assert_eq!(parse(json!("nn.ReLU")).unwrap(), ActivationFn::Relu);
+        assert_eq!(parse(json!("nn.Tanh")).unwrap(), ActivationFn::Tanh);
+        let err = parse(json!("gelu")).unwrap_err().to_string();
+        assert!(
+            err.ends_with("expected one of `nn.Tanh`, `tanh`, `nn.ReLU`, `relu`"),
             "{err}"
         );
     }

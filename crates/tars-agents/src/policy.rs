@@ -3,7 +3,9 @@
 //! watches training (progress bars, AutoML pruning).
 
 use crate::Algo;
-use crate::nn::{ActionBounds, Categorical, DeterministicActor, DiagGaussian, Mlp};
+use crate::nn::{
+    ActionBounds, Categorical, DeterministicActor, DiagGaussian, Mlp, StateDependentNoise,
+};
 use serde::{Deserialize, Serialize};
 use tars_envs::{Actions, Rng, Space};
 
@@ -17,6 +19,14 @@ pub enum PolicyNet {
     Gaussian {
         net: Mlp,
         head: DiagGaussian,
+        bounds: ActionBounds,
+    },
+    /// PPO/A2C with gSDE (`use_sde`): the net outputs the mean, and sampled actions add
+    /// `latent·W` (row `i` uses exploration matrix `i`, drawn when the batch size changes);
+    /// deterministic actions are the mean. Clipped to the bounds like `Gaussian`.
+    Gsde {
+        net: Mlp,
+        head: StateDependentNoise,
         bounds: ActionBounds,
     },
     /// DQN: the net outputs Q-values; acts greedily.
@@ -165,10 +175,30 @@ impl Policy {
                         head.sample(mean_row, rng, out_row);
                     }
                 }
-                let dim = bounds.action_dim();
-                for (idx, a) in self.action_buf.iter_mut().enumerate() {
-                    *a = a.clamp(bounds.low[idx % dim], bounds.high[idx % dim]);
+                bounds.clip(&mut self.action_buf);
+                Actions::Continuous(&self.action_buf)
+            }
+            PolicyNet::Gsde { net, head, bounds } => {
+                net.forward(input);
+                let (mean, latent) = (net.output(), net.last_hidden());
+                self.action_buf.resize(mean.len(), 0.0);
+                if deterministic {
+                    self.action_buf.copy_from_slice(mean);
+                } else {
+                    let (dim, latent_dim) = (head.action_dim(), head.latent_dim());
+                    let n_rows = mean.len() / dim;
+                    if head.n_matrices() != n_rows {
+                        head.sample_weights(n_rows, rng);
+                    }
+                    let rows = mean
+                        .chunks_exact(dim)
+                        .zip(latent.chunks_exact(latent_dim))
+                        .zip(self.action_buf.chunks_exact_mut(dim));
+                    for (row_idx, ((mean_row, features), out_row)) in rows.enumerate() {
+                        head.sample(mean_row, features, row_idx, out_row);
+                    }
                 }
+                bounds.clip(&mut self.action_buf);
                 Actions::Continuous(&self.action_buf)
             }
             PolicyNet::Deterministic { actor, bounds } => {
@@ -184,9 +214,9 @@ impl Policy {
     /// The networks to store in a checkpoint, with their tensor-name prefixes.
     pub fn networks(&self) -> Vec<(&'static str, &Mlp)> {
         match &self.net {
-            PolicyNet::Categorical { net, .. } | PolicyNet::Gaussian { net, .. } => {
-                vec![("pi", net)]
-            }
+            PolicyNet::Categorical { net, .. }
+            | PolicyNet::Gaussian { net, .. }
+            | PolicyNet::Gsde { net, .. } => vec![("pi", net)],
             PolicyNet::QValues { net } => vec![("q_net", net)],
             PolicyNet::Deterministic { actor, .. } => vec![("actor", &actor.net)],
         }
@@ -202,12 +232,12 @@ impl Policy {
                 .iter()
                 .for_each(|v| v.to_bits().hash(&mut hasher));
         }
-        if let PolicyNet::Gaussian { head, .. } = &self.net {
-            head.log_std
-                .value
-                .iter()
-                .for_each(|v| v.to_bits().hash(&mut hasher));
-        }
+        let log_std = match &self.net {
+            PolicyNet::Gaussian { head, .. } => &head.log_std.value[..],
+            PolicyNet::Gsde { head, .. } => &head.log_std.value[..],
+            _ => &[],
+        };
+        log_std.iter().for_each(|v| v.to_bits().hash(&mut hasher));
         hasher.finish()
     }
 
@@ -219,7 +249,9 @@ impl Policy {
                 Space::Discrete { n },
             ) => net.out_dim() == *n,
             (
-                PolicyNet::Gaussian { bounds, .. } | PolicyNet::Deterministic { bounds, .. },
+                PolicyNet::Gaussian { bounds, .. }
+                | PolicyNet::Gsde { bounds, .. }
+                | PolicyNet::Deterministic { bounds, .. },
                 Space::Box { low, .. },
             ) => bounds.action_dim() == low.len(),
             _ => false,

@@ -2,15 +2,19 @@
 //!
 //! - [`ActorCritic`]: `common/policies.py: ActorCriticPolicy` with separate `pi` and `vf`
 //!   networks (`net_arch=dict(pi=[64, 64], vf=[64, 64])`, tanh, orthogonal init) and a
-//!   [`Categorical`] or state-independent [`DiagGaussian`] head.
+//!   [`Categorical`], state-independent [`DiagGaussian`] or gSDE ([`StateDependentNoise`])
+//!   head.
 //! - [`RolloutBuffer`]: `common/buffers.py: RolloutBuffer`, with GAE exactly as
 //!   `compute_returns_and_advantage`.
 //! - [`Collector`]: the environments, optional [`VecNormalize`], and
 //!   `common/on_policy_algorithm.py: OnPolicyAlgorithm.collect_rollouts`, including the
-//!   time-limit bootstrap `reward += gamma * V(final_obs)` for truncated episodes.
+//!   time-limit bootstrap `reward += gamma * V(final_obs)` for truncated episodes and gSDE's
+//!   `reset_noise` every `sde_sample_freq` steps.
 
 use crate::hyperparams::{self, NetArch, Schedule};
-use crate::nn::{ActionBounds, Activation, Categorical, DiagGaussian, Init, Mlp, Params};
+use crate::nn::{
+    ActionBounds, Activation, Categorical, DiagGaussian, Init, Mlp, Params, StateDependentNoise,
+};
 use crate::normalize::{StepOut, StepView, VecNormalize};
 use crate::policy::RecentReturns;
 use crate::{Algo, CurvePoint, Error, Policy, PolicyNet, Progress, TrainOutput};
@@ -25,6 +29,25 @@ pub(crate) enum Head {
         dist: DiagGaussian,
         bounds: ActionBounds,
     },
+    /// gSDE (`use_sde=True`): noise `latent·W` from the policy network's last hidden layer.
+    Gsde {
+        dist: StateDependentNoise,
+        bounds: ActionBounds,
+    },
+}
+
+/// SB3's `policy_kwargs` for `ActorCriticPolicy`, and `use_sde`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct PolicyConfig<'a> {
+    pub net_arch: &'a NetArch,
+    /// `activation_fn`, after every hidden layer of both networks.
+    pub activation: Activation,
+    /// Orthogonal initialisation (gains √2, 0.01, 1) instead of PyTorch's default.
+    pub ortho_init: bool,
+    /// Initial `log_std` of the Gaussian or gSDE head.
+    pub log_std_init: f64,
+    /// gSDE instead of the state-independent Gaussian on continuous actions.
+    pub use_sde: bool,
 }
 
 /// SB3's `ActorCriticPolicy` with separate policy and value networks.
@@ -45,31 +68,35 @@ pub(crate) struct ActorCritic {
 }
 
 impl ActorCritic {
-    pub fn new(
-        spec: &EnvSpec,
-        net_arch: &NetArch,
-        ortho_init: bool,
-        log_std_init: f64,
-        rng: &mut Rng,
-    ) -> ActorCritic {
-        let (pi_init, vf_init) = if ortho_init {
+    /// The policy for `spec`'s spaces; `config.use_sde` must only be set for continuous actions.
+    pub fn new(spec: &EnvSpec, config: PolicyConfig<'_>, rng: &mut Rng) -> ActorCritic {
+        let (pi_init, vf_init) = if config.ortho_init {
             (Init::ORTHO_POLICY, Init::ORTHO_VALUE)
         } else {
             (Init::TorchDefault, Init::TorchDefault)
         };
         let obs_dim = spec.observation_space.dim();
+        let (net_arch, log_std_init) = (config.net_arch, config.log_std_init as f32);
         let (head, out_dim) = match spec.action_space {
             Space::Discrete { n } => (Head::Categorical(Categorical::new(n)), n),
             Space::Box { low, high } => {
-                let dist = DiagGaussian::new(low.len(), log_std_init as f32);
                 let bounds = ActionBounds::new(low.to_vec(), high.to_vec());
-                (Head::Gaussian { dist, bounds }, low.len())
+                let head = if config.use_sde {
+                    // SB3's `latent_sde` is `latent_pi`: the last hidden layer of `pi`.
+                    let latent_dim = net_arch.pi.last().copied().unwrap_or(obs_dim);
+                    let dist = StateDependentNoise::new(latent_dim, low.len(), log_std_init);
+                    Head::Gsde { dist, bounds }
+                } else {
+                    let dist = DiagGaussian::new(low.len(), log_std_init);
+                    Head::Gaussian { dist, bounds }
+                };
+                (head, low.len())
             }
         };
-        let tanh = Activation::Tanh;
+        let activation = config.activation;
         ActorCritic {
-            pi: Mlp::new(obs_dim, &net_arch.pi, out_dim, tanh, pi_init, rng),
-            vf: Mlp::new(obs_dim, &net_arch.vf, 1, tanh, vf_init, rng),
+            pi: Mlp::new(obs_dim, &net_arch.pi, out_dim, activation, pi_init, rng),
+            vf: Mlp::new(obs_dim, &net_arch.vf, 1, activation, vf_init, rng),
             head,
             log_prob: Vec::new(),
             entropy: Vec::new(),
@@ -84,16 +111,27 @@ impl ActorCritic {
         match &self.head {
             Head::Categorical(_) => 1,
             Head::Gaussian { dist, .. } => dist.action_dim(),
+            Head::Gsde { dist, .. } => dist.action_dim(),
         }
     }
 
     /// Every trained parameter set, in a fixed order for the optimiser and gradient clipping.
     pub fn params(&mut self) -> Vec<&mut Params> {
         let mut params = vec![&mut self.pi.params, &mut self.vf.params];
-        if let Head::Gaussian { dist, .. } = &mut self.head {
-            params.push(&mut dist.log_std);
+        match &mut self.head {
+            Head::Categorical(_) => {}
+            Head::Gaussian { dist, .. } => params.push(&mut dist.log_std),
+            Head::Gsde { dist, .. } => params.push(&mut dist.log_std),
         }
         params
+    }
+
+    /// SB3's `policy.reset_noise(n_envs)`: new gSDE exploration matrices, one per
+    /// environment; other heads draw nothing.
+    pub fn reset_noise(&mut self, n_envs: usize, rng: &mut Rng) {
+        if let Head::Gsde { dist, .. } = &mut self.head {
+            dist.sample_weights(n_envs, rng);
+        }
     }
 
     /// `policy.forward(obs)` during a rollout: samples `actions` (unclipped, as stored in the
@@ -106,8 +144,9 @@ impl ActorCritic {
         log_prob: &mut [f32],
         values: &mut [f32],
     ) {
-        let output = self.pi.forward(obs);
-        match &self.head {
+        self.pi.forward(obs);
+        let output = self.pi.output();
+        match &mut self.head {
             Head::Categorical(dist) => {
                 self.env_discrete.clear();
                 for (row, action) in output.chunks_exact(dist.n_actions).zip(actions.iter_mut()) {
@@ -126,12 +165,24 @@ impl ActorCritic {
                 dist.log_prob(output, actions, log_prob);
                 // SB3 clips what the environment receives, not what the buffer stores.
                 self.env_continuous.clear();
-                self.env_continuous.extend(
-                    actions
-                        .iter()
-                        .enumerate()
-                        .map(|(idx, &a)| a.clamp(bounds.low[idx % dim], bounds.high[idx % dim])),
-                );
+                self.env_continuous.extend_from_slice(actions);
+                bounds.clip(&mut self.env_continuous);
+            }
+            Head::Gsde { dist, bounds } => {
+                // Environment `i` explores with exploration matrix `i`.
+                let (dim, latent) = (dist.action_dim(), self.pi.last_hidden());
+                let rows = output
+                    .chunks_exact(dim)
+                    .zip(latent.chunks_exact(dist.latent_dim()))
+                    .zip(actions.chunks_exact_mut(dim));
+                for (env_idx, ((mean, features), action)) in rows.enumerate() {
+                    dist.sample(mean, features, env_idx, action);
+                }
+                self.entropy.resize(log_prob.len(), 0.0);
+                dist.log_prob_entropy(output, latent, actions, log_prob, &mut self.entropy);
+                self.env_continuous.clear();
+                self.env_continuous.extend_from_slice(actions);
+                bounds.clip(&mut self.env_continuous);
             }
         }
         values.copy_from_slice(self.vf.forward(obs));
@@ -141,7 +192,7 @@ impl ActorCritic {
     fn env_actions(&self) -> Actions<'_> {
         match self.head {
             Head::Categorical(_) => Actions::Discrete(&self.env_discrete),
-            Head::Gaussian { .. } => Actions::Continuous(&self.env_continuous),
+            Head::Gaussian { .. } | Head::Gsde { .. } => Actions::Continuous(&self.env_continuous),
         }
     }
 
@@ -151,8 +202,9 @@ impl ActorCritic {
         let batch = obs.len() / self.pi.in_dim();
         self.log_prob.resize(batch, 0.0);
         self.entropy.resize(batch, 0.0);
-        let output = self.pi.forward(obs);
-        match &self.head {
+        self.pi.forward(obs);
+        let output = self.pi.output();
+        match &mut self.head {
             Head::Categorical(dist) => {
                 self.env_discrete.clear();
                 self.env_discrete
@@ -163,6 +215,11 @@ impl ActorCritic {
             Head::Gaussian { dist, .. } => {
                 dist.log_prob(output, actions, &mut self.log_prob);
                 self.entropy.fill(dist.entropy());
+            }
+            Head::Gsde { dist, .. } => {
+                let latent = self.pi.last_hidden();
+                let (log_prob, entropy) = (&mut self.log_prob, &mut self.entropy);
+                dist.log_prob_entropy(output, latent, actions, log_prob, entropy);
             }
         }
         self.vf.forward(obs);
@@ -196,6 +253,11 @@ impl ActorCritic {
             Head::Gaussian { dist, .. } => {
                 dist.backward(output, actions, d_log_prob, d_entropy, &mut self.grad_pi)
             }
+            Head::Gsde { dist, .. } => {
+                let latent = self.pi.last_hidden();
+                let grad_mean = &mut self.grad_pi;
+                dist.backward(output, latent, actions, d_log_prob, d_entropy, grad_mean)
+            }
         }
         self.pi.backward(&self.grad_pi);
         self.vf.backward(d_values);
@@ -211,6 +273,11 @@ impl ActorCritic {
         let net = match self.head {
             Head::Categorical(head) => PolicyNet::Categorical { net: self.pi, head },
             Head::Gaussian { dist, bounds } => PolicyNet::Gaussian {
+                net: self.pi,
+                head: dist,
+                bounds,
+            },
+            Head::Gsde { dist, bounds } => PolicyNet::Gsde {
                 net: self.pi,
                 head: dist,
                 bounds,
@@ -386,16 +453,22 @@ impl Collector {
     }
 
     /// `collect_rollouts`: fills `buffer` with `n_steps` steps of every environment, then
-    /// computes returns and advantages.
+    /// computes returns and advantages. A gSDE agent draws new exploration matrices at the
+    /// start and, when `sde_sample_freq > 0`, every `sde_sample_freq` steps.
     pub fn collect(
         &mut self,
         agent: &mut ActorCritic,
         buffer: &mut RolloutBuffer,
         gae_lambda: f32,
+        sde_sample_freq: i64,
     ) {
         let (n_envs, obs_dim, width) =
             (buffer.n_envs, self.vec_env.obs_dim(), agent.action_width());
+        agent.reset_noise(n_envs, &mut self.action_rng);
         for step in 0..buffer.n_steps {
+            if step > 0 && sde_sample_freq > 0 && step as i64 % sde_sample_freq == 0 {
+                agent.reset_noise(n_envs, &mut self.action_rng);
+            }
             let rows = step * n_envs..(step + 1) * n_envs;
             // Act: sample from the current policy and remember what the buffer needs.
             buffer.obs[rows.start * obs_dim..rows.end * obs_dim].copy_from_slice(&self.last_obs);
@@ -536,6 +609,25 @@ pub(crate) fn ensure_schedule(algo: Algo, name: &str, schedule: Schedule) -> Res
     )
 }
 
+/// `sde_sample_freq` is -1 or positive, and gSDE needs continuous actions.
+pub(crate) fn ensure_sde(
+    algo: Algo,
+    env: &EnvSpec,
+    use_sde: bool,
+    sde_sample_freq: i64,
+) -> Result<(), Error> {
+    let freq_ok = sde_sample_freq == -1 || sde_sample_freq >= 1;
+    let what = "-1 (new gSDE noise only at the start of each rollout) or an integer ≥ 1";
+    ensure(freq_ok, algo, "sde_sample_freq", sde_sample_freq, what)?;
+    let continuous = matches!(env.action_space, Space::Box { .. });
+    let what = format!(
+        "false on {}: gSDE needs continuous actions and its action space is {}",
+        env.id,
+        env.action_space.describe()
+    );
+    ensure(!use_sde || continuous, algo, "use_sde", use_sde, &what)
+}
+
 /// The budget as a whole number of steps (the Zoo writes it as a float, `1e5`).
 pub(crate) fn ensure_timesteps(algo: Algo, n_timesteps: f64) -> Result<u64, Error> {
     let ok = (1.0..=1e12).contains(&n_timesteps) && n_timesteps.fract() == 0.0;
@@ -610,7 +702,10 @@ pub(crate) mod testutil {
         let output = train_silently(train, env_id, 3, n_timesteps);
         assert!(output.timesteps >= n_timesteps);
         let mut policy = output.policy;
-        assert!(matches!(policy.net, PolicyNet::Gaussian { .. }));
+        assert!(matches!(
+            policy.net,
+            PolicyNet::Gaussian { .. } | PolicyNet::Gsde { .. }
+        ));
         let Space::Box { low, high } = tars_envs::spec(env_id).unwrap().action_space else {
             unreachable!("{env_id} is continuous")
         };
@@ -668,15 +763,60 @@ mod tests {
     }
 
     #[test]
+    fn gsde_noise_is_the_latent_times_one_matrix_until_the_next_resampling() {
+        // One environment, 12 steps: with sde_sample_freq = -1 every step's noise a - μ(s) is
+        // latent(s)·W for the rollout's single matrix W; with 4, only the last 4 steps use the
+        // matrix the head holds at the end.
+        let spec = tars_envs::spec("Pendulum-v1").unwrap();
+        let mut rng = Rng::new(3);
+        let mut collector = Collector::new("Pendulum-v1", 1, false, 0.9, 1000, &mut rng).unwrap();
+        let config = PolicyConfig {
+            net_arch: &NetArch::shared(&[8]),
+            activation: Activation::Tanh,
+            ortho_init: true,
+            log_std_init: 0.0,
+            use_sde: true,
+        };
+        let mut agent = ActorCritic::new(spec, config, &mut rng);
+        let mut buffer = RolloutBuffer::new(12, 1, 3, 1);
+        let mut steps_using_last_matrix = |agent: &mut ActorCritic, sde_sample_freq| {
+            collector.collect(agent, &mut buffer, 0.95, sde_sample_freq);
+            let means = agent.pi.forward(&buffer.obs).to_vec();
+            let latent = agent.pi.last_hidden().to_vec();
+            let Head::Gsde { dist, .. } = &agent.head else {
+                unreachable!("use_sde")
+            };
+            assert_eq!(dist.n_matrices(), 1);
+            (0..12)
+                .filter(|&step| {
+                    let mut noise = [0.0];
+                    dist.sample(&[0.0], &latent[step * 8..][..8], 0, &mut noise);
+                    (buffer.actions[step] - means[step] - noise[0]).abs() < 1e-4
+                })
+                .collect::<Vec<usize>>()
+        };
+        let all: Vec<usize> = (0..12).collect();
+        assert_eq!(steps_using_last_matrix(&mut agent, -1), all);
+        assert_eq!(steps_using_last_matrix(&mut agent, 4), [8, 9, 10, 11]);
+    }
+
+    #[test]
     fn truncated_episodes_bootstrap_from_their_final_observation() {
         // Pendulum never terminates and truncates after 200 steps: the last stored reward is
         // the environment's plus gamma * V(final_obs), and GAE stops there.
         let spec = tars_envs::spec("Pendulum-v1").unwrap();
         let mut rng = Rng::new(0);
         let mut collector = Collector::new("Pendulum-v1", 1, false, 0.9, 200, &mut rng).unwrap();
-        let mut agent = ActorCritic::new(spec, &NetArch::shared(&[8]), true, 0.0, &mut rng);
+        let config = PolicyConfig {
+            net_arch: &NetArch::shared(&[8]),
+            activation: Activation::Tanh,
+            ortho_init: true,
+            log_std_init: 0.0,
+            use_sde: false,
+        };
+        let mut agent = ActorCritic::new(spec, config, &mut rng);
         let mut buffer = RolloutBuffer::new(200, 1, 3, 1);
-        collector.collect(&mut agent, &mut buffer, 0.95);
+        collector.collect(&mut agent, &mut buffer, 0.95, -1);
         let vec_env = &collector.vec_env;
         assert!(vec_env.truncated[0] && !vec_env.terminated[0]);
         let terminal_value = agent.vf.forward(&vec_env.final_obs)[0];

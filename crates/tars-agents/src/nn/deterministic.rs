@@ -47,6 +47,15 @@ impl ActionBounds {
         }
     }
 
+    /// Clips every row of `actions` to `[low, high]` in place (what SB3's `collect_rollouts`
+    /// and `predict` do to Gaussian actions).
+    pub fn clip(&self, actions: &mut [f32]) {
+        let dim = self.action_dim();
+        for (idx, a) in actions.iter_mut().enumerate() {
+            *a = a.clamp(self.low[idx % dim], self.high[idx % dim]);
+        }
+    }
+
     /// `[low, high]` → [-1, 1]: `2 (action - low) / (high - low) - 1`, row by row.
     pub fn scale(&self, action: &[f32], out: &mut [f32]) {
         assert_eq!(action.len(), out.len());

@@ -160,6 +160,14 @@ impl Mlp {
         &self.outputs[self.dims.len() - 1][..self.batch * self.out_dim()]
     }
 
+    /// The input of the output layer in the last forward pass, `[batch, dims[len - 2]]`: the
+    /// last hidden layer after its activation (the network's input when it has none). SB3
+    /// calls it `latent_pi`; gSDE scales its exploration noise by it.
+    pub fn last_hidden(&self) -> &[f32] {
+        let layer = self.dims.len() - 2;
+        &self.outputs[layer][..self.batch * self.dims[layer]]
+    }
+
     /// Backpropagates `grad_output` (∂loss/∂output, `[batch, out_dim]`) through the last
     /// forward pass and accumulates ∂loss/∂params into `params.grad`.
     pub fn backward(&mut self, grad_output: &[f32]) {

@@ -10,8 +10,8 @@
 //! - [`Params`]: every network keeps its parameters in one flat `Vec<f32>` with a matching
 //!   gradient vector, which makes optimisers, [`clip_grad_norm`], [`Params::polyak_update`]
 //!   and checkpoint export ([`Mlp::named_tensors`]) simple loops.
-//! - Heads: [`Categorical`], [`DiagGaussian`], Q-value losses ([`td_loss_backward`]),
-//!   the tanh-squashed [`DeterministicActor`] and the Q(s, a) [`Critic`] that returns ∂Q/∂a.
+//! - Heads: [`Categorical`], [`DiagGaussian`], gSDE's [`StateDependentNoise`], Q-value
+//!   losses ([`td_loss_backward`]), the tanh-squashed [`DeterministicActor`] and the Q(s, a) [`Critic`] that returns ∂Q/∂a.
 //! - Optimisers as in PyTorch: [`Adam`] and [`RmsProp`].
 //! - Initialisation as in SB3: orthogonal ([`Init::Orthogonal`]) for actor-critic policies,
 //!   PyTorch's default ([`Init::TorchDefault`]) for DQN and DDPG.
@@ -30,6 +30,7 @@ mod mlp;
 mod optim;
 mod params;
 mod q_values;
+mod sde;
 
 #[cfg(test)]
 mod testutil;
@@ -43,3 +44,4 @@ pub use mlp::{Mlp, NamedTensor};
 pub use optim::{Adam, AdamConfig, RmsProp, RmsPropConfig};
 pub use params::{Params, clip_grad_norm};
 pub use q_values::{TdLoss, argmax_rows, max_rows, td_loss_backward};
+pub use sde::StateDependentNoise;
