@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::Server;
+use common::{PgSchema, Server};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
@@ -382,26 +382,13 @@ fn times_taken_over(servers: &[&Server], id: &str) -> usize {
 /// held one until its lease ends, and then exactly one adopts it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_servers_on_one_database_run_a_left_running_study_once() {
-    let Ok(server_url) = std::env::var("TARS_TEST_DATABASE_URL") else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "TARS_TEST_DATABASE_URL must be set in CI"
-        );
-        eprintln!("skipping a fleet test: TARS_TEST_DATABASE_URL unset");
+    let Some(schema) = PgSchema::create("tars_lease").await else {
         return;
     };
-    let tag = uuid::Uuid::new_v4().simple().to_string();
-    let schema = format!("tars_lease_{tag}");
-    let admin_pool = sqlx::PgPool::connect(&server_url)
-        .await
-        .expect("connecting to TARS_TEST_DATABASE_URL");
-    // Our own hex name, not input; DDL takes no bind parameters.
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
-        .execute(&admin_pool)
-        .await
-        .unwrap();
-    let separator = if server_url.contains('?') { '&' } else { '?' };
-    let database_url = format!("{server_url}{separator}options=-c%20search_path%3D{schema}");
+    let tag = schema.id.clone();
+    let database_url = schema.url();
+    let admin_pool = schema.admin.clone();
+    let schema_name = schema.name.clone();
     let extra = [
         ("database_url", database_url.as_str()),
         ("study_lease_seconds", "10"),
@@ -413,10 +400,17 @@ async fn two_servers_on_one_database_run_a_left_running_study_once() {
     let held = start_study(&first, &admin, ppo_study(2)).await;
     first.stop().await;
     let now_ms = chrono::Utc::now().timestamp_millis();
-    set_lease(&admin_pool, &schema, &left, "crashed-server", now_ms - 1).await;
     set_lease(
         &admin_pool,
-        &schema,
+        &schema_name,
+        &left,
+        "crashed-server",
+        now_ms - 1,
+    )
+    .await;
+    set_lease(
+        &admin_pool,
+        &schema_name,
         &held,
         "live-server",
         now_ms + 3_600_000,
@@ -472,7 +466,7 @@ async fn two_servers_on_one_database_run_a_left_running_study_once() {
     // Its holder dies: one of the two adopts it once the lease has ended.
     set_lease(
         &admin_pool,
-        &schema,
+        &schema_name,
         &held,
         "live-server",
         chrono::Utc::now().timestamp_millis(),
@@ -490,11 +484,7 @@ async fn two_servers_on_one_database_run_a_left_running_study_once() {
     for dir in [b.stop().await, c.stop().await] {
         let _ = std::fs::remove_dir_all(dir);
     }
-    let drop = format!("DROP SCHEMA IF EXISTS {schema} CASCADE");
-    sqlx::query(sqlx::AssertSqlSafe(drop))
-        .execute(&admin_pool)
-        .await
-        .unwrap();
+    schema.drop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

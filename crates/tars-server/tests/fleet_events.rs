@@ -10,7 +10,7 @@
 
 mod common;
 
-use common::Server;
+use common::{PgSchema, Server};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 use std::sync::Arc;
@@ -21,8 +21,7 @@ const CHANGES: i32 = 200;
 /// A PostgreSQL schema and a NATS prefix of the test's own, removed by [`Shared::drop_all`].
 struct Shared {
     id: String,
-    server_url: String,
-    schema: String,
+    schema: PgSchema,
     database_url: String,
     nats_url: String,
     prefix: String,
@@ -41,23 +40,12 @@ impl Shared {
             eprintln!("skipping a fleet test: TARS_TEST_DATABASE_URL or TARS_TEST_NATS_URL unset");
             return None;
         };
-        let id = uuid::Uuid::new_v4().simple().to_string();
-        let schema = format!("tars_events_{id}");
-        let admin_pool = sqlx::PgPool::connect(&server_url)
-            .await
-            .expect("connecting to TARS_TEST_DATABASE_URL");
-        // Our own hex name, not input; DDL takes no bind parameters.
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
-            .execute(&admin_pool)
-            .await
-            .unwrap();
-        admin_pool.close().await;
-        let separator = if server_url.contains('?') { '&' } else { '?' };
-        let database_url = format!("{server_url}{separator}options=-c%20search_path%3D{schema}");
+        let schema = PgSchema::create_on(server_url, "tars_events").await;
+        let id = schema.id.clone();
+        let database_url = schema.url();
         let prefix = format!("t{}", &id[..12]);
         Some(Shared {
             id,
-            server_url,
             schema,
             database_url,
             nats_url,
@@ -81,12 +69,7 @@ impl Shared {
         for server in servers {
             let _ = std::fs::remove_dir_all(server.stop().await);
         }
-        let admin_pool = sqlx::PgPool::connect(&self.server_url).await.unwrap();
-        let drop = format!("DROP SCHEMA IF EXISTS {} CASCADE", self.schema);
-        sqlx::query(sqlx::AssertSqlSafe(drop))
-            .execute(&admin_pool)
-            .await
-            .unwrap();
+        self.schema.drop().await;
         if let Ok(client) = async_nats::connect(&self.nats_url).await {
             let jetstream = async_nats::jetstream::new(client);
             for kind in ["JOBS", "EVENTS"] {

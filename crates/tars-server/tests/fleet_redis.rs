@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::{Server, json_of};
+use common::{PgSchema, Server, json_of};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -18,8 +18,7 @@ struct Fleet {
     b: Server,
     redis: redis::aio::MultiplexedConnection,
     prefix: String,
-    schema: String,
-    admin_pool: sqlx::PgPool,
+    schema: PgSchema,
 }
 
 impl Fleet {
@@ -38,18 +37,9 @@ impl Fleet {
             eprintln!("skipping a fleet test: TARS_TEST_DATABASE_URL or TARS_TEST_REDIS_URL unset");
             return None;
         };
-        let id = uuid::Uuid::new_v4().simple().to_string();
-        let schema = format!("tars_redis_{id}");
-        let admin_pool = sqlx::PgPool::connect(&server_url)
-            .await
-            .expect("connecting to TARS_TEST_DATABASE_URL");
-        // Our own hex name, not input; DDL takes no bind parameters.
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
-            .execute(&admin_pool)
-            .await
-            .unwrap();
-        let separator = if server_url.contains('?') { '&' } else { '?' };
-        let database_url = format!("{server_url}{separator}options=-c%20search_path%3D{schema}");
+        let schema = PgSchema::create_on(server_url, "tars_redis").await;
+        let id = schema.id.clone();
+        let database_url = schema.url();
         let prefix = format!("t{}", &id[..12]);
         let mut values = vec![
             ("database_url", database_url.as_str()),
@@ -71,7 +61,6 @@ impl Fleet {
             redis,
             prefix,
             schema,
-            admin_pool,
         })
     }
 
@@ -96,11 +85,7 @@ impl Fleet {
         for dir in [self.a.stop().await, self.b.stop().await] {
             let _ = std::fs::remove_dir_all(dir);
         }
-        let drop = format!("DROP SCHEMA IF EXISTS {} CASCADE", self.schema);
-        sqlx::query(sqlx::AssertSqlSafe(drop))
-            .execute(&self.admin_pool)
-            .await
-            .unwrap();
+        self.schema.drop().await;
     }
 }
 

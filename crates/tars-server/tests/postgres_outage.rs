@@ -11,7 +11,7 @@
 
 mod common;
 
-use common::Server;
+use common::{PgSchema, Server};
 use reqwest::{Method, StatusCode, header};
 use serde_json::{Value, json};
 use std::net::SocketAddr;
@@ -117,33 +117,17 @@ async fn baselines(server: &Server, token: &str) -> (StatusCode, Value, Option<S
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn issue_11_postgres_cut_opens_the_breaker_requests_fail_fast_and_recover() {
-    let Ok(server_url) = std::env::var("TARS_TEST_DATABASE_URL") else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "TARS_TEST_DATABASE_URL must be set in CI"
-        );
-        eprintln!("skipping a fleet test: TARS_TEST_DATABASE_URL unset");
+    let Some(schema) = PgSchema::create("tars_outage").await else {
         return;
     };
-    let id = uuid::Uuid::new_v4().simple().to_string();
-    let schema = format!("tars_outage_{id}");
-    let admin_pool = sqlx::PgPool::connect(&server_url)
-        .await
-        .expect("connecting to TARS_TEST_DATABASE_URL");
-    // Our own hex name, not input; DDL takes no bind parameters.
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
-        .execute(&admin_pool)
-        .await
-        .unwrap();
+    let id = schema.id.clone();
     // postgres://user@host:port/db?… → the proxy in place of host:port.
-    let (scheme_user, rest) = server_url.split_once('@').expect("a URL with user@host");
+    let (scheme_user, rest) = (schema.server_url)
+        .split_once('@')
+        .expect("a URL with user@host");
     let (host_port, path) = rest.split_once('/').expect("a URL with a database");
     let proxy = Proxy::start(host_port).await;
-    let separator = if path.contains('?') { '&' } else { '?' };
-    let database_url = format!(
-        "{scheme_user}@{}/{path}{separator}options=-c%20search_path%3D{schema}",
-        proxy.addr
-    );
+    let database_url = schema.url_on(&format!("{scheme_user}@{}/{path}", proxy.addr));
     let server = Server::start(
         &format!("pg-outage-{id}"),
         &[
@@ -305,9 +289,5 @@ async fn issue_11_postgres_cut_opens_the_breaker_requests_fail_fast_and_recover(
 
     let server = Arc::into_inner(server).expect("no request in flight");
     let _ = std::fs::remove_dir_all(server.stop().await);
-    let drop = format!("DROP SCHEMA IF EXISTS {schema} CASCADE");
-    sqlx::query(sqlx::AssertSqlSafe(drop))
-        .execute(&admin_pool)
-        .await
-        .unwrap();
+    schema.drop().await;
 }

@@ -110,3 +110,76 @@ pub async fn json_of(response: reqwest::Response) -> (StatusCode, Value) {
     let body = response.json().await.unwrap_or(Value::Null);
     (status, body)
 }
+
+/// A PostgreSQL schema of the test's own on the server `TARS_TEST_DATABASE_URL` names, so
+/// tests run in parallel on one database; [`PgSchema::drop`] removes it.
+pub struct PgSchema {
+    /// The server's URL, without the schema.
+    pub server_url: String,
+    /// `<prefix>_<id>`.
+    pub name: String,
+    /// A fresh hex id, for the test's other names (servers, key prefixes).
+    pub id: String,
+    /// A pool on the server, outside the schema.
+    pub admin: sqlx::PgPool,
+}
+
+impl PgSchema {
+    /// A new schema; `None` (the test skips) without `TARS_TEST_DATABASE_URL`, unless `CI` is
+    /// set: then the test fails.
+    pub async fn create(prefix: &str) -> Option<PgSchema> {
+        let Ok(server_url) = std::env::var("TARS_TEST_DATABASE_URL") else {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "TARS_TEST_DATABASE_URL must be set in CI"
+            );
+            eprintln!("skipping a PostgreSQL test: TARS_TEST_DATABASE_URL unset");
+            return None;
+        };
+        Some(PgSchema::create_on(server_url, prefix).await)
+    }
+
+    /// A new schema on the server at `server_url`.
+    pub async fn create_on(server_url: String, prefix: &str) -> PgSchema {
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let name = format!("{prefix}_{id}");
+        let admin = sqlx::PgPool::connect(&server_url)
+            .await
+            .expect("connecting to TARS_TEST_DATABASE_URL");
+        // Our own hex name, not input; DDL takes no bind parameters.
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {name}")))
+            .execute(&admin)
+            .await
+            .expect("creating the test's schema");
+        PgSchema {
+            server_url,
+            name,
+            id,
+            admin,
+        }
+    }
+
+    /// `server_url` (this server's, or one standing in for it) with the schema as the
+    /// connections' search path.
+    pub fn url_on(&self, server_url: &str) -> String {
+        let separator = if server_url.contains('?') { '&' } else { '?' };
+        format!(
+            "{server_url}{separator}options=-c%20search_path%3D{}",
+            self.name
+        )
+    }
+
+    /// The database URL of a server using the schema.
+    pub fn url(&self) -> String {
+        self.url_on(&self.server_url)
+    }
+
+    pub async fn drop(self) {
+        let drop = format!("DROP SCHEMA IF EXISTS {} CASCADE", self.name);
+        sqlx::query(sqlx::AssertSqlSafe(drop))
+            .execute(&self.admin)
+            .await
+            .expect("dropping the test's schema");
+        self.admin.close().await;
+    }
+}
