@@ -13,7 +13,6 @@ use crate::events::Event;
 use crate::service::{Outcome, Service, load_checkpoint};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tars_agents::{Algo, Policy};
@@ -190,17 +189,16 @@ impl HyperSync {
         }
         let outcome = self.service.evaluate(request, Arc::new(Quiet)).await?;
         if let Some(name) = save_as {
-            self.save_checkpoint(request, name)
-                .await
-                .map_err(|e| anyhow::anyhow!(e.message))?;
+            self.service.save_trained_checkpoint(request, name).await?;
         }
         Ok(outcome)
     }
 
     /// Another process moved proposal `id` of `agent_type` to `status`, about config
-    /// `config_version` (a fleet event): waiters look at the store again, and an applied proposal's version is
-    /// served here at once when it is newer than the one served. Returns `false`, doing
-    /// nothing, when the event is stale: a later move of the proposal was applied already.
+    /// `config_version` (a fleet event): waiters look at the store again, and an applied
+    /// proposal's version is served here at once when it is newer than the one served. Returns
+    /// `false`, doing nothing, when the event is stale: a later move of the proposal was
+    /// applied already.
     pub async fn proposal_moved(
         &self,
         id: Uuid,
@@ -679,27 +677,6 @@ impl HyperSync {
         self.decide(row, regression, true, (evaluation_id, Some(checkpoint_id)))
             .await?;
         Ok(())
-    }
-
-    /// Writes the policy the evaluation trained to `<data_dir>/checkpoints/<name>`.
-    async fn save_checkpoint(&self, request: &EvalRequest, name: &str) -> Result<(), ApiError> {
-        let plan = request.validate(self.service.engine.config(), 0)?;
-        let engine = self.service.engine.clone();
-        let dir: PathBuf = self
-            .service
-            .config
-            .data_dir()
-            .join("checkpoints")
-            .join(name);
-        tokio::task::spawn_blocking(move || -> Result<(), ApiError> {
-            let (weights, metadata) = engine
-                .checkpoint(&plan, 0, &Quiet)?
-                .expect("a proposal without checkpoint_id trains");
-            crate::training::write_checkpoint(&dir, &weights, &metadata)
-                .map_err(|e| ApiError::internal("writing the proposal's checkpoint", e))
-        })
-        .await
-        .map_err(|e| ApiError::internal("writing the proposal's checkpoint", e))?
     }
 
     /// Approves a proposal awaiting approval and applies it (admin).

@@ -42,10 +42,8 @@ pub struct JobView {
 
 pub(crate) async fn job_view(state: &AppState, row: JobRow) -> Result<JobView, ApiError> {
     let result = match row.run_id {
-        Some(run_id) => state
-            .service
-            .store
-            .run(run_id)
+        Some(run_id) => (state.service.postgres())
+            .store(|| state.service.store.run(run_id))
             .await?
             .map(|run| run.response),
         None => row.result,

@@ -88,6 +88,27 @@ impl Service {
         &self.postgres
     }
 
+    /// Writes the policy `request` trained on its first environment (from the engine's cache:
+    /// the one just evaluated) to `<data_dir>/checkpoints/<name>`, whole.
+    pub async fn save_trained_checkpoint(
+        &self,
+        request: &EvalRequest,
+        name: &str,
+    ) -> anyhow::Result<()> {
+        let plan = request.validate(self.engine.config(), 0)?;
+        let engine = self.engine.clone();
+        let dir = self.config.data_dir().join("checkpoints").join(name);
+        tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+            let (weights, metadata) = engine
+                .checkpoint(&plan, 0, &tars_eval::engine::Quiet)?
+                .ok_or_else(|| {
+                    anyhow::anyhow!("an evaluation of a stored checkpoint trains none")
+                })?;
+            crate::training::write_checkpoint(&dir, &weights, &metadata)
+        })
+        .await?
+    }
+
     /// Validates, evaluates and stores one request.
     pub async fn evaluate(
         &self,
