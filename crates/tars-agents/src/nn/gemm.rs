@@ -8,16 +8,18 @@
 //! acting, a 2-wide Q-value output), because it does not pack small operands
 //! (`cargo bench -p tars-agents --bench sgemm`).
 //!
-//! Products of at least [`PARALLEL_MIN_MACS`] multiply-adds are split over rayon's pool (the
-//! 256-wide hidden layers of DQN and DDPG). `gemm` splits the output into blocks and each
+//! Products of at least [`PARALLEL_MIN_MACS`] multiply-adds are split over rayon's pool (DDPG's
+//! 400-300 networks at batch 256). `gemm` splits the output into blocks and each
 //! block sums over `k` in the same order, so the result is bit-identical whatever the
 //! number of threads (tested below): parallelism never changes training.
 
 use gemm::Parallelism;
 
-/// Multiply-adds from which a product runs on rayon's pool: a 64×256×256 product (4.2 M) is
-/// split, PPO's 256×64×64 (1 M) is not, where thread hand-off would cost more than it saves.
-pub(crate) const PARALLEL_MIN_MACS: usize = 2 << 20;
+/// Multiply-adds from which a product runs on rayon's pool. With AVX-512 kernels a 64×256×256
+/// product (4.2 M, DQN's hidden layer) takes ~50 µs and the hand-off to a second thread cost
+/// more than it saved (DQN CartPole 9.7 s split, 7.1 s not); DDPG's 256×400×300 (31 M) still
+/// gains (26.4 s against 31.3 s on one thread). Measured in docs/benchmarks.md.
+pub(crate) const PARALLEL_MIN_MACS: usize = 24 << 20;
 
 /// A row-major matrix view: `rows × cols` at `ptr` with the given strides, checked against
 /// the slice it comes from.
@@ -192,8 +194,8 @@ mod tests {
 
     #[test]
     fn large_products_give_the_same_bits_on_one_thread_and_on_two() {
-        // DQN's hidden layer: 64 × 256 × 256, above PARALLEL_MIN_MACS.
-        let (m, k, n) = (64, 256, 256);
+        // DDPG's second layer at batch 256: 256 × 400 × 300, above PARALLEL_MIN_MACS.
+        let (m, k, n) = (256, 400, 300);
         assert!(m * k * n >= PARALLEL_MIN_MACS);
         let x: Vec<f32> = (0..m * k).map(|i| (i as f32 * 0.37).sin()).collect();
         let w: Vec<f32> = (0..n * k).map(|i| (i as f32 * 0.71).cos()).collect();
