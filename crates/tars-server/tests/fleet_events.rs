@@ -10,7 +10,7 @@
 
 mod common;
 
-use common::{PgSchema, Server};
+use common::{PgSchema, Server, service_urls};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 use std::sync::Arc;
@@ -29,17 +29,8 @@ struct Shared {
 
 impl Shared {
     async fn new() -> Option<Shared> {
-        let (Ok(server_url), Ok(nats_url)) = (
-            std::env::var("TARS_TEST_DATABASE_URL"),
-            std::env::var("TARS_TEST_NATS_URL"),
-        ) else {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "TARS_TEST_DATABASE_URL and TARS_TEST_NATS_URL must be set in CI"
-            );
-            eprintln!("skipping a fleet test: TARS_TEST_DATABASE_URL or TARS_TEST_NATS_URL unset");
-            return None;
-        };
+        let [server_url, nats_url] =
+            service_urls(["TARS_TEST_DATABASE_URL", "TARS_TEST_NATS_URL"])?;
         let schema = PgSchema::create_on(server_url, "tars_events").await;
         let id = schema.id.clone();
         let database_url = schema.url();

@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::{PgSchema, Server, json_of};
+use common::{PgSchema, Server, json_of, service_urls};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -26,17 +26,8 @@ impl Fleet {
         extra: &[(&'static str, &str)],
         b_extra: &[(&'static str, &str)],
     ) -> Option<Fleet> {
-        let (Ok(server_url), Ok(redis_url)) = (
-            std::env::var("TARS_TEST_DATABASE_URL"),
-            std::env::var("TARS_TEST_REDIS_URL"),
-        ) else {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "TARS_TEST_DATABASE_URL and TARS_TEST_REDIS_URL must be set in CI"
-            );
-            eprintln!("skipping a fleet test: TARS_TEST_DATABASE_URL or TARS_TEST_REDIS_URL unset");
-            return None;
-        };
+        let [server_url, redis_url] =
+            service_urls(["TARS_TEST_DATABASE_URL", "TARS_TEST_REDIS_URL"])?;
         let schema = PgSchema::create_on(server_url, "tars_redis").await;
         let id = schema.id.clone();
         let database_url = schema.url();
@@ -326,12 +317,7 @@ async fn a_read_that_raced_a_write_does_not_refill_the_shared_cache() {
     use tars_server::baseline_cache::BaselineCache;
     use tars_server::redis::cache::Lookup;
     use tars_server::redis::{Notice, Redis, RedisSettings, Status};
-    let Ok(url) = std::env::var("TARS_TEST_REDIS_URL") else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "TARS_TEST_REDIS_URL must be set in CI"
-        );
-        eprintln!("skipping a fleet test: TARS_TEST_REDIS_URL unset");
+    let Some([url]) = service_urls(["TARS_TEST_REDIS_URL"]) else {
         return;
     };
     let prefix = format!("t{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);

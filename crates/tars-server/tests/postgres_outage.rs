@@ -243,6 +243,16 @@ async fn issue_11_postgres_cut_opens_the_breaker_requests_fail_fast_and_recover(
             "a request while the breaker is open: 503 in {:.1} ms",
             took.as_secs_f64() * 1e3
         );
+        // The AutoML routes go through the same breaker: no wait on the database either.
+        let started = Instant::now();
+        let (status, body) = server.call(Method::GET, &token, "/v1/studies", None).await;
+        let took = started.elapsed();
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+        assert_eq!(body["error"]["details"]["breaker"], "open", "{body}");
+        assert!(
+            took < Duration::from_secs(2),
+            "GET /v1/studies took {took:?}"
+        );
     }
 
     proxy.restore().await;

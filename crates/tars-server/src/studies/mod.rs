@@ -205,22 +205,20 @@ impl Studies {
         let id = Uuid::new_v4();
         // Registered first, so a stop that comes before the thread starts is seen.
         let control = self.register(id);
-        let inserted = self
-            .service
-            .store
-            .insert_study(&NewStudy {
-                id,
-                agent_type: plan.algo.name().to_string(),
-                request: serde_json::to_value(&plan.request)
-                    .map_err(|e| ApiError::internal("serialising the request", e))?,
-                config: serde_json::to_value(&plan.config)
-                    .map_err(|e| ApiError::internal("serialising the study config", e))?,
-                n_trials: plan.n_trials as i32,
-                created_by: actor.to_string(),
-                owner: Some(self.owner.clone()),
-                lease_until: Some(self.lease_until(Utc::now())),
-            })
-            .await;
+        let new = NewStudy {
+            id,
+            agent_type: plan.algo.name().to_string(),
+            request: serde_json::to_value(&plan.request)
+                .map_err(|e| ApiError::internal("serialising the request", e))?,
+            config: serde_json::to_value(&plan.config)
+                .map_err(|e| ApiError::internal("serialising the study config", e))?,
+            n_trials: plan.n_trials as i32,
+            created_by: actor.to_string(),
+            owner: Some(self.owner.clone()),
+            lease_until: Some(self.lease_until(Utc::now())),
+        };
+        let (postgres, store) = (self.service.postgres(), &self.service.store);
+        let inserted = postgres.store_once(|| store.insert_study(&new)).await;
         let row = match inserted {
             Ok(row) => row,
             Err(err) => {
@@ -375,9 +373,9 @@ impl Studies {
 
     /// Asks a running study to stop. Returns the study; 409 when it is not running.
     pub async fn stop(&self, id: Uuid, actor: &str) -> Result<StudyRow, ApiError> {
-        let store = &self.service.store;
-        store.study(id).await?.ok_or_else(|| not_found(id))?;
-        let row = store.request_stop(id).await?;
+        let (postgres, store) = (self.service.postgres(), &self.service.store);
+        (postgres.store(|| store.study(id)).await?).ok_or_else(|| not_found(id))?;
+        let row = postgres.store(|| store.request_stop(id)).await?;
         let held_elsewhere = row.owner.as_ref().is_some_and(|o| *o != self.owner)
             && row.lease_until.is_some_and(|until| until > Utc::now());
         let control = self.running.lock().expect("studies lock").get(&id).cloned();

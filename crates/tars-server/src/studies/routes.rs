@@ -191,9 +191,9 @@ pub(super) async fn load(
     state: &AppState,
     id: Uuid,
 ) -> Result<(StudyRow, Vec<TrialRow>), ApiError> {
-    let store = &state.service.store;
-    let row = store.study(id).await?.ok_or_else(|| not_found(id))?;
-    let trials = store.trials(id).await?;
+    let (postgres, store) = (state.service.postgres(), &state.service.store);
+    let row = (postgres.store(|| store.study(id)).await?).ok_or_else(|| not_found(id))?;
+    let trials = postgres.store(|| store.trials(id)).await?;
     Ok((row, trials))
 }
 
@@ -250,15 +250,16 @@ pub async fn list(
         )));
     }
     // One statement for the studies, their progress and best trials (no query per study).
-    let rows = state
-        .service
-        .store
-        .study_summaries(
-            query.agent_type.as_deref(),
-            query.status.as_deref(),
-            query.limit.unwrap_or(100),
-            INTERRUPTED,
-        )
+    let (postgres, store) = (state.service.postgres(), &state.service.store);
+    let rows = postgres
+        .store(|| {
+            store.study_summaries(
+                query.agent_type.as_deref(),
+                query.status.as_deref(),
+                query.limit.unwrap_or(100),
+                INTERRUPTED,
+            )
+        })
         .await?;
     Ok(Json(
         rows.into_iter()
@@ -280,7 +281,8 @@ pub async fn stop(
     principal.require(Role::Operator)?;
     let id = parse_id(&id)?;
     let row = state.studies.stop(id, &principal.subject).await?;
-    let trials = state.service.store.trials(id).await?;
+    let (postgres, store) = (state.service.postgres(), &state.service.store);
+    let trials = postgres.store(|| store.trials(id)).await?;
     Ok((StatusCode::ACCEPTED, Json(view(row, trials, false))))
 }
 

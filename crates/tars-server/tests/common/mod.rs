@@ -124,18 +124,28 @@ pub struct PgSchema {
     pub admin: sqlx::PgPool,
 }
 
+/// The URLs of the real services a test needs (`TARS_TEST_DATABASE_URL`, `TARS_TEST_NATS_URL`,
+/// `TARS_TEST_REDIS_URL`), in the order asked; `None` (the test skips) when one is unset, unless
+/// `CI` is set: then the test fails.
+pub fn service_urls<const N: usize>(vars: [&str; N]) -> Option<[String; N]> {
+    let values = vars.map(|var| std::env::var(var).ok());
+    if values.iter().all(Option::is_some) {
+        return Some(values.map(Option::unwrap));
+    }
+    let names = vars.join(" and ");
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "{names} must be set in CI"
+    );
+    eprintln!("skipping a test of real services: {names} not all set");
+    None
+}
+
 impl PgSchema {
     /// A new schema; `None` (the test skips) without `TARS_TEST_DATABASE_URL`, unless `CI` is
     /// set: then the test fails.
     pub async fn create(prefix: &str) -> Option<PgSchema> {
-        let Ok(server_url) = std::env::var("TARS_TEST_DATABASE_URL") else {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "TARS_TEST_DATABASE_URL must be set in CI"
-            );
-            eprintln!("skipping a PostgreSQL test: TARS_TEST_DATABASE_URL unset");
-            return None;
-        };
+        let [server_url] = service_urls(["TARS_TEST_DATABASE_URL"])?;
         Some(PgSchema::create_on(server_url, prefix).await)
     }
 
