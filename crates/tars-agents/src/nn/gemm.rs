@@ -8,18 +8,40 @@
 //! acting, a 2-wide Q-value output), because it does not pack small operands
 //! (`cargo bench -p tars-agents --bench sgemm`).
 //!
-//! Products of at least [`PARALLEL_MIN_MACS`] multiply-adds are split over rayon's pool (DDPG's
-//! 400-300 networks at batch 256). `gemm` splits the output into blocks and each
+//! Products of at least [`parallel_min_macs`] multiply-adds are split over rayon's pool (DDPG's
+//! 400-300 networks at batch 256; with AVX2 kernels, DQN's 256-wide ones too). `gemm` splits the output into blocks and each
 //! block sums over `k` in the same order, so the result is bit-identical whatever the
 //! number of threads (tested below): parallelism never changes training.
 
 use gemm::Parallelism;
 
-/// Multiply-adds from which a product runs on rayon's pool. With AVX-512 kernels a 64×256×256
-/// product (4.2 M, DQN's hidden layer) takes ~50 µs and the hand-off to a second thread cost
-/// more than it saved (DQN CartPole 9.7 s split, 7.1 s not); DDPG's 256×400×300 (31 M) still
-/// gains (26.4 s against 31.3 s on one thread). Measured in docs/benchmarks.md.
-pub(crate) const PARALLEL_MIN_MACS: usize = 24 << 20;
+/// Whether `gemm` runs its AVX-512 kernels on this CPU: its `x86-v4` feature picks them at run
+/// time when these extensions are present (what `pulp`'s `V4` level checks), AVX2/FMA ones
+/// otherwise.
+pub(crate) fn avx512_kernels() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx512f")
+            && std::arch::is_x86_feature_detected!("avx512bw")
+            && std::arch::is_x86_feature_detected!("avx512cd")
+            && std::arch::is_x86_feature_detected!("avx512dq")
+            && std::arch::is_x86_feature_detected!("avx512vl")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// Multiply-adds from which a product runs on rayon's pool, measured per kernel width
+/// (docs/benchmarks.md). With AVX2 kernels a 64×256×256 product (4.2 M, DQN's hidden layer)
+/// gains from the second thread (DQN CartPole 30.7 s on one, 22.6–26.1 s on two). With AVX-512
+/// kernels it takes ~50 µs and the hand-off cost more than it saved (9.7 s split, 7.1 s not),
+/// while DDPG's 256×400×300 (31 M) still gains (26.4 s against 31.3 s on one thread).
+pub(crate) fn parallel_min_macs() -> usize {
+    static MIN: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *MIN.get_or_init(|| if avx512_kernels() { 24 << 20 } else { 2 << 20 })
+}
 
 /// A row-major matrix view: `rows × cols` at `ptr` with the given strides, checked against
 /// the slice it comes from.
@@ -43,7 +65,7 @@ unsafe fn sgemm(
     dst_row_stride: isize,
     accumulate: bool,
 ) {
-    let parallelism = if m * k * n >= PARALLEL_MIN_MACS && rayon::current_num_threads() > 1 {
+    let parallelism = if m * k * n >= parallel_min_macs() && rayon::current_num_threads() > 1 {
         Parallelism::Rayon(0)
     } else {
         Parallelism::None
@@ -194,9 +216,9 @@ mod tests {
 
     #[test]
     fn large_products_give_the_same_bits_on_one_thread_and_on_two() {
-        // DDPG's second layer at batch 256: 256 × 400 × 300, above PARALLEL_MIN_MACS.
+        // DDPG's second layer at batch 256: 256 × 400 × 300, above either threshold.
         let (m, k, n) = (256, 400, 300);
-        assert!(m * k * n >= PARALLEL_MIN_MACS);
+        assert!(m * k * n >= parallel_min_macs());
         let x: Vec<f32> = (0..m * k).map(|i| (i as f32 * 0.37).sin()).collect();
         let w: Vec<f32> = (0..n * k).map(|i| (i as f32 * 0.71).cos()).collect();
         let dy: Vec<f32> = (0..m * n).map(|i| (i as f32 * 0.13).sin()).collect();

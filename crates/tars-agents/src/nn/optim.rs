@@ -12,10 +12,18 @@
 use super::activation::multiversion;
 use super::params::Params;
 
-/// Parameter tensors from which [`Adam::step`] updates two halves on rayon's pool: DDPG's
-/// 400×300 weights (120k), not DQN's 256×256 (65k) nor PPO's 64-64 ones, where the hand-off
-/// cost more than the update saved (DQN CartPole 1 s slower split).
-const PARALLEL_MIN_PARAMS: usize = 100_000;
+/// Parameter tensors from which [`Adam::step`] updates two halves on rayon's pool, measured
+/// together with the products' threshold ([`super::gemm::parallel_min_macs`]): where the
+/// products run AVX-512 kernels, DDPG's 400×300 weights (120k) but not DQN's 256×256 (65k),
+/// whose split cost DQN CartPole 1 s; with AVX2 kernels, the 256-wide ones too. Never PPO's
+/// 64-64 networks, where the hand-off would cost more than the update.
+fn parallel_min_params() -> usize {
+    if super::gemm::avx512_kernels() {
+        100_000
+    } else {
+        1 << 15
+    }
+}
 
 /// `torch.optim.Adam` hyperparameters. `Default` is PyTorch's (lr 1e-3, betas (0.9, 0.999),
 /// eps 1e-8), which SB3's DQN and DDPG keep.
@@ -107,7 +115,7 @@ impl Adam {
                 &mut self.exp_avg_sq[range],
             );
             let (value, grad) = (&mut p.value[..], &p.grad[..]);
-            if value.len() >= PARALLEL_MIN_PARAMS && rayon::current_num_threads() > 1 {
+            if value.len() >= parallel_min_params() && rayon::current_num_threads() > 1 {
                 // Element-wise, so splitting cannot change a single bit.
                 let mid = value.len() / 2;
                 let (value_lo, value_hi) = value.split_at_mut(mid);
@@ -326,7 +334,7 @@ mod tests {
 
     #[test]
     fn adam_gives_the_same_bits_on_one_thread_and_on_two() {
-        let n_params = PARALLEL_MIN_PARAMS + 5;
+        let n_params = parallel_min_params() + 5;
         let run = |n_threads: usize| {
             let pool = rayon::ThreadPoolBuilder::new()
                 .num_threads(n_threads)
