@@ -116,12 +116,20 @@ impl RateLimiter {
     }
 }
 
-/// Per-IP and per-bearer-token rate limits; 429 with `Retry-After`.
+/// The operators' probes, never rate-limited: a load balancer's health checks or a Prometheus
+/// scrape coming from the same address as busy clients must not read as a failing instance.
+const UNLIMITED_PATHS: [&str; 3] = ["/health", "/ready", "/metrics"];
+
+/// Per-IP and per-bearer-token rate limits; 429 with `Retry-After`. The probes of
+/// [`UNLIMITED_PATHS`] pass without spending tokens.
 pub async fn rate_limit(
     State(limiter): State<Arc<RateLimiter>>,
     request: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
+    if UNLIMITED_PATHS.contains(&request.uri().path()) {
+        return Ok(next.run(request).await);
+    }
     let ip = request
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()

@@ -225,14 +225,10 @@ async fn rate_limits_answer_429_with_retry_after() {
         &[("rate_limit_rps", "0.5"), ("rate_limit_burst", "3")],
     )
     .await;
+    let get = |path: &'static str| server.client.get(server.url(path)).send();
     let mut statuses = Vec::new();
     for _ in 0..5 {
-        let response = server
-            .client
-            .get(server.url("/health"))
-            .send()
-            .await
-            .unwrap();
+        let response = get("/openapi.json").await.unwrap();
         statuses.push(response.status());
         if response.status() == StatusCode::TOO_MANY_REQUESTS {
             assert!(response.headers().get("retry-after").is_some());
@@ -240,6 +236,16 @@ async fn rate_limits_answer_429_with_retry_after() {
     }
     assert_eq!(&statuses[..3], [StatusCode::OK; 3]);
     assert_eq!(statuses[4], StatusCode::TOO_MANY_REQUESTS);
+    // The operators' probes are never limited, even from an address that is.
+    for path in ["/health", "/ready", "/metrics"] {
+        for _ in 0..10 {
+            assert_eq!(get(path).await.unwrap().status(), StatusCode::OK, "{path}");
+        }
+    }
+    assert_eq!(
+        get("/openapi.json").await.unwrap().status(),
+        StatusCode::TOO_MANY_REQUESTS
+    );
     server.stop().await;
 }
 

@@ -217,7 +217,7 @@ async fn issue_11_a_burst_spent_across_replicas_is_spent_on_both() {
         let server = if idx % 2 == 0 { a } else { b };
         let response = server
             .client
-            .get(server.url("/health"))
+            .get(server.url("/openapi.json"))
             .send()
             .await
             .unwrap();
@@ -226,7 +226,7 @@ async fn issue_11_a_burst_spent_across_replicas_is_spent_on_both() {
     for server in [a, b] {
         let response = server
             .client
-            .get(server.url("/health"))
+            .get(server.url("/openapi.json"))
             .send()
             .await
             .unwrap();
