@@ -8,10 +8,11 @@
 //! acting, a 2-wide Q-value output), because it does not pack small operands
 //! (`cargo bench -p tars-agents --bench sgemm`).
 //!
-//! Products of at least [`parallel_min_macs`] multiply-adds are split over rayon's pool (DDPG's
-//! 400-300 networks at batch 256; with AVX2 kernels, DQN's 256-wide ones too). `gemm` splits the output into blocks and each
-//! block sums over `k` in the same order, so the result is bit-identical whatever the
-//! number of threads (tested below): parallelism never changes training.
+//! Products of at least [`parallel_min_macs`] multiply-adds are split over rayon's pool
+//! (DDPG's 400-300 networks at batch 256; with AVX2 kernels, DQN's 256-wide ones too). `gemm`
+//! splits the output into blocks and each block sums over `k` in the same order, so the
+//! result is bit-identical whatever the number of threads (tested below): parallelism never
+//! changes training.
 
 use gemm::Parallelism;
 

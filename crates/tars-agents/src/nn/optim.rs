@@ -18,11 +18,14 @@ use super::params::Params;
 /// whose split cost DQN CartPole 1 s; with AVX2 kernels, the 256-wide ones too. Never PPO's
 /// 64-64 networks, where the hand-off would cost more than the update.
 fn parallel_min_params() -> usize {
-    if super::gemm::avx512_kernels() {
-        100_000
-    } else {
-        1 << 15
-    }
+    static MIN: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *MIN.get_or_init(|| {
+        if super::gemm::avx512_kernels() {
+            100_000
+        } else {
+            1 << 15
+        }
+    })
 }
 
 /// `torch.optim.Adam` hyperparameters. `Default` is PyTorch's (lr 1e-3, betas (0.9, 0.999),
