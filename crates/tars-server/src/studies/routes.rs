@@ -199,7 +199,7 @@ pub(super) async fn load(
 
 /// Start a hyperparameter study (operator). It runs in the background: poll `status_url`.
 #[utoipa::path(post, path = "/v1/optimize", request_body = OptimizeBody,
-    responses((status = 202, body = StudyCreated), (status = 403), (status = 422)),
+    responses((status = 202, body = StudyCreated), (status = 403), (status = 422), (status = 503)),
     security(("bearer" = [])))]
 pub async fn optimize(
     State(state): State<AppState>,
@@ -219,7 +219,7 @@ pub async fn optimize(
 
 /// A study with its trials, best trial and progress (viewer).
 #[utoipa::path(get, path = "/v1/studies/{id}", params(("id" = String, Path)),
-    responses((status = 200, body = StudyView), (status = 404)),
+    responses((status = 200, body = StudyView), (status = 404), (status = 503)),
     security(("bearer" = [])))]
 pub async fn get(
     State(state): State<AppState>,
@@ -233,7 +233,7 @@ pub async fn get(
 
 /// Studies, newest first (viewer).
 #[utoipa::path(get, path = "/v1/studies", params(ListQuery),
-    responses((status = 200, body = [StudyView]), (status = 422)),
+    responses((status = 200, body = [StudyView]), (status = 422), (status = 503)),
     security(("bearer" = [])))]
 pub async fn list(
     State(state): State<AppState>,
@@ -271,7 +271,7 @@ pub async fn list(
 /// Stop a running study (operator): no new trial starts, running ones are cut at their next
 /// pruning check, finished trials are kept. The status becomes `stopped` once it has.
 #[utoipa::path(post, path = "/v1/studies/{id}/stop", params(("id" = String, Path)),
-    responses((status = 202, body = StudyView), (status = 404), (status = 409)),
+    responses((status = 202, body = StudyView), (status = 404), (status = 409), (status = 503)),
     security(("bearer" = [])))]
 pub async fn stop(
     State(state): State<AppState>,
@@ -289,7 +289,8 @@ pub async fn stop(
 /// Submit the best trial's parameters as a HyperSync proposal, evaluated before it can be
 /// applied (operator).
 #[utoipa::path(post, path = "/v1/studies/{id}/propose", params(("id" = String, Path)),
-    responses((status = 201, body = StudyProposal), (status = 404), (status = 409)),
+    responses((status = 201, body = StudyProposal), (status = 404), (status = 409),
+              (status = 503)),
     security(("bearer" = [])))]
 pub async fn propose(
     State(state): State<AppState>,
