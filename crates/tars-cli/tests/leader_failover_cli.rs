@@ -51,9 +51,8 @@ fn issue_11_a_killed_leader_is_replaced_within_5_s_and_its_fenced_write_is_refus
         return;
     };
     let client = Client::new();
-    // The first replica leads every duty before the second one starts.
-    // API-only replicas without a rate limit: the test polls `/metrics` every 10 ms, which a
-    // fast machine turned into 429s (read as "leads nothing").
+    // The first replica leads every duty before the second one starts. (`/metrics`, polled
+    // every 10 ms below, is never rate-limited: a limited probe once read as "leads nothing".)
     let (leader, leader_base) = fleet.api_replica();
     let deadline = Instant::now() + Duration::from_secs(30);
     let epochs: Vec<i64> = loop {

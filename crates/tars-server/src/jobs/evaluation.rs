@@ -126,6 +126,9 @@ impl Jobs {
         }
     }
 }
+
+/// The evaluation metrics of a finished job: evaluations, regressions by severity, durations
+/// and episodes, per agent type and environment.
 fn record_metrics(response: &tars_eval::EvalResponse) {
     for result in &response.results {
         let labels = [

@@ -1,5 +1,7 @@
-//! Evaluation jobs: a request is stored (`eval_jobs`) before it is queued, workers claim and
-//! run it, and its end (succeeded / failed / cancelled) is stored too, with the evaluation run.
+//! Jobs of three kinds (evaluations, trainings, AutoML trials): a request is stored
+//! (`eval_jobs`) before it is queued, workers claim and run it, and its end (succeeded /
+//! failed / cancelled) is stored too, with its evaluation run or result. Each kind's run path
+//! lives with its kind: `evaluation.rs`, `crate::training`, `crate::studies::trial_job`.
 //!
 //! The queue is a trait ([`Queue`]); [`LocalQueue`] is the in-process one of embedded mode.
 //! The queue only carries job ids: the store is the truth, so a restart loses nothing — queued
