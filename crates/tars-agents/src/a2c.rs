@@ -14,6 +14,7 @@ use crate::hyperparams::{
     self, ActivationFn, Algo, NetArch, Schedule, check, deserialize_net_arch,
 };
 use crate::nn::{Adam, AdamConfig, Params, RmsProp, RmsPropConfig, clip_grad_norm};
+use crate::policy::report;
 use crate::rollout::{
     ActorCritic, Collector, PolicyConfig, RolloutBuffer, ensure, ensure_action_space,
     ensure_schedule, ensure_sde, ensure_timesteps,
@@ -319,7 +320,8 @@ pub fn train(
             collector.log("losses/value_loss", f64::from(value_loss));
             collector.log("losses/entropy", f64::from(entropy));
         }
-        if observer.on_progress(&collector.progress()) == Control::Stop {
+        let snapshot = || collector.policy(&agent, Algo::A2c, env_id);
+        if report(observer, &collector.progress(), snapshot) == Control::Stop {
             break;
         }
     }

@@ -28,7 +28,7 @@ use crate::nn::{
 use crate::noise::ActionNoise;
 pub use crate::noise::NoiseType;
 use crate::policy::{
-    Control, CurvePoint, Observer, Policy, PolicyNet, Progress, RecentReturns, TrainOutput,
+    Control, CurvePoint, Observer, Policy, PolicyNet, Progress, RecentReturns, TrainOutput, report,
 };
 use crate::replay::{Batch, ReplayBuffer};
 use crate::{Algo, Error, NetArch, Schedule};
@@ -267,7 +267,8 @@ pub fn train(
                     recent_mean_return: returns.mean(),
                     episodes: returns.episodes,
                 };
-                stopped = observer.on_progress(&progress) == Control::Stop;
+                let snapshot = || actor_policy(spec.id, &actor, &bounds);
+                stopped = report(observer, &progress, snapshot) == Control::Stop;
             }
         }
         if stopped || num_timesteps <= hp.learning_starts as u64 {
@@ -326,18 +327,23 @@ pub fn train(
         }
     }
 
-    let policy = Policy::new(
-        Algo::Ddpg,
-        spec.id,
-        PolicyNet::Deterministic { actor, bounds },
-        None,
-    );
     Ok(TrainOutput {
-        policy,
+        policy: actor_policy(spec.id, &actor, &bounds),
         hyperparams: resolved,
         timesteps: num_timesteps,
         curve,
     })
+}
+
+/// The deterministic policy of an actor.
+fn actor_policy(env_id: &str, actor: &DeterministicActor, bounds: &ActionBounds) -> Policy {
+    let (actor, bounds) = (actor.clone(), bounds.clone());
+    Policy::new(
+        Algo::Ddpg,
+        env_id,
+        PolicyNet::Deterministic { actor, bounds },
+        None,
+    )
 }
 
 fn point(timestep: u64, key: &str, value: f64) -> CurvePoint {

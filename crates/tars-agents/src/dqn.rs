@@ -25,7 +25,7 @@ use crate::nn::{
     td_loss_backward,
 };
 use crate::policy::{
-    Control, CurvePoint, Observer, Policy, PolicyNet, Progress, RecentReturns, TrainOutput,
+    Control, CurvePoint, Observer, Policy, PolicyNet, Progress, RecentReturns, TrainOutput, report,
 };
 use crate::replay::{Batch, ReplayBuffer};
 use crate::{Algo, Error, Schedule};
@@ -290,7 +290,8 @@ pub fn train(
                     recent_mean_return: returns.mean(),
                     episodes: returns.episodes,
                 };
-                stopped = observer.on_progress(&progress) == Control::Stop;
+                let snapshot = || q_policy(spec.id, &q_net);
+                stopped = report(observer, &progress, snapshot) == Control::Stop;
             }
         }
         if stopped || num_timesteps <= hp.learning_starts as u64 {
@@ -350,14 +351,18 @@ pub fn train(
         distinct.iter().for_each(|&idx| slot_of[idx] = u32::MAX);
     }
 
-    let policy = Policy::new(Algo::Dqn, spec.id, PolicyNet::QValues { net: q_net }, None);
-    let timesteps = num_timesteps;
     Ok(TrainOutput {
-        policy,
+        policy: q_policy(spec.id, &q_net),
         hyperparams: resolved,
-        timesteps,
+        timesteps: num_timesteps,
         curve,
     })
+}
+
+/// The greedy policy of a Q-network.
+fn q_policy(env_id: &str, q_net: &Mlp) -> Policy {
+    let net = PolicyNet::QValues { net: q_net.clone() };
+    Policy::new(Algo::Dqn, env_id, net, None)
 }
 
 fn point(timestep: u64, key: &str, value: f64) -> CurvePoint {

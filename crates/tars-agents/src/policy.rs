@@ -309,6 +309,32 @@ pub enum Control {
 /// Watches training; called at least every few thousand steps and once at the end.
 pub trait Observer {
     fn on_progress(&mut self, progress: &Progress) -> Control;
+
+    /// Whether this report should come with a copy of the policy trained so far (e.g. an
+    /// evaluation is due). Training then calls [`Observer::on_policy`] before `on_progress`.
+    fn wants_policy(&mut self, _progress: &Progress) -> bool {
+        false
+    }
+
+    /// A copy of the policy trained so far, when [`Observer::wants_policy`] asked for it.
+    /// Nothing done with it changes the training run.
+    fn on_policy(&mut self, _progress: &Progress, _policy: Policy) -> Control {
+        Control::Continue
+    }
+}
+
+/// Reports `progress` to `observer`, first with a copy of the policy (`snapshot`) if it
+/// asks for one. Every algorithm reports through here.
+pub(crate) fn report(
+    observer: &mut dyn Observer,
+    progress: &Progress,
+    snapshot: impl FnOnce() -> Policy,
+) -> Control {
+    if observer.wants_policy(progress) && observer.on_policy(progress, snapshot()) == Control::Stop
+    {
+        return Control::Stop;
+    }
+    observer.on_progress(progress)
 }
 
 /// An observer that ignores everything.

@@ -14,6 +14,7 @@ use crate::hyperparams::{
     self, ActivationFn, Algo, NetArch, Schedule, check, deserialize_net_arch,
 };
 use crate::nn::{Adam, AdamConfig, clip_grad_norm};
+use crate::policy::report;
 use crate::rollout::{
     ActorCritic, Collector, Minibatch, PolicyConfig, RolloutBuffer, ensure, ensure_action_space,
     ensure_schedule, ensure_sde, ensure_timesteps,
@@ -393,7 +394,8 @@ pub fn train(
             collector.log(key, sum / n_minibatches.max(1) as f64);
         }
         collector.log("losses/approx_kl", kl_sum / kl_count.max(1) as f64);
-        if observer.on_progress(&collector.progress()) == Control::Stop {
+        let snapshot = || collector.policy(&agent, Algo::Ppo, env_id);
+        if report(observer, &collector.progress(), snapshot) == Control::Stop {
             break;
         }
     }

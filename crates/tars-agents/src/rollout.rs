@@ -263,22 +263,24 @@ impl ActorCritic {
         self.vf.backward(d_values);
     }
 
-    /// The trained policy, with the observation statistics it was trained on.
-    pub fn into_policy(
-        self,
+    /// The acting part (policy network and head) with the observation statistics it was
+    /// trained on, as a [`Policy`].
+    pub fn to_policy(
+        &self,
         algo: Algo,
         env_id: &str,
         obs_norm: Option<crate::ObsNormalizer>,
     ) -> Policy {
-        let net = match self.head {
-            Head::Categorical(head) => PolicyNet::Categorical { net: self.pi, head },
+        let net = self.pi.clone();
+        let net = match self.head.clone() {
+            Head::Categorical(head) => PolicyNet::Categorical { net, head },
             Head::Gaussian { dist, bounds } => PolicyNet::Gaussian {
-                net: self.pi,
+                net,
                 head: dist,
                 bounds,
             },
             Head::Gsde { dist, bounds } => PolicyNet::Gsde {
-                net: self.pi,
+                net,
                 head: dist,
                 bounds,
             },
@@ -565,6 +567,12 @@ impl Collector {
         });
     }
 
+    /// The agent's policy as trained so far, with the current observation statistics.
+    pub fn policy(&self, agent: &ActorCritic, algo: Algo, env_id: &str) -> Policy {
+        let obs_norm = self.normalizer.as_ref().map(|norm| norm.obs_norm.clone());
+        agent.to_policy(algo, env_id, obs_norm)
+    }
+
     /// Packs the trained agent, its observation statistics and the run into a [`TrainOutput`].
     pub fn finish(
         self,
@@ -573,9 +581,8 @@ impl Collector {
         env_id: &str,
         hyperparams: serde_json::Value,
     ) -> TrainOutput {
-        let obs_norm = self.normalizer.map(|norm| norm.obs_norm);
         TrainOutput {
-            policy: agent.into_policy(algo, env_id, obs_norm),
+            policy: self.policy(&agent, algo, env_id),
             hyperparams,
             timesteps: self.timesteps,
             curve: self.curve,

@@ -90,8 +90,73 @@ fn train_writes_a_checkpoint_that_evaluates_to_the_same_score() {
 }
 
 #[test]
+fn eval_freq_keeps_the_best_policy_as_its_own_checkpoint() {
+    let dir = std::env::temp_dir().join(format!("tars-train-best-{}", std::process::id()));
+    let dir_str = dir.to_str().unwrap();
+    let output = tars(&[
+        "train",
+        "--algo",
+        "dqn",
+        "--env",
+        "CartPole-v1",
+        "--seed",
+        "2",
+        "--timesteps",
+        "10000",
+        "--hp",
+        "net_arch=[64,64]",
+        "--eval-freq",
+        "2000",
+        "--eval-freq-episodes",
+        "3",
+        "--out",
+        dir_str,
+        "--json",
+    ]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let trained: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(trained["evaluations_during_training"], 5, "{trained}");
+    let best = &trained["best"];
+    let step = best["timestep"].as_u64().expect("a best policy");
+    assert!(step % 2000 == 0 && step <= 10_000, "{best}");
+    let best_dir = dir.join("best");
+    assert_eq!(best["checkpoint"], best_dir.to_str().unwrap());
+
+    // The best checkpoint is a checkpoint: it evaluates to the reported score, and its
+    // metadata stops at its step, evaluations during training included.
+    let output = tars(&[
+        "evaluate",
+        "--checkpoint",
+        best_dir.to_str().unwrap(),
+        "--seed",
+        "1000002",
+        "--json",
+    ]);
+    assert!(output.status.success());
+    let evaluated: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(evaluated["mean_reward"], best["eval_mean_reward"]);
+    let metadata: Value =
+        serde_json::from_slice(&std::fs::read(best_dir.join("metadata.json")).unwrap()).unwrap();
+    assert_eq!(metadata["timesteps"], step);
+    let curve = metadata["training_curve"].as_array().unwrap();
+    let evals = curve.iter().filter(|p| p["key"] == "eval/mean_reward");
+    let eval_steps: Vec<u64> = evals.map(|p| p["timestep"].as_u64().unwrap()).collect();
+    assert_eq!(eval_steps, (2000..=step).step_by(2000).collect::<Vec<_>>());
+    assert!(
+        curve
+            .iter()
+            .all(|p| p["timestep"].as_u64().unwrap() <= step)
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
 fn bad_training_requests_name_what_is_valid() {
-    let cases: [(&[&str], &str); 4] = [
+    let cases: [(&[&str], &str); 6] = [
         (
             &["train", "--algo", "sac", "--env", "CartPole-v1"],
             "unknown algorithm 'sac'; valid algorithms: dqn, a2c, ppo, ddpg",
@@ -123,6 +188,32 @@ fn bad_training_requests_name_what_is_valid() {
         (
             &["train", "--algo", "ddpg", "--env", "CartPole-v1"],
             "DDPG cannot train on CartPole-v1",
+        ),
+        (
+            &[
+                "train",
+                "--algo",
+                "dqn",
+                "--env",
+                "CartPole-v1",
+                "--eval-freq",
+                "0",
+            ],
+            "--eval-freq must be at least 1 step; leave it out to skip evaluations",
+        ),
+        (
+            &[
+                "train",
+                "--algo",
+                "dqn",
+                "--env",
+                "CartPole-v1",
+                "--eval-freq",
+                "1000",
+                "--eval-freq-episodes",
+                "0",
+            ],
+            "--eval-freq-episodes must be between 1 and 10000, got 0",
         ),
     ];
     for (args, expected) in cases {

@@ -55,6 +55,10 @@ enum BenchTarget {
         /// Only this row, as algo:env (e.g. ppo:CartPole-v1).
         #[arg(long)]
         only: Option<String>,
+        /// Steps between evaluations during training (SB3's EvalCallback defaults: 10,000
+        /// steps, 5 episodes); the best evaluated policy gets its own column. 0: none.
+        #[arg(long, default_value_t = 10_000)]
+        eval_freq: u64,
         /// Print JSON lines instead of a table.
         #[arg(long)]
         json: bool,
@@ -128,9 +132,12 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
             clients,
             json,
         } => super::bench_hypersync::run(swaps, clients, json)?,
-        BenchTarget::Train { seeds, only, json } => {
-            super::bench_train::run(seeds, only.as_deref(), json)?
-        }
+        BenchTarget::Train {
+            seeds,
+            only,
+            eval_freq,
+            json,
+        } => super::bench_train::run(seeds, only.as_deref(), eval_freq, json)?,
         BenchTarget::Tune {
             seeds,
             first_seed,

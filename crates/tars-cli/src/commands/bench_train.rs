@@ -1,11 +1,12 @@
 //! `tars bench train`: the agents' benchmark table — RL Zoo budgets and hyperparameters,
-//! several seeds per row, training time and deterministic evaluation (50 episodes), beside
+//! several seeds per row, training time and deterministic evaluation (50 episodes) of the
+//! final policy and of the best one of SB3-`EvalCallback` evaluations during training, beside
 //! the Stable-Baselines3 / RL Zoo figures of ../shared/PEERS.md.
 
 use serde_json::json;
 use std::io::Write;
 use std::time::Instant;
-use tars_agents::{Algo, Silent};
+use tars_agents::{Algo, EvalCallback, EvalConfig, Observer, Silent};
 
 /// One benchmark row: what is trained, SB3's figure here, and our target.
 struct Row {
@@ -78,8 +79,19 @@ const ROWS: &[Row] = &[
     },
 ];
 
-/// Runs the rows whose `algo:env` matches `only` (all when None) for `seeds` seeds.
-pub fn run(seeds: u64, only: Option<&str>, json_out: bool) -> anyhow::Result<()> {
+/// What one seed of a row gave.
+struct SeedResult {
+    seconds: f64,
+    /// 50-episode evaluation of the final policy.
+    score: f64,
+    /// 50-episode evaluation of the best policy of the periodic evaluations, and its step.
+    best: Option<(f64, u64)>,
+}
+
+/// Runs the rows whose `algo:env` matches `only` (all when None) for `seeds` seeds; with
+/// `eval_freq > 0` training also evaluates every `eval_freq` steps (5 episodes, SB3's
+/// `EvalCallback`) and the best of those policies is scored beside the final one.
+pub fn run(seeds: u64, only: Option<&str>, eval_freq: u64, json_out: bool) -> anyhow::Result<()> {
     anyhow::ensure!(seeds >= 1, "--seeds must be at least 1");
     let rows: Vec<&Row> = ROWS
         .iter()
@@ -102,49 +114,56 @@ pub fn run(seeds: u64, only: Option<&str>, json_out: bool) -> anyhow::Result<()>
     if !json_out {
         writeln!(
             out,
-            "{:<5} {:<15} {:>9} {:>24}  {:<26} {:<24} passed",
-            "algo", "env", "median s", "eval mean per seed", "SB3 / RL Zoo here", "target"
+            "{:<5} {:<15} {:>9} {:>24} {:>24}  {:<26} {:<24} passed (final, best)",
+            "algo",
+            "env",
+            "median s",
+            "final policy per seed",
+            "best checkpoint per seed",
+            "SB3 / RL Zoo here",
+            "target"
         )?;
     }
     for row in rows {
-        let (mut seconds, mut scores) = (Vec::new(), Vec::new());
+        let mut results = Vec::new();
         let mut eval_ms = None;
         for seed in 0..seeds {
-            let start = Instant::now();
-            let output = tars_agents::train::train(
-                row.algo,
-                row.env_id,
-                &Default::default(),
-                seed,
-                row.timesteps,
-                &mut Silent,
-            )?;
-            seconds.push(start.elapsed().as_secs_f64());
-            let mut policy = output.policy;
-            let eval_start = Instant::now();
-            let evaluation = tars_agents::evaluate(&mut policy, 50, 1_000_000 + seed, true)?;
-            eval_ms.get_or_insert(eval_start.elapsed().as_secs_f64() * 1e3);
-            scores.push(evaluation.mean_reward());
+            let result = run_seed(row, seed, eval_freq, &mut eval_ms)?;
+            results.push(result);
         }
+        let scores: Vec<f64> = results.iter().map(|r| r.score).collect();
+        let best: Vec<Option<f64>> = results.iter().map(|r| r.best.map(|b| b.0)).collect();
         let passed = scores.iter().filter(|&&s| s >= row.pass_at).count();
-        let mut sorted = seconds.clone();
+        let best_passed = best.iter().flatten().filter(|&&s| s >= row.pass_at).count();
+        let mut sorted: Vec<f64> = results.iter().map(|r| r.seconds).collect();
         sorted.sort_by(f64::total_cmp);
         let median = sorted[sorted.len() / 2];
         if json_out {
+            let seconds: Vec<f64> = results.iter().map(|r| r.seconds).collect();
+            let best_steps: Vec<Option<u64>> =
+                results.iter().map(|r| r.best.map(|b| b.1)).collect();
             let value = json!({
                 "algo": row.algo.name(), "env": row.env_id, "timesteps": row.timesteps, "train_seconds": seconds,
                 "eval_mean_reward": scores, "passed": passed, "seeds": seeds, "pass_at": row.pass_at,
-                "eval_50_episodes_ms": eval_ms, "sb3": row.sb3, "target": row.target,
+                "eval_freq": eval_freq, "best_eval_mean_reward": best, "best_timestep": best_steps,
+                "best_passed": best_passed, "eval_50_episodes_ms": eval_ms, "sb3": row.sb3,
+                "target": row.target,
             });
             writeln!(out, "{value}")?;
         } else {
-            let per_seed: Vec<String> = scores.iter().map(|s| format!("{s:.0}")).collect();
+            let format = |scores: &mut dyn Iterator<Item = Option<f64>>| {
+                let cells: Vec<String> = scores
+                    .map(|s| s.map_or("-".into(), |s| format!("{s:.0}")))
+                    .collect();
+                cells.join(" ")
+            };
             writeln!(
                 out,
-                "{:<5} {:<15} {median:>9.2} {:>24}  {:<26} {:<24} {passed}/{seeds}",
+                "{:<5} {:<15} {median:>9.2} {:>24} {:>24}  {:<26} {:<24} {passed}/{seeds}, {best_passed}/{seeds}",
                 row.algo.name(),
                 row.env_id,
-                per_seed.join(" "),
+                format(&mut scores.iter().map(|&s| Some(s))),
+                format(&mut best.iter().copied()),
                 row.sb3,
                 row.target
             )?;
@@ -157,4 +176,54 @@ pub fn run(seeds: u64, only: Option<&str>, json_out: bool) -> anyhow::Result<()>
         }
     }
     Ok(())
+}
+
+/// Trains one seed of `row` (timed, periodic evaluations included) and scores its final
+/// and best policies on the same 50 episodes.
+fn run_seed(
+    row: &Row,
+    seed: u64,
+    eval_freq: u64,
+    eval_ms: &mut Option<f64>,
+) -> anyhow::Result<SeedResult> {
+    let train = |observer: &mut dyn Observer| {
+        tars_agents::train::train(
+            row.algo,
+            row.env_id,
+            &Default::default(),
+            seed,
+            row.timesteps,
+            observer,
+        )
+    };
+    let start = Instant::now();
+    let (output, best) = if eval_freq > 0 {
+        let config = EvalConfig {
+            eval_freq,
+            ..EvalConfig::sb3_defaults(2_000_000 + seed)
+        };
+        let mut silent = Silent;
+        let mut callback = EvalCallback::new(&mut silent, config);
+        let output = train(&mut callback)?;
+        (output, callback.into_best())
+    } else {
+        (train(&mut Silent)?, None)
+    };
+    let seconds = start.elapsed().as_secs_f64();
+    let mut policy = output.policy;
+    let eval_start = Instant::now();
+    let evaluation = tars_agents::evaluate(&mut policy, 50, 1_000_000 + seed, true)?;
+    eval_ms.get_or_insert(eval_start.elapsed().as_secs_f64() * 1e3);
+    let best = match best {
+        Some(mut best) => {
+            let evaluation = tars_agents::evaluate(&mut best.policy, 50, 1_000_000 + seed, true)?;
+            Some((evaluation.mean_reward(), best.timestep))
+        }
+        None => None,
+    };
+    Ok(SeedResult {
+        seconds,
+        score: evaluation.mean_reward(),
+        best,
+    })
 }

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 use tars_agents::checkpoint;
-use tars_agents::{Algo, Control, Observer, Progress};
+use tars_agents::{Algo, Control, CurvePoint, EvalCallback, EvalConfig, Observer, Progress};
 
 /// Arguments of `tars train`.
 #[derive(Debug, clap::Args)]
@@ -33,6 +33,13 @@ pub struct TrainArgs {
     /// Evaluation episodes after training.
     #[arg(long, default_value_t = 50)]
     eval_episodes: usize,
+    /// Also evaluate every N steps during training (SB3's EvalCallback) and keep the best
+    /// policy as a second checkpoint in <out>/best, as RL Zoo keeps best_model.zip.
+    #[arg(long, value_name = "N")]
+    eval_freq: Option<u64>,
+    /// Episodes per evaluation during training (with --eval-freq).
+    #[arg(long, default_value_t = 5, value_name = "K")]
+    eval_freq_episodes: usize,
     /// Print one final JSON object.
     #[arg(long)]
     json: bool,
@@ -114,6 +121,17 @@ pub fn train(args: TrainArgs) -> anyhow::Result<ExitCode> {
         args.eval_episodes >= 1,
         "--eval-episodes must be at least 1"
     );
+    if let Some(freq) = args.eval_freq {
+        anyhow::ensure!(
+            freq >= 1,
+            "--eval-freq must be at least 1 step; leave it out to skip evaluations during training"
+        );
+    }
+    anyhow::ensure!(
+        (1..=10_000).contains(&args.eval_freq_episodes),
+        "--eval-freq-episodes must be between 1 and 10000, got {}",
+        args.eval_freq_episodes
+    );
     let overrides = parse_overrides(&args.hyperparams)?;
     let tty = std::io::stderr().is_terminal() && !args.json;
     let bar = tty.then(|| {
@@ -132,25 +150,48 @@ pub fn train(args: TrainArgs) -> anyhow::Result<ExitCode> {
         quiet: args.json,
     };
     let start = Instant::now();
-    let output = tars_agents::train::train(
-        algo,
-        env_id,
-        &overrides,
-        args.seed,
-        args.timesteps,
-        &mut observer,
-    )?;
+    // Periodic evaluations play their own episodes: seeds from seed + 2,000,000, apart from
+    // training's (seed + i) and the final evaluation's (seed + 1,000,000).
+    let eval_config = args.eval_freq.map(|eval_freq| EvalConfig {
+        eval_freq,
+        n_eval_episodes: args.eval_freq_episodes,
+        seed: args.seed.wrapping_add(2_000_000),
+    });
+    let run = |observer: &mut dyn Observer| {
+        tars_agents::train::train(
+            algo,
+            env_id,
+            &overrides,
+            args.seed,
+            args.timesteps,
+            observer,
+        )
+    };
+    let (mut output, evaluations, best) = match eval_config {
+        Some(config) => {
+            let mut callback = EvalCallback::new(&mut observer, config);
+            let output = run(&mut callback)?;
+            (
+                output,
+                callback.evaluations().to_vec(),
+                callback.into_best(),
+            )
+        }
+        None => (run(&mut observer)?, Vec::new(), None),
+    };
     let train_seconds = start.elapsed().as_secs_f64();
     if let Some(bar) = &observer.bar {
         bar.finish_and_clear();
     }
+    output.curve.extend(evaluations.iter().map(|e| CurvePoint {
+        timestep: e.timestep,
+        key: "eval/mean_reward".into(),
+        value: e.mean_reward,
+    }));
+    output.curve.sort_by_key(|point| point.timestep);
+    let final_seed = args.seed.wrapping_add(1_000_000);
     let mut policy = output.policy;
-    let evaluation = tars_agents::evaluate(
-        &mut policy,
-        args.eval_episodes,
-        args.seed.wrapping_add(1_000_000),
-        true,
-    )?;
+    let evaluation = tars_agents::evaluate(&mut policy, args.eval_episodes, final_seed, true)?;
     let dir = match args.out {
         Some(dir) => dir,
         None => data_dir()?.join("checkpoints").join(format!(
@@ -168,11 +209,39 @@ pub fn train(args: TrainArgs) -> anyhow::Result<ExitCode> {
         &output.curve,
     );
     write_checkpoint(&dir, &weights, &metadata)?;
+    // The best policy: its own checkpoint, evaluated on the final evaluation's episodes.
+    let best = match best {
+        Some(mut best) => {
+            let best_dir = dir.join("best");
+            let curve: Vec<CurvePoint> = (output.curve.iter())
+                .filter(|point| point.timestep <= best.timestep)
+                .cloned()
+                .collect();
+            let (weights, metadata) = checkpoint::encode(
+                &best.policy,
+                &output.hyperparams,
+                args.seed,
+                best.timestep,
+                &curve,
+            );
+            write_checkpoint(&best_dir, &weights, &metadata)?;
+            let evaluation =
+                tars_agents::evaluate(&mut best.policy, args.eval_episodes, final_seed, true)?;
+            json!({
+                "timestep": best.timestep, "selection_mean_reward": best.mean_reward,
+                "eval_mean_reward": evaluation.mean_reward(),
+                "eval_std_reward": evaluation.std_reward(),
+                "checkpoint": best_dir.display().to_string(),
+            })
+        }
+        None => Value::Null,
+    };
     let result = json!({
         "algo": algo.name(), "env": env_id, "seed": args.seed, "timesteps": output.timesteps,
         "train_seconds": train_seconds, "eval_mean_reward": evaluation.mean_reward(),
         "eval_std_reward": evaluation.std_reward(), "eval_episodes": args.eval_episodes,
         "checkpoint": dir.display().to_string(), "hyperparams": output.hyperparams,
+        "evaluations_during_training": evaluations.len(), "best": best,
     });
     let mut out = std::io::stdout().lock();
     if args.json {
@@ -191,6 +260,20 @@ pub fn train(args: TrainArgs) -> anyhow::Result<ExitCode> {
             args.eval_episodes
         )?;
         writeln!(out, "checkpoint: {}", dir.display())?;
+        if !best.is_null() {
+            writeln!(
+                out,
+                "best of {} evaluations during training: step {}, {:.2} over {} episodes; \
+                 evaluation: {:.2} ± {:.2}; checkpoint: {}",
+                evaluations.len(),
+                best["timestep"],
+                best["selection_mean_reward"].as_f64().unwrap_or(f64::NAN),
+                args.eval_freq_episodes,
+                best["eval_mean_reward"].as_f64().unwrap_or(f64::NAN),
+                best["eval_std_reward"].as_f64().unwrap_or(f64::NAN),
+                best["checkpoint"].as_str().unwrap_or_default(),
+            )?;
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
