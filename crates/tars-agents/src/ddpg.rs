@@ -249,7 +249,9 @@ pub fn train(
             last_obs.copy_from_slice(&vec_env.obs);
             progress_remaining = 1.0 - num_timesteps as f64 / total_timesteps as f64;
 
-            if num_timesteps >= next_report || num_timesteps >= total_timesteps {
+            // Every 1,000 steps, and once at the end of the last rollout.
+            let last = num_timesteps >= total_timesteps && n_collected == hp.train_freq;
+            if num_timesteps >= next_report || last {
                 next_report = (num_timesteps / 1_000 + 1) * 1_000;
                 if n_losses > 0 {
                     let n = f64::from(n_losses);

@@ -273,7 +273,9 @@ pub fn train(
             }
             exploration_rate = hp.exploration_rate(progress_remaining);
 
-            if num_timesteps >= next_report || num_timesteps >= total_timesteps {
+            // Every 1,000 steps, and once at the end of the last rollout.
+            let last = num_timesteps >= total_timesteps && n_collected == hp.train_freq;
+            if num_timesteps >= next_report || last {
                 next_report = (num_timesteps / 1_000 + 1) * 1_000;
                 curve.push(point(num_timesteps, "charts/epsilon", exploration_rate));
                 if n_losses > 0 {
@@ -492,6 +494,14 @@ mod tests {
         assert_eq!(
             (output.timesteps, observer.1),
             (3_000, vec![1_000, 2_000, 3_000])
+        );
+
+        // The last rollout runs past the budget (2,000 → 8 × 256) and reports once, at its end.
+        let mut observer = StopAt(u64::MAX, Vec::new());
+        let output = train("CartPole-v1", &config, 0, Some(2_000), &mut observer).unwrap();
+        assert_eq!(
+            (output.timesteps, observer.1),
+            (2_048, vec![1_000, 2_000, 2_048])
         );
     }
 

@@ -122,7 +122,7 @@ fn eval_freq_keeps_the_best_policy_as_its_own_checkpoint() {
     assert_eq!(trained["evaluations_during_training"], 5, "{trained}");
     let best = &trained["best"];
     let step = best["timestep"].as_u64().expect("a best policy");
-    assert!(step % 2000 == 0 && step <= 10_000, "{best}");
+    assert!(step.is_multiple_of(2000) && step <= 10_000, "{best}");
     let best_dir = dir.join("best");
     assert_eq!(best["checkpoint"], best_dir.to_str().unwrap());
 

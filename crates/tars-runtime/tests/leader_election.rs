@@ -8,61 +8,8 @@
 use std::time::{Duration, Instant};
 use tars_runtime::leader::{Campaign, ElectionConfig};
 use tars_store::{Conflict, NewJob, Store, StoreError};
+use tars_testkit::PgSchema;
 use uuid::Uuid;
-
-/// A schema of the test's own on the shared server, dropped on drop.
-struct Schema {
-    server_url: String,
-    name: String,
-    url: String,
-}
-
-impl Schema {
-    async fn new() -> Option<Schema> {
-        let Ok(server_url) = std::env::var("TARS_TEST_DATABASE_URL") else {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "TARS_TEST_DATABASE_URL is not set, but CI is: set it to a PostgreSQL URL, \
-                 e.g. postgres://postgres@127.0.0.1:5432/test"
-            );
-            eprintln!("skipping a PostgreSQL test: TARS_TEST_DATABASE_URL is not set");
-            return None;
-        };
-        let name = format!("tars_leader_{}", Uuid::new_v4().simple());
-        let admin = sqlx::PgPool::connect(&server_url)
-            .await
-            .expect("connecting to TARS_TEST_DATABASE_URL");
-        // Our own hex name, not input; DDL takes no bind parameters.
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {name}")))
-            .execute(&admin)
-            .await
-            .expect("creating the test schema");
-        admin.close().await;
-        let separator = if server_url.contains('?') { '&' } else { '?' };
-        let url = format!("{server_url}{separator}options=-c%20search_path%3D{name}");
-        Some(Schema {
-            server_url,
-            name,
-            url,
-        })
-    }
-}
-
-impl Drop for Schema {
-    fn drop(&mut self) {
-        let (server_url, name) = (self.server_url.clone(), self.name.clone());
-        let _ = std::thread::spawn(move || {
-            tokio::runtime::Runtime::new().unwrap().block_on(async {
-                if let Ok(admin) = sqlx::PgPool::connect(&server_url).await {
-                    let drop = format!("DROP SCHEMA IF EXISTS {name} CASCADE");
-                    let _ = sqlx::query(sqlx::AssertSqlSafe(drop)).execute(&admin).await;
-                    admin.close().await;
-                }
-            })
-        })
-        .join();
-    }
-}
 
 /// A running job, for the fenced writes to act on.
 async fn running_job(store: &Store) -> Uuid {
@@ -80,12 +27,12 @@ async fn running_job(store: &Store) -> Uuid {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn issue_11_a_dead_leader_is_replaced_within_5_s_and_its_fenced_write_is_refused() {
-    let Some(schema) = Schema::new().await else {
+    let Some(schema) = PgSchema::create("tars_leader").await else {
         return;
     };
     // Two candidates as two processes would be: a pool and a leader connection each.
-    let store_a = Store::connect(&schema.url).await.unwrap();
-    let store_b = Store::connect(&schema.url).await.unwrap();
+    let store_a = Store::connect(&schema.url()).await.unwrap();
+    let store_b = Store::connect(&schema.url()).await.unwrap();
     let duty = "job-reaper";
     let holder_a = format!("candidate-a-{}", &Uuid::new_v4().simple().to_string()[..8]);
     let holder_b = format!("candidate-b-{}", &Uuid::new_v4().simple().to_string()[..8]);
@@ -120,7 +67,7 @@ async fn issue_11_a_dead_leader_is_replaced_within_5_s_and_its_fenced_write_is_r
     assert!(store_a.claim_job(job).await.unwrap().is_some());
 
     // Its session dies, as when its process is killed: PostgreSQL releases the lock.
-    let admin = sqlx::PgPool::connect(&schema.url).await.unwrap();
+    let admin = sqlx::PgPool::connect(&schema.url()).await.unwrap();
     let terminated: Vec<bool> = sqlx::query_scalar(
         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1",
     )
@@ -204,4 +151,5 @@ async fn issue_11_a_dead_leader_is_replaced_within_5_s_and_its_fenced_write_is_r
     admin.close().await;
     store_a.close().await;
     store_b.close().await;
+    schema.drop().await;
 }

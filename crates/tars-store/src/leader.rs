@@ -343,23 +343,10 @@ mod tests {
     /// a schema of its own; skipped without it, unless `CI` is set.
     #[tokio::test]
     async fn the_leader_session_asks_for_short_server_keepalives() {
-        let Ok(server_url) = std::env::var("TARS_TEST_DATABASE_URL") else {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "TARS_TEST_DATABASE_URL must be set in CI"
-            );
+        let Some(schema) = tars_testkit::PgSchema::create("tars_keepalive").await else {
             return;
         };
-        let schema = format!("tars_keepalive_{}", uuid::Uuid::new_v4().simple());
-        let admin = sqlx::PgPool::connect(&server_url).await.unwrap();
-        // Our own hex name, not input; DDL takes no bind parameters.
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
-            .execute(&admin)
-            .await
-            .unwrap();
-        let separator = if server_url.contains('?') { '&' } else { '?' };
-        let url = format!("{server_url}{separator}options=-c%20search_path%3D{schema}");
-        let store = Store::connect(&url).await.unwrap();
+        let store = Store::connect(&schema.url()).await.unwrap();
         let mut session = store.leader_session("keepalive", "test").unwrap();
         assert_eq!(session.try_acquire().await.unwrap(), Some(1));
         let connection = session
@@ -376,9 +363,6 @@ mod tests {
         assert_eq!(settings, ("1".into(), "1".into(), "3".into()));
         session.resign().await;
         store.close().await;
-        sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
-            .execute(&admin)
-            .await
-            .unwrap();
+        schema.drop().await;
     }
 }

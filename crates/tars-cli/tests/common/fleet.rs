@@ -10,16 +10,16 @@ use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
+use tars_testkit::{PgSchema, service_urls};
 
 pub const ADMIN_PASSWORD: &str = "correct horse battery staple";
 
 /// The servers of the fleet tests, a schema and a NATS prefix of this test's own.
 pub struct Fleet {
     pub runtime: tokio::runtime::Runtime,
-    pub server_url: String,
     /// The database URL with `search_path` set to the test's schema.
     pub database_url: String,
-    pub schema: String,
+    schema: Option<PgSchema>,
     pub nats_url: String,
     pub prefix: String,
     pub dir: PathBuf,
@@ -28,46 +28,24 @@ pub struct Fleet {
 impl Fleet {
     /// `None` (after saying so) when the servers are not configured, outside CI.
     pub fn new(name: &str) -> Option<Fleet> {
-        let (Ok(server_url), Ok(nats_url)) = (
-            std::env::var("TARS_TEST_DATABASE_URL"),
-            std::env::var("TARS_TEST_NATS_URL"),
-        ) else {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "TARS_TEST_DATABASE_URL and TARS_TEST_NATS_URL must be set in CI \
-                 (e.g. postgres://postgres@127.0.0.1:5432/test and nats://127.0.0.1:4222)"
-            );
-            eprintln!("skipping a fleet test: TARS_TEST_DATABASE_URL or TARS_TEST_NATS_URL unset");
-            return None;
-        };
+        let [server_url, nats_url] =
+            service_urls(["TARS_TEST_DATABASE_URL", "TARS_TEST_NATS_URL"])?;
         let runtime = tokio::runtime::Runtime::new().unwrap();
-        let id = uuid::Uuid::new_v4().simple().to_string();
-        let schema = format!("tars_fleet_{id}");
-        runtime.block_on(async {
-            let pool = sqlx::PgPool::connect(&server_url)
-                .await
-                .expect("connecting to TARS_TEST_DATABASE_URL");
-            // Our own hex name, not input; DDL takes no bind parameters.
-            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
-                .execute(&pool)
-                .await
-                .expect("creating the test schema");
-            pool.close().await;
+        let schema = runtime.block_on(async {
             async_nats::connect(&nats_url)
                 .await
                 .expect("connecting to TARS_TEST_NATS_URL");
+            PgSchema::create_on(server_url, "tars_fleet").await
         });
-        let separator = if server_url.contains('?') { '&' } else { '?' };
-        let database_url = format!("{server_url}{separator}options=-c%20search_path%3D{schema}");
-        let dir = std::env::temp_dir().join(format!("tars-fleet-{name}-{id}"));
+        let database_url = schema.url();
+        let dir = std::env::temp_dir().join(format!("tars-fleet-{name}-{}", schema.id));
         std::fs::create_dir_all(&dir).unwrap();
         Some(Fleet {
+            prefix: format!("t{}", &schema.id[..12]),
             runtime,
-            server_url,
             database_url,
-            schema,
+            schema: Some(schema),
             nats_url,
-            prefix: format!("t{}", &id[..12]),
             dir,
         })
     }
@@ -139,13 +117,11 @@ impl Fleet {
 impl Drop for Fleet {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.dir);
-        let (server_url, schema) = (self.server_url.clone(), self.schema.clone());
+        let schema = self.schema.take();
         let (nats_url, prefix) = (self.nats_url.clone(), self.prefix.to_uppercase());
         self.runtime.block_on(async move {
-            if let Ok(pool) = sqlx::PgPool::connect(&server_url).await {
-                let drop = format!("DROP SCHEMA IF EXISTS {schema} CASCADE");
-                let _ = sqlx::query(sqlx::AssertSqlSafe(drop)).execute(&pool).await;
-                pool.close().await;
+            if let Some(schema) = schema {
+                schema.drop().await;
             }
             if let Ok(client) = async_nats::connect(&nats_url).await {
                 let jetstream = async_nats::jetstream::new(client);

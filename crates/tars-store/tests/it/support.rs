@@ -5,12 +5,12 @@
 //! Without `TARS_TEST_DATABASE_URL` the PostgreSQL tests are skipped, unless `CI` is set: then
 //! they fail, because CI is expected to have the server.
 
+use sqlx::Executor;
 use sqlx::postgres::PgPool;
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePool};
-use sqlx::{AssertSqlSafe, Executor};
 use std::str::FromStr;
 use tars_store::Store;
-use uuid::Uuid;
+use tars_testkit::PgSchema;
 
 /// Runs every listed `async fn name(db: &TestDb)` as `sqlite::name` and `postgres::name`.
 macro_rules! on_both_backends {
@@ -42,8 +42,8 @@ pub struct TestDb {
     pub url: String,
     raw: Raw,
     _dir: Option<tempfile::TempDir>,
-    /// PostgreSQL: the server's URL and the schema to drop at the end.
-    cleanup: Option<(String, String)>,
+    /// PostgreSQL: the schema, dropped with the `TestDb`.
+    _schema: Option<PgSchema>,
 }
 
 /// A plain pool beside the store's, for the SQL the store has no method for.
@@ -68,33 +68,14 @@ impl TestDb {
             url,
             raw: Raw::Sqlite(raw),
             _dir: Some(dir),
-            cleanup: None,
+            _schema: None,
         }
     }
 
     /// `None` (after saying so) when no server is configured outside CI.
     pub async fn postgres() -> Option<TestDb> {
-        let Ok(server_url) = std::env::var("TARS_TEST_DATABASE_URL") else {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "TARS_TEST_DATABASE_URL is not set, but CI is: set it to a PostgreSQL URL, \
-                 e.g. postgres://postgres@127.0.0.1:5432/test"
-            );
-            eprintln!("skipping a PostgreSQL test: TARS_TEST_DATABASE_URL is not set");
-            return None;
-        };
-        let schema = format!("tars_test_{}", Uuid::new_v4().simple());
-        let admin = PgPool::connect(&server_url)
-            .await
-            .expect("connecting to TARS_TEST_DATABASE_URL");
-        // The schema name is ours (hex digits), not input, and DDL cannot take bind parameters.
-        admin
-            .execute(AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
-            .await
-            .expect("creating the test schema");
-        admin.close().await;
-        let separator = if server_url.contains('?') { '&' } else { '?' };
-        let url = format!("{server_url}{separator}options=-c%20search_path%3D{schema}");
+        let schema = PgSchema::create("tars_test").await?;
+        let url = schema.url();
         let store = Store::connect(&url)
             .await
             .expect("connecting to PostgreSQL");
@@ -106,7 +87,7 @@ impl TestDb {
             url,
             raw: Raw::Postgres(raw),
             _dir: None,
-            cleanup: Some((server_url, schema)),
+            _schema: Some(schema),
         })
     }
 
@@ -127,33 +108,6 @@ impl TestDb {
         match &self.raw {
             Raw::Sqlite(pool) => sqlx::query_scalar(sql).fetch_one(pool).await.unwrap(),
             Raw::Postgres(pool) => sqlx::query_scalar(sql).fetch_one(pool).await.unwrap(),
-        }
-    }
-}
-
-impl Drop for TestDb {
-    fn drop(&mut self) {
-        let Some((server_url, schema)) = self.cleanup.take() else {
-            return;
-        };
-        // Drop is synchronous: drop the schema from a thread with a runtime of its own.
-        let dropped = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()?;
-            runtime.block_on(async {
-                let admin = PgPool::connect(&server_url).await?;
-                admin
-                    .execute(AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
-                    .await?;
-                admin.close().await;
-                Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
-            })?;
-            Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
-        })
-        .join();
-        if !matches!(dropped, Ok(Ok(()))) {
-            eprintln!("could not drop a PostgreSQL test schema: {dropped:?}");
         }
     }
 }
