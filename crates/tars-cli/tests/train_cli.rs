@@ -11,11 +11,22 @@ fn tars(args: &[&str]) -> Output {
         .expect("tars runs")
 }
 
+/// `tars <args>`, which must succeed, and the JSON it prints.
+fn tars_json(args: &[&str]) -> Value {
+    let output = tars(args);
+    assert!(
+        output.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
 #[test]
 fn train_writes_a_checkpoint_that_evaluates_to_the_same_score() {
     let dir = std::env::temp_dir().join(format!("tars-train-cli-{}", std::process::id()));
     let dir_str = dir.to_str().unwrap();
-    let output = tars(&[
+    let trained = tars_json(&[
         "train",
         "--algo",
         "ppo",
@@ -29,12 +40,6 @@ fn train_writes_a_checkpoint_that_evaluates_to_the_same_score() {
         dir_str,
         "--json",
     ]);
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let trained: Value = serde_json::from_slice(&output.stdout).unwrap();
     for key in [
         "algo",
         "env",
@@ -55,7 +60,7 @@ fn train_writes_a_checkpoint_that_evaluates_to_the_same_score() {
     );
     assert!(dir.join("model.safetensors").exists() && dir.join("metadata.json").exists());
 
-    let output = tars(&[
+    let evaluated = tars_json(&[
         "evaluate",
         "--checkpoint",
         dir_str,
@@ -65,12 +70,6 @@ fn train_writes_a_checkpoint_that_evaluates_to_the_same_score() {
         "1000003",
         "--json",
     ]);
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let evaluated: Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(
         evaluated["mean_reward"].as_f64().unwrap(),
         trained_mean,
@@ -93,7 +92,7 @@ fn train_writes_a_checkpoint_that_evaluates_to_the_same_score() {
 fn eval_freq_keeps_the_best_policy_as_its_own_checkpoint() {
     let dir = std::env::temp_dir().join(format!("tars-train-best-{}", std::process::id()));
     let dir_str = dir.to_str().unwrap();
-    let output = tars(&[
+    let trained = tars_json(&[
         "train",
         "--algo",
         "dqn",
@@ -113,12 +112,6 @@ fn eval_freq_keeps_the_best_policy_as_its_own_checkpoint() {
         dir_str,
         "--json",
     ]);
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let trained: Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(trained["evaluations_during_training"], 5, "{trained}");
     let best = &trained["best"];
     let step = best["timestep"].as_u64().expect("a best policy");
@@ -128,7 +121,7 @@ fn eval_freq_keeps_the_best_policy_as_its_own_checkpoint() {
 
     // The best checkpoint is a checkpoint: it evaluates to the reported score, and its
     // metadata stops at its step, evaluations during training included.
-    let output = tars(&[
+    let evaluated = tars_json(&[
         "evaluate",
         "--checkpoint",
         best_dir.to_str().unwrap(),
@@ -136,8 +129,6 @@ fn eval_freq_keeps_the_best_policy_as_its_own_checkpoint() {
         "1000002",
         "--json",
     ]);
-    assert!(output.status.success());
-    let evaluated: Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(evaluated["mean_reward"], best["eval_mean_reward"]);
     let metadata: Value =
         serde_json::from_slice(&std::fs::read(best_dir.join("metadata.json")).unwrap()).unwrap();
@@ -231,7 +222,7 @@ fn bad_training_requests_name_what_is_valid() {
 
 #[test]
 fn lunar_lander_heuristic_lands_and_aliases_resolve() {
-    let output = tars(&[
+    let stats = tars_json(&[
         "env",
         "rollout",
         "LunarLander-v2",
@@ -243,12 +234,6 @@ fn lunar_lander_heuristic_lands_and_aliases_resolve() {
         "2",
         "--json",
     ]);
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let stats: Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(stats["env"], "LunarLander-v3");
     assert!(
         stats["mean_episode_return"].as_f64().unwrap() > 150.0,
