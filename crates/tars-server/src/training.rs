@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 use tars_agents::checkpoint::{self, METADATA_FILE, WEIGHTS_FILE};
-use tars_agents::{Algo, Control, Observer, Progress};
+use tars_agents::{Algo, Control, CurvePoint, EvalCallback, EvalConfig, Observer, Progress};
 use tars_store::{JobKind, JobRow, JobStatus};
 use utoipa::ToSchema;
 
@@ -51,10 +51,21 @@ pub struct TrainRequest {
     /// Deterministic evaluation episodes after training: 1 to 10,000.
     #[serde(default = "default_eval_episodes")]
     pub eval_episodes: usize,
+    /// Also evaluate every `eval_freq` steps during training (SB3's `EvalCallback`) and keep
+    /// the best policy as checkpoint `train-<job id>/best`, as RL Zoo keeps `best_model.zip`.
+    #[serde(default)]
+    pub eval_freq: Option<u64>,
+    /// Episodes per evaluation during training (with `eval_freq`): 1 to 10,000.
+    #[serde(default = "default_eval_freq_episodes")]
+    pub eval_freq_episodes: usize,
 }
 
 fn default_eval_episodes() -> usize {
     10
+}
+
+fn default_eval_freq_episodes() -> usize {
+    5
 }
 
 impl TrainRequest {
@@ -69,6 +80,17 @@ impl TrainRequest {
             return Err(ApiError::unprocessable(format!(
                 "eval_episodes must be between 1 and {MAX_EVAL_EPISODES}, got {}",
                 self.eval_episodes
+            )));
+        }
+        if self.eval_freq == Some(0) {
+            return Err(ApiError::unprocessable(
+                "eval_freq must be at least 1 step (omit it to skip evaluations during training)",
+            ));
+        }
+        if !(1..=MAX_EVAL_EPISODES).contains(&self.eval_freq_episodes) {
+            return Err(ApiError::unprocessable(format!(
+                "eval_freq_episodes must be between 1 and {MAX_EVAL_EPISODES}, got {}",
+                self.eval_freq_episodes
             )));
         }
         if self.total_timesteps == Some(0) {
@@ -166,44 +188,137 @@ fn train_and_save(
 ) -> anyhow::Result<Option<Value>> {
     let (algo, _) = request.validate().map_err(|e| anyhow::anyhow!(e.message))?;
     let env_id = tars_envs::spec(&request.environment)?.id;
-    let mut observer = JobObserver { live, env_id };
-    let start = Instant::now();
-    let output = tars_agents::train::train(
+    let run = TrainRun {
         algo,
         env_id,
-        &request.hyperparameters,
-        request.seed,
-        request.total_timesteps,
-        &mut observer,
-    )?;
-    if live.stop_requested() {
-        return Ok(None);
+        overrides: &request.hyperparameters,
+        seed: request.seed,
+        total_timesteps: request.total_timesteps,
+        eval_episodes: request.eval_episodes,
+        eval_freq: request
+            .eval_freq
+            .map(|freq| (freq, request.eval_freq_episodes)),
+    };
+    let mut observer = JobObserver { live, env_id };
+    let stopped = || live.stop_requested();
+    let before_evaluation = || live.set_phase(env_id, "evaluating");
+    run.run(dir, &mut observer, &stopped, &before_evaluation)
+}
+
+/// One training run as `tars train` and `POST /v1/train` do it: train, evaluate the final
+/// policy (and, with `eval_freq`, the best one of the evaluations during training), write
+/// the checkpoint(s), describe the result as JSON.
+pub struct TrainRun<'a> {
+    pub algo: Algo,
+    pub env_id: &'static str,
+    pub overrides: &'a Map<String, Value>,
+    pub seed: u64,
+    pub total_timesteps: Option<u64>,
+    /// Deterministic episodes of the final evaluation(s), seeded from `seed + 1,000,000`.
+    pub eval_episodes: usize,
+    /// Steps between evaluations during training, and their episodes (seeded from
+    /// `seed + 2,000,000`, apart from training's and the final evaluation's).
+    pub eval_freq: Option<(u64, usize)>,
+}
+
+impl TrainRun<'_> {
+    /// Trains with `observer`; `None`, with nothing written, when `stopped()` says the run was
+    /// asked to stop. The best policy, if any, is the checkpoint `<dir>/best`.
+    pub fn run(
+        &self,
+        dir: &Path,
+        observer: &mut dyn Observer,
+        stopped: &dyn Fn() -> bool,
+        before_evaluation: &dyn Fn(),
+    ) -> anyhow::Result<Option<Value>> {
+        let start = Instant::now();
+        let train = |observer: &mut dyn Observer| {
+            tars_agents::train::train(
+                self.algo,
+                self.env_id,
+                self.overrides,
+                self.seed,
+                self.total_timesteps,
+                observer,
+            )
+        };
+        let (mut output, evaluations, best) = match self.eval_freq {
+            Some((eval_freq, n_eval_episodes)) => {
+                let config = EvalConfig {
+                    eval_freq,
+                    n_eval_episodes,
+                    seed: self.seed.wrapping_add(2_000_000),
+                };
+                let mut callback = EvalCallback::new(observer, config);
+                let output = train(&mut callback)?;
+                (
+                    output,
+                    callback.evaluations().to_vec(),
+                    callback.into_best(),
+                )
+            }
+            None => (train(observer)?, Vec::new(), None),
+        };
+        if stopped() {
+            return Ok(None);
+        }
+        let train_seconds = start.elapsed().as_secs_f64();
+        before_evaluation();
+        output.curve.extend(evaluations.iter().map(|e| CurvePoint {
+            timestep: e.timestep,
+            key: "eval/mean_reward".into(),
+            value: e.mean_reward,
+        }));
+        output.curve.sort_by_key(|point| point.timestep);
+        let final_seed = self.seed.wrapping_add(1_000_000);
+        let mut policy = output.policy;
+        let evaluation = tars_agents::evaluate(&mut policy, self.eval_episodes, final_seed, true)?;
+        let (weights, metadata) = checkpoint::encode(
+            &policy,
+            &output.hyperparams,
+            self.seed,
+            output.timesteps,
+            &output.curve,
+        );
+        write_checkpoint(dir, &weights, &metadata)?;
+        let name = |dir: &Path| dir.file_name().map(|n| n.to_string_lossy().into_owned());
+        // The best policy: its own checkpoint, evaluated on the final evaluation's episodes.
+        let best = match best {
+            Some(mut best) => {
+                let best_dir = dir.join("best");
+                let curve: Vec<CurvePoint> = (output.curve.iter())
+                    .filter(|point| point.timestep <= best.timestep)
+                    .cloned()
+                    .collect();
+                let (weights, metadata) = checkpoint::encode(
+                    &best.policy,
+                    &output.hyperparams,
+                    self.seed,
+                    best.timestep,
+                    &curve,
+                );
+                write_checkpoint(&best_dir, &weights, &metadata)?;
+                let evaluation =
+                    tars_agents::evaluate(&mut best.policy, self.eval_episodes, final_seed, true)?;
+                json!({
+                    "timestep": best.timestep, "selection_mean_reward": best.mean_reward,
+                    "eval_mean_reward": evaluation.mean_reward(),
+                    "eval_std_reward": evaluation.std_reward(),
+                    "checkpoint_id": name(dir).map(|dir| format!("{dir}/best")),
+                    "checkpoint": best_dir.display().to_string(),
+                })
+            }
+            None => Value::Null,
+        };
+        Ok(Some(json!({
+            "algo": self.algo.name(), "env": self.env_id, "seed": self.seed,
+            "timesteps": output.timesteps, "train_seconds": train_seconds,
+            "eval_mean_reward": evaluation.mean_reward(), "eval_std_reward": evaluation.std_reward(),
+            "eval_episodes": self.eval_episodes, "checkpoint_id": name(dir),
+            "checkpoint": dir.display().to_string(), "hyperparams": output.hyperparams,
+            "evaluations_during_training": evaluations.len(), "best": best,
+        })))
     }
-    let train_seconds = start.elapsed().as_secs_f64();
-    live.set_phase(env_id, "evaluating");
-    let mut policy = output.policy;
-    let evaluation = tars_agents::evaluate(
-        &mut policy,
-        request.eval_episodes,
-        request.seed.wrapping_add(1_000_000),
-        true,
-    )?;
-    let (weights, metadata) = checkpoint::encode(
-        &policy,
-        &output.hyperparams,
-        request.seed,
-        output.timesteps,
-        &output.curve,
-    );
-    write_checkpoint(dir, &weights, &metadata)?;
-    Ok(Some(json!({
-        "algo": algo.name(), "env": env_id, "seed": request.seed,
-        "timesteps": output.timesteps, "train_seconds": train_seconds,
-        "eval_mean_reward": evaluation.mean_reward(), "eval_std_reward": evaluation.std_reward(),
-        "eval_episodes": request.eval_episodes,
-        "checkpoint_id": dir.file_name().map(|n| n.to_string_lossy().into_owned()),
-        "checkpoint": dir.display().to_string(), "hyperparams": output.hyperparams,
-    })))
 }
 
 /// Reports a training's progress to its job and stops it when the job is cancelled or the

@@ -1,6 +1,6 @@
 //! Training jobs over HTTP (issue 11: trainings go through the job queue): `POST /v1/train`
 //! queues a real PPO training that a worker runs; its result names the checkpoint it wrote,
-//! which loads; cancelling stops it; bad requests are 422s naming what is valid and store
+//! which loads (with `eval_freq`, the best policy's too); cancelling stops it; bad requests are 422s naming what is valid and store
 //! nothing; an `Idempotency-Key` of an evaluation is not taken for a training.
 
 mod common;
@@ -62,14 +62,32 @@ async fn a_training_job_trains_and_keeps_a_loadable_checkpoint() {
     assert_eq!(metadata.algo, "PPO");
     let replay = tars_agents::evaluate(&mut policy, 5, 1 + 1_000_000, true).unwrap();
     assert_eq!(replay.mean_reward(), mean);
-    // The same training again gives the same weights: deterministic.
+    // The same training again gives the same weights: deterministic, also when it evaluates
+    // every 5,000 steps (SB3's EvalCallback) and keeps the best policy as a second checkpoint.
+    let mut watched = body.clone();
+    watched["eval_freq"] = json!(5_000);
+    watched["eval_freq_episodes"] = json!(3);
     let (_, again) = server
-        .call(Method::POST, &admin, "/v1/train", Some(body))
+        .call(Method::POST, &admin, "/v1/train", Some(watched))
         .await;
-    let again = wait_final(&server, &admin, again["job_id"].as_str().unwrap()).await;
+    let again_id = again["job_id"].as_str().unwrap().to_string();
+    let again = wait_final(&server, &admin, &again_id).await;
+    let again = &again["result"];
+    assert_eq!(again["eval_mean_reward"], result["eval_mean_reward"]);
+    assert_eq!(again["evaluations_during_training"], 4, "{again}");
+    let best = &again["best"];
+    let best_id = format!("train-{again_id}/best");
+    assert_eq!(best["checkpoint_id"], best_id.as_str(), "{again}");
+    let loaded = tars_server::service::load_checkpoint(&server.dir, &best_id).unwrap();
     assert_eq!(
-        again["result"]["eval_mean_reward"],
-        result["eval_mean_reward"]
+        loaded.metadata.timesteps,
+        best["timestep"].as_u64().unwrap()
+    );
+    let mut best_policy = loaded.policy;
+    let replay = tars_agents::evaluate(&mut best_policy, 5, 1 + 1_000_000, true).unwrap();
+    assert_eq!(
+        replay.mean_reward(),
+        best["eval_mean_reward"].as_f64().unwrap()
     );
     let metrics = server.metrics().await;
     assert!(
@@ -150,6 +168,15 @@ async fn bad_training_requests_are_refused_with_what_is_valid() {
         (
             json!({"agent_type": "ppo", "environment": "CartPole-v1", "epochs": 3}),
             "unknown field `epochs`",
+        ),
+        (
+            json!({"agent_type": "ppo", "environment": "CartPole-v1", "eval_freq": 0}),
+            "eval_freq must be at least 1 step",
+        ),
+        (
+            json!({"agent_type": "ppo", "environment": "CartPole-v1", "eval_freq": 1000,
+                   "eval_freq_episodes": 0}),
+            "eval_freq_episodes must be between 1 and 10000, got 0",
         ),
     ];
     for (body, expected) in cases {

@@ -7,8 +7,8 @@ use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
-use tars_agents::checkpoint;
-use tars_agents::{Algo, Control, CurvePoint, EvalCallback, EvalConfig, Observer, Progress};
+use tars_agents::{Algo, Control, Observer, Progress};
+use tars_server::training::TrainRun;
 
 /// Arguments of `tars train`.
 #[derive(Debug, clap::Args)]
@@ -110,9 +110,7 @@ impl Observer for ProgressObserver {
     }
 }
 
-pub use tars_server::service::read_checkpoint;
-/// Writes a checkpoint directory.
-pub use tars_server::training::write_checkpoint;
+use tars_server::service::read_checkpoint;
 
 pub fn train(args: TrainArgs) -> anyhow::Result<ExitCode> {
     let algo: Algo = args.algo.parse()?;
@@ -149,49 +147,6 @@ pub fn train(args: TrainArgs) -> anyhow::Result<ExitCode> {
         next_report: 0,
         quiet: args.json,
     };
-    let start = Instant::now();
-    // Periodic evaluations play their own episodes: seeds from seed + 2,000,000, apart from
-    // training's (seed + i) and the final evaluation's (seed + 1,000,000).
-    let eval_config = args.eval_freq.map(|eval_freq| EvalConfig {
-        eval_freq,
-        n_eval_episodes: args.eval_freq_episodes,
-        seed: args.seed.wrapping_add(2_000_000),
-    });
-    let run = |observer: &mut dyn Observer| {
-        tars_agents::train::train(
-            algo,
-            env_id,
-            &overrides,
-            args.seed,
-            args.timesteps,
-            observer,
-        )
-    };
-    let (mut output, evaluations, best) = match eval_config {
-        Some(config) => {
-            let mut callback = EvalCallback::new(&mut observer, config);
-            let output = run(&mut callback)?;
-            (
-                output,
-                callback.evaluations().to_vec(),
-                callback.into_best(),
-            )
-        }
-        None => (run(&mut observer)?, Vec::new(), None),
-    };
-    let train_seconds = start.elapsed().as_secs_f64();
-    if let Some(bar) = &observer.bar {
-        bar.finish_and_clear();
-    }
-    output.curve.extend(evaluations.iter().map(|e| CurvePoint {
-        timestep: e.timestep,
-        key: "eval/mean_reward".into(),
-        value: e.mean_reward,
-    }));
-    output.curve.sort_by_key(|point| point.timestep);
-    let final_seed = args.seed.wrapping_add(1_000_000);
-    let mut policy = output.policy;
-    let evaluation = tars_agents::evaluate(&mut policy, args.eval_episodes, final_seed, true)?;
     let dir = match args.out {
         Some(dir) => dir,
         None => data_dir()?.join("checkpoints").join(format!(
@@ -201,79 +156,59 @@ pub fn train(args: TrainArgs) -> anyhow::Result<ExitCode> {
             args.seed
         )),
     };
-    let (weights, metadata) = checkpoint::encode(
-        &policy,
-        &output.hyperparams,
-        args.seed,
-        output.timesteps,
-        &output.curve,
-    );
-    write_checkpoint(&dir, &weights, &metadata)?;
-    // The best policy: its own checkpoint, evaluated on the final evaluation's episodes.
-    let best = match best {
-        Some(mut best) => {
-            let best_dir = dir.join("best");
-            let curve: Vec<CurvePoint> = (output.curve.iter())
-                .filter(|point| point.timestep <= best.timestep)
-                .cloned()
-                .collect();
-            let (weights, metadata) = checkpoint::encode(
-                &best.policy,
-                &output.hyperparams,
-                args.seed,
-                best.timestep,
-                &curve,
-            );
-            write_checkpoint(&best_dir, &weights, &metadata)?;
-            let evaluation =
-                tars_agents::evaluate(&mut best.policy, args.eval_episodes, final_seed, true)?;
-            json!({
-                "timestep": best.timestep, "selection_mean_reward": best.mean_reward,
-                "eval_mean_reward": evaluation.mean_reward(),
-                "eval_std_reward": evaluation.std_reward(),
-                "checkpoint": best_dir.display().to_string(),
-            })
-        }
-        None => Value::Null,
+    let run = TrainRun {
+        algo,
+        env_id,
+        overrides: &overrides,
+        seed: args.seed,
+        total_timesteps: args.timesteps,
+        eval_episodes: args.eval_episodes,
+        eval_freq: args.eval_freq.map(|freq| (freq, args.eval_freq_episodes)),
     };
-    let result = json!({
-        "algo": algo.name(), "env": env_id, "seed": args.seed, "timesteps": output.timesteps,
-        "train_seconds": train_seconds, "eval_mean_reward": evaluation.mean_reward(),
-        "eval_std_reward": evaluation.std_reward(), "eval_episodes": args.eval_episodes,
-        "checkpoint": dir.display().to_string(), "hyperparams": output.hyperparams,
-        "evaluations_during_training": evaluations.len(), "best": best,
-    });
+    let bar = observer.bar.clone();
+    let finish_bar = || {
+        if let Some(bar) = &bar {
+            bar.finish_and_clear();
+        }
+    };
+    let result = run
+        .run(&dir, &mut observer, &|| false, &finish_bar)?
+        .expect("a CLI training run is never stopped");
     let mut out = std::io::stdout().lock();
     if args.json {
         writeln!(out, "{result}")?;
-    } else {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let number = |value: &Value| value.as_f64().unwrap_or(f64::NAN);
+    writeln!(
+        out,
+        "trained {algo} on {env_id} for {} steps in {:.2} s (seed {})",
+        result["timesteps"],
+        number(&result["train_seconds"]),
+        args.seed
+    )?;
+    writeln!(
+        out,
+        "evaluation: {:.2} ± {:.2} over {} episodes (deterministic)",
+        number(&result["eval_mean_reward"]),
+        number(&result["eval_std_reward"]),
+        args.eval_episodes
+    )?;
+    writeln!(out, "checkpoint: {}", dir.display())?;
+    let best = &result["best"];
+    if !best.is_null() {
         writeln!(
             out,
-            "trained {} on {env_id} for {} steps in {train_seconds:.2} s (seed {})",
-            algo, output.timesteps, args.seed
+            "best of {} evaluations during training: step {}, {:.2} over {} episodes; \
+             evaluation: {:.2} ± {:.2}; checkpoint: {}",
+            result["evaluations_during_training"],
+            best["timestep"],
+            number(&best["selection_mean_reward"]),
+            args.eval_freq_episodes,
+            number(&best["eval_mean_reward"]),
+            number(&best["eval_std_reward"]),
+            best["checkpoint"].as_str().unwrap_or_default(),
         )?;
-        writeln!(
-            out,
-            "evaluation: {:.2} ± {:.2} over {} episodes (deterministic)",
-            evaluation.mean_reward(),
-            evaluation.std_reward(),
-            args.eval_episodes
-        )?;
-        writeln!(out, "checkpoint: {}", dir.display())?;
-        if !best.is_null() {
-            writeln!(
-                out,
-                "best of {} evaluations during training: step {}, {:.2} over {} episodes; \
-                 evaluation: {:.2} ± {:.2}; checkpoint: {}",
-                evaluations.len(),
-                best["timestep"],
-                best["selection_mean_reward"].as_f64().unwrap_or(f64::NAN),
-                args.eval_freq_episodes,
-                best["eval_mean_reward"].as_f64().unwrap_or(f64::NAN),
-                best["eval_std_reward"].as_f64().unwrap_or(f64::NAN),
-                best["checkpoint"].as_str().unwrap_or_default(),
-            )?;
-        }
     }
     Ok(ExitCode::SUCCESS)
 }
