@@ -275,6 +275,76 @@ async fn a_stopped_study_keeps_its_finished_trials() {
     server.stop().await;
 }
 
+/// A trial job whose trial is no longer running (failed behind its back here, as a server
+/// that took the study over fails the trials it found half-done) stops at its next report
+/// instead of training on for nobody.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trial_job_whose_trial_was_ended_stops_at_its_next_report() {
+    let server = Server::start("automl-orphan", &[]).await;
+    let admin = server.admin().await;
+    // One DQN update per step on the Zoo budget: many seconds between its 20 reports.
+    let one = |value: Value| json!({"type": "categorical", "choices": [value]});
+    let space = json!({"train_freq": one(json!(1)), "gradient_steps": one(json!(1)),
+        "learning_starts": one(json!(0)), "batch_size": one(json!(64)),
+        "net_arch": one(json!([256, 256]))});
+    let body = json!({"agent_type": "dqn", "n_trials": 1, "use_real_training": true,
+        "search_space": space, "n_eval_episodes": 3, "seed": 3, "sampler": "random",
+        "pruner": "none", "workers": 1});
+    let id = start_study(&server, &admin, body).await;
+    let reported = |s: &Value| {
+        s["trials"][0]["intermediate_values"]
+            .as_object()
+            .is_some_and(|values| !values.is_empty())
+    };
+    wait_for(&server, &admin, &id, reported).await;
+
+    let url = format!("sqlite://{}/tars.db", server.dir.display());
+    let store = tars_store::Store::connect(&url).await.unwrap();
+    let study_id: uuid::Uuid = id.parse().unwrap();
+    let mut trial = store.trial(study_id, 0).await.unwrap().unwrap();
+    trial.state = "failed".into();
+    trial.error = Some("failed by the test, as by a takeover".into());
+    trial.finished_at = Some(chrono::Utc::now());
+    store.upsert_trial(&trial).await.unwrap();
+
+    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let (status, error) = loop {
+        let (status, error): (String, Option<String>) =
+            sqlx::query_as("SELECT status, error FROM eval_jobs WHERE kind = 'trial'")
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+        if status != "queued" && status != "running" {
+            break (status, error);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the orphan trial job still {status}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(status, "cancelled", "{error:?}");
+    let error = error.unwrap();
+    assert!(
+        error.contains("trial 0 of study") && error.contains("was already ended"),
+        "{error}"
+    );
+    // The owner, alive in this test, sees the cancelled job and ends the study.
+    let study = wait_for(&server, &admin, &id, is_ended).await;
+    assert_eq!(study["trials"][0]["state"], "failed", "{study}");
+    let reports = study["trials"][0]["intermediate_values"]
+        .as_object()
+        .unwrap();
+    assert!(
+        reports.len() < 20,
+        "stopped before its last report: {study}"
+    );
+    pool.close().await;
+    store.close().await;
+    server.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_study_past_its_timeout_starts_no_new_trial() {
     let server = Server::start("automl-timeout", &[]).await;

@@ -9,7 +9,8 @@
 //! A trial job is keyed by (study, number) (its `Idempotency-Key`), so asking twice queues it
 //! once; a redelivered trial trains again to the same values (training is deterministic). A
 //! worker writes only to a trial that is still `running`: once the owner has ended it
-//! (complete, pruned, or failed by a resume), late writes change nothing.
+//! (complete, pruned, or failed by a resume), late writes change nothing, and the worker stops
+//! at its next report (an orphan of a study another server took over trains no further).
 
 use super::{Control, INTERRUPTED, OptimizeBody, lose, plan};
 use crate::jobs::{Ending, Jobs, Live, SubmitError, Submitted};
@@ -70,22 +71,43 @@ pub async fn run(service: &Arc<Service>, row: &JobRow, live: &Arc<Live>) -> Endi
     let store = store.clone();
     let runtime = tokio::runtime::Handle::current();
     let worker_live = live.clone();
+    let (study_id, number) = (job.study_id, job.number);
     let evaluated = tokio::task::spawn_blocking(move || {
         let mut reported = Map::new();
-        objective.evaluate(&job.params, &mut |step, value| {
+        let mut ended = false;
+        let outcome = objective.evaluate(&job.params, &mut |step, value| {
             worker_live.note("trial", json!({"step": step, "value": value}));
             reported.insert(step.to_string(), json!(value));
             let values = Value::Object(reported.clone());
-            if let Err(err) =
-                runtime.block_on(store.report_trial_values(job.study_id, job.number, &values))
-            {
-                tracing::warn!(study = %job.study_id, trial = job.number, error = %err,
-                    "cannot store a trial's intermediate value");
+            match runtime.block_on(store.report_trial_values(study_id, number, &values)) {
+                // The trial is no longer running: its study's owner ended it, or a server
+                // that took the study over failed it and re-queued its parameters. Nobody
+                // reads this run any more.
+                Ok(false) => ended = true,
+                Ok(true) => {}
+                Err(err) => tracing::warn!(study = %study_id, trial = number, error = %err,
+                    "cannot store a trial's intermediate value"),
             }
-            worker_live.stop_requested()
-        })
+            ended || worker_live.stop_requested()
+        });
+        (outcome, ended)
     })
     .await;
+    let evaluated = match evaluated {
+        Ok((_, true)) => {
+            return Ending::Done {
+                status: JobStatus::Cancelled,
+                run_id: None,
+                result: None,
+                error: Some(format!(
+                    "trial {number} of study {study_id} was already ended (by its study's \
+                     owner, or failed by a server that took the study over); stopped"
+                )),
+            };
+        }
+        Ok((outcome, false)) => Ok(outcome),
+        Err(err) => Err(err),
+    };
     match evaluated {
         Ok(Outcome::Complete(value)) => Ending::Done {
             status: JobStatus::Succeeded,
