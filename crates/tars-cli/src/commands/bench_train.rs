@@ -114,7 +114,7 @@ pub fn run(seeds: u64, only: Option<&str>, eval_freq: u64, json_out: bool) -> an
     if !json_out {
         writeln!(
             out,
-            "{:<5} {:<15} {:>9} {:>24} {:>24}  {:<26} {:<24} passed (final, best)",
+            "{:<5} {:<15} {:>9} {:>29} {:>29}  {:<26} {:<24} passed (final, best)",
             "algo",
             "env",
             "median s",
@@ -159,7 +159,7 @@ pub fn run(seeds: u64, only: Option<&str>, eval_freq: u64, json_out: bool) -> an
             };
             writeln!(
                 out,
-                "{:<5} {:<15} {median:>9.2} {:>24} {:>24}  {:<26} {:<24} {passed}/{seeds}, {best_passed}/{seeds}",
+                "{:<5} {:<15} {median:>9.2} {:>29} {:>29}  {:<26} {:<24} {passed}/{seeds}, {best_passed}/{seeds}",
                 row.algo.name(),
                 row.env_id,
                 format(&mut scores.iter().map(|&s| Some(s))),
