@@ -13,7 +13,9 @@ use crate::policy::{Control, Observer, Policy, Progress};
 /// When and how to evaluate during training.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct EvalConfig {
-    /// Environment steps (all environments together) between evaluations.
+    /// Environment steps (all environments together) between evaluations. An evaluation
+    /// runs at the first progress report at or after each multiple: DQN and DDPG report every
+    /// 1,000 steps, PPO and A2C after each update.
     pub eval_freq: u64,
     /// Deterministic episodes per evaluation.
     pub n_eval_episodes: usize,
