@@ -3,8 +3,10 @@
 //! heartbeat intervals is dead. Because the rows are in the store (SQLite embedded,
 //! PostgreSQL in a fleet), every replica sees every worker and engine.
 
+use crate::breaker::{CallError, CircuitBreaker};
 use chrono::{DateTime, Utc};
 use serde_json::Value;
+use std::sync::Arc;
 use std::time::Duration;
 use tars_store::{ComponentRow, Store, StoreError};
 use uuid::Uuid;
@@ -55,6 +57,8 @@ pub fn is_alive(
 pub struct Registry {
     store: Store,
     missed_heartbeats: u32,
+    /// The process's breaker for the store, when heartbeats should go through it.
+    breaker: Option<Arc<CircuitBreaker>>,
 }
 
 impl Registry {
@@ -63,7 +67,16 @@ impl Registry {
         Registry {
             store,
             missed_heartbeats: missed_heartbeats.max(1),
+            breaker: None,
         }
+    }
+
+    /// Heartbeats go through `breaker` (the process's breaker for its database): while the
+    /// database is down they fail at once instead of each waiting for a connection, and count
+    /// towards opening it like every other call.
+    pub fn with_breaker(mut self, breaker: Arc<CircuitBreaker>) -> Registry {
+        self.breaker = Some(breaker);
+        self
     }
 
     pub fn store(&self) -> &Store {
@@ -74,11 +87,15 @@ impl Registry {
         self.missed_heartbeats
     }
 
-    /// Writes a heartbeat now.
-    pub async fn beat(&self, component: &ComponentRow) -> Result<(), StoreError> {
+    /// Writes a heartbeat now (through the breaker, if the registry has one).
+    pub async fn beat(&self, component: &ComponentRow) -> Result<(), CallError<StoreError>> {
         let mut component = component.clone();
         component.last_heartbeat = Utc::now();
-        self.store.heartbeat(&component).await
+        let write = || self.store.heartbeat(&component);
+        match &self.breaker {
+            Some(breaker) => breaker.call(StoreError::is_transient, write).await,
+            None => write().await.map_err(CallError::Failed),
+        }
     }
 
     /// Every registered component with its liveness, as of now.
@@ -196,6 +213,39 @@ mod tests {
             "healthy",
             now
         ));
+    }
+
+    #[tokio::test]
+    async fn heartbeats_go_through_the_breaker_and_fail_fast_while_it_is_open() {
+        let store = Store::connect("sqlite::memory:").await.unwrap();
+        let config = crate::breaker::BreakerConfig {
+            consecutive_failures: 2,
+            ..Default::default()
+        };
+        let breaker = Arc::new(CircuitBreaker::new("registry-test", config));
+        let registry = Registry::new(store, 2).with_breaker(breaker.clone());
+        let row = new_component("worker", "w", vec![], 1, Duration::from_secs(1));
+        registry.beat(&row).await.unwrap();
+        assert_eq!(registry.components().await.unwrap().len(), 1);
+
+        // The database failed twice for other callers: the breaker is open.
+        for _ in 0..2 {
+            let failing = || async { Err::<(), &str>("unreachable") };
+            let _ = breaker.call(|_| true, failing).await;
+        }
+        let mut stopped = row.clone();
+        stopped.status = "stopped".into();
+        let err = registry.beat(&stopped).await.unwrap_err();
+        assert!(matches!(err, CallError::Open(_)), "{err}");
+        assert!(
+            err.to_string().contains("registry-test is unavailable"),
+            "{err}"
+        );
+        let rows = registry.components().await.unwrap();
+        assert_eq!(
+            rows[0].row.status, row.status,
+            "the refused beat wrote nothing"
+        );
     }
 
     #[tokio::test]

@@ -56,6 +56,11 @@ impl Guard {
         &self.breaker
     }
 
+    /// The breaker itself, for callers outside this crate (the registry's heartbeats).
+    pub fn shared_breaker(&self) -> Arc<CircuitBreaker> {
+        self.breaker.clone()
+    }
+
     /// Runs `op` through the breaker, retrying transient failures with backoff (not an open
     /// breaker: that fails fast).
     pub async fn call<T, E, Fut>(

@@ -63,7 +63,8 @@ pub fn run(args: WorkerArgs) -> anyhow::Result<ExitCode> {
             Registry::new(
                 service.store.clone(),
                 service.config.get_int("missed_heartbeats") as u32,
-            ),
+            )
+            .with_breaker(service.postgres().shared_breaker()),
             jobs.clone(),
             n_workers,
             Duration::from_secs(service.config.get_int("heartbeat_interval_seconds") as u64),

@@ -162,7 +162,8 @@ impl Engines {
     pub fn new(service: Arc<Service>, studies: Arc<Studies>, jobs: Arc<Jobs>) -> Arc<Engines> {
         let missed = service.config.get_int("missed_heartbeats") as u32;
         Arc::new(Engines {
-            registry: Registry::new(service.store.clone(), missed),
+            registry: Registry::new(service.store.clone(), missed)
+                .with_breaker(service.postgres().shared_breaker()),
             service,
             studies,
             jobs,
