@@ -118,6 +118,9 @@ fn eval_freq_keeps_the_best_policy_as_its_own_checkpoint() {
     assert!(step.is_multiple_of(2000) && step <= 10_000, "{best}");
     let best_dir = dir.join("best");
     assert_eq!(best["checkpoint"], best_dir.to_str().unwrap());
+    // With --out, a proposal names the checkpoints by their paths.
+    assert_eq!(trained["checkpoint_id"], dir_str);
+    assert_eq!(best["checkpoint_id"], format!("{dir_str}/best"));
 
     // The best checkpoint is a checkpoint: it evaluates to the reported score, and its
     // metadata stops at its step, evaluations during training included.

@@ -202,7 +202,18 @@ fn train_and_save(
     let mut observer = JobObserver { live, env_id };
     let stopped = || live.stop_requested();
     let before_evaluation = || live.set_phase(env_id, "evaluating");
-    run.run(dir, &mut observer, &stopped, &before_evaluation)
+    let checkpoint_id = dir
+        .file_name()
+        .map(|name| name.to_string_lossy().into_owned());
+    let checkpoint_id = checkpoint_id
+        .ok_or_else(|| anyhow::anyhow!("the checkpoint path {} has no name", dir.display()))?;
+    run.run(
+        dir,
+        &checkpoint_id,
+        &mut observer,
+        &stopped,
+        &before_evaluation,
+    )
 }
 
 /// One training run as `tars train` and `POST /v1/train` do it: train, evaluate the final
@@ -223,10 +234,13 @@ pub struct TrainRun<'a> {
 
 impl TrainRun<'_> {
     /// Trains with `observer`; `None`, with nothing written, when `stopped()` says the run was
-    /// asked to stop. The best policy, if any, is the checkpoint `<dir>/best`.
+    /// asked to stop. Writes the checkpoint `dir`, known to proposals as `checkpoint_id` (its
+    /// name under `<data_dir>/checkpoints`, or its path); the best policy, if any, is
+    /// `<dir>/best`, `<checkpoint_id>/best`.
     pub fn run(
         &self,
         dir: &Path,
+        checkpoint_id: &str,
         observer: &mut dyn Observer,
         stopped: &dyn Fn() -> bool,
         before_evaluation: &dyn Fn(),
@@ -281,7 +295,6 @@ impl TrainRun<'_> {
             &output.curve,
         );
         write_checkpoint(dir, &weights, &metadata)?;
-        let name = |dir: &Path| dir.file_name().map(|n| n.to_string_lossy().into_owned());
         // The best policy: its own checkpoint, evaluated on the final evaluation's episodes.
         let best = match best {
             Some(mut best) => {
@@ -304,7 +317,7 @@ impl TrainRun<'_> {
                     "timestep": best.timestep, "selection_mean_reward": best.mean_reward,
                     "eval_mean_reward": evaluation.mean_reward(),
                     "eval_std_reward": evaluation.std_reward(),
-                    "checkpoint_id": name(dir).map(|dir| format!("{dir}/best")),
+                    "checkpoint_id": format!("{checkpoint_id}/best"),
                     "checkpoint": best_dir.display().to_string(),
                 })
             }
@@ -314,7 +327,7 @@ impl TrainRun<'_> {
             "algo": self.algo.name(), "env": self.env_id, "seed": self.seed,
             "timesteps": output.timesteps, "train_seconds": train_seconds,
             "eval_mean_reward": evaluation.mean_reward(), "eval_std_reward": evaluation.std_reward(),
-            "eval_episodes": self.eval_episodes, "checkpoint_id": name(dir),
+            "eval_episodes": self.eval_episodes, "checkpoint_id": checkpoint_id,
             "checkpoint": dir.display().to_string(), "hyperparams": output.hyperparams,
             "evaluations_during_training": evaluations.len(), "best": best,
         })))

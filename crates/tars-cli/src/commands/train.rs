@@ -147,14 +147,18 @@ pub fn train(args: TrainArgs) -> anyhow::Result<ExitCode> {
         next_report: 0,
         quiet: args.json,
     };
-    let dir = match args.out {
-        Some(dir) => dir,
-        None => data_dir()?.join("checkpoints").join(format!(
-            "{}-{}-seed{}",
-            algo.name().to_lowercase(),
-            env_id,
-            args.seed
-        )),
+    // A proposal names a checkpoint by its name under the data directory, or by its path.
+    let (dir, checkpoint_id) = match args.out {
+        Some(dir) => (dir.clone(), dir.display().to_string()),
+        None => {
+            let name = format!(
+                "{}-{}-seed{}",
+                algo.name().to_lowercase(),
+                env_id,
+                args.seed
+            );
+            (data_dir()?.join("checkpoints").join(&name), name)
+        }
     };
     let run = TrainRun {
         algo,
@@ -172,7 +176,7 @@ pub fn train(args: TrainArgs) -> anyhow::Result<ExitCode> {
         }
     };
     let result = run
-        .run(&dir, &mut observer, &|| false, &finish_bar)?
+        .run(&dir, &checkpoint_id, &mut observer, &|| false, &finish_bar)?
         .expect("a CLI training run is never stopped");
     let mut out = std::io::stdout().lock();
     if args.json {
