@@ -460,7 +460,7 @@ mod tests {
         let other_algo = metadata.replace("\"DQN\"", "\"SAC\"");
         assert_eq!(
             err(&weights, &other_algo),
-            "unknown algorithm 'SAC'; valid algorithms: dqn, a2c, ppo, ddpg"
+            "unknown algorithm 'SAC'; valid algorithms: dqn, a2c, ppo, ddpg, td3"
         );
         let renamed = metadata.replace("\"q_values\"", "\"categorical\"");
         assert_eq!(

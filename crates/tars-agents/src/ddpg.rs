@@ -15,6 +15,10 @@
 //!    `r + γ (1 - terminated) Q'(s', μ'(s'))`, then moves the actor along ∇ of
 //!    `-Q(s, μ(s)).mean()` with the updated critic, then Polyak-averages both targets with
 //!    `tau` (`TD3.train`). Actor and critic have their own Adam; there is no clipping.
+//!
+//! TD3 (`td3.rs`) runs this same loop with its three changes switched on ([`Twin`]): two
+//! critics and the smaller of their targets, clipped noise on the target actions, and the
+//! actor and targets updated every `policy_delay` critic updates.
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -102,9 +106,14 @@ pub struct ValidDdpg {
 impl DdpgHyperparams {
     /// Checks every range and the action space; errors name the field and what is valid.
     pub fn validate(self, env: &EnvSpec) -> Result<ValidDdpg, Error> {
+        self.validate_for(Algo::Ddpg, env)
+    }
+
+    /// [`DdpgHyperparams::validate`] with `algo`'s name in the errors (TD3 shares these).
+    pub(crate) fn validate_for(self, algo: Algo, env: &EnvSpec) -> Result<ValidDdpg, Error> {
         let Space::Box { low, high } = env.action_space else {
             return Err(Error::UnsupportedEnv {
-                algo: Algo::Ddpg.name(),
+                algo: algo.name(),
                 env: env.id.to_string(),
                 why: format!(
                     "it needs a continuous (Box) action space, found {}; use DQN, PPO or A2C",
@@ -128,7 +137,7 @@ impl DdpgHyperparams {
             ("action_noise_std", self.action_noise_std.into(), self.action_noise_std >= 0.0 && self.action_noise_std.is_finite(), "a standard deviation ≥ 0"),
         ];
         if let Some((name, value, _, expected)) = ranges.into_iter().find(|range| !range.2) {
-            return Err(invalid(Algo::Ddpg, name, &value, expected));
+            return Err(invalid(algo, name, &value, expected));
         }
         Ok(ValidDdpg {
             total_timesteps: self.n_timesteps.round() as u64,
@@ -152,44 +161,72 @@ pub fn train(
     let hyperparams: DdpgHyperparams =
         resolve_with_budget(Algo::Ddpg, spec.id, overrides, n_timesteps)?;
     let resolved = serde_json::to_value(&hyperparams).expect("hyperparameters serialize");
+    let valid = hyperparams.validate(spec)?;
+    run(Algo::Ddpg, spec, valid, None, resolved, seed, observer)
+}
+
+/// TD3's changes to the loop (`td3.rs`); DDPG runs without them.
+#[derive(Debug, Clone, Copy)]
+pub struct Twin {
+    /// Critic updates per actor update (and target update).
+    pub policy_delay: usize,
+    /// Standard deviation of the noise added to the target actions.
+    pub target_policy_noise: f64,
+    /// That noise is clipped to ±`target_noise_clip`.
+    pub target_noise_clip: f64,
+}
+
+/// The off-policy loop of `TD3.learn`, for DDPG (`twin: None`) and TD3.
+pub(crate) fn run(
+    algo: Algo,
+    spec: &EnvSpec,
+    valid: ValidDdpg,
+    twin: Option<Twin>,
+    resolved: Value,
+    seed: u64,
+    observer: &mut dyn Observer,
+) -> Result<TrainOutput, Error> {
     let ValidDdpg {
         hyperparams: hp,
         total_timesteps,
         obs_dim,
         bounds,
-    } = hyperparams.validate(spec)?;
+    } = valid;
     let (n_envs, batch_size, action_dim) = (hp.n_envs, hp.batch_size, bounds.action_dim());
     let (gamma, tau) = (hp.gamma as f32, hp.tau as f32);
+    let (n_critics, policy_delay) = match twin {
+        Some(twin) => (2, twin.policy_delay),
+        None => (1, 1),
+    };
 
     // Seeding: environment `i` resets from `seed + i`; the agent draws from a fork of the
     // same seed, so its stream is not the first environment's.
     let mut rng = Rng::new(seed).fork();
     let mut vec_env = VecEnv::make(spec.id, n_envs, seed)?;
 
-    // Networks: actor μ and critic Q with PyTorch's default init, targets start as copies.
+    // Networks: actor μ and the critics Q with PyTorch's default init, targets start as copies.
     let (relu, init) = (Activation::Relu, Init::TorchDefault);
     let actor_net = Mlp::new(obs_dim, &hp.net_arch.pi, action_dim, relu, init, &mut rng);
     let mut actor = DeterministicActor::new(actor_net);
     let mut actor_target = actor.clone();
-    let critic_net = Mlp::new(
-        obs_dim + action_dim,
-        &hp.net_arch.vf,
-        1,
-        relu,
-        init,
-        &mut rng,
-    );
-    let mut critic = Critic::new(obs_dim, critic_net);
-    let mut critic_target = critic.clone();
+    let mut critics: Vec<Critic> = (0..n_critics)
+        .map(|_| {
+            let input = obs_dim + action_dim;
+            let net = Mlp::new(input, &hp.net_arch.vf, 1, relu, init, &mut rng);
+            Critic::new(obs_dim, net)
+        })
+        .collect();
+    let mut critic_targets = critics.clone();
     let lr = hp.learning_rate.initial() as f32;
-    let mut actor_optimizer = Adam::new(AdamConfig {
-        lr,
-        ..AdamConfig::default()
-    });
-    let mut critic_optimizer = Adam::new(AdamConfig {
-        lr,
-        ..AdamConfig::default()
-    });
+    let adam = || {
+        Adam::new(AdamConfig {
+            lr,
+            ..AdamConfig::default()
+        })
+    };
+    let mut actor_optimizer = adam();
+    // One Adam per critic: Adam is element-wise, so this is SB3's one Adam over both.
+    let mut critic_optimizers: Vec<Adam> = (0..n_critics).map(|_| adam()).collect();
     let sigma = hp.action_noise_std;
     let mut action_noise = hp
         .action_noise
@@ -199,6 +236,7 @@ pub fn train(
     let mut replay = ReplayBuffer::new(hp.buffer_size, obs_dim, action_dim);
     let mut batch = Batch::default();
     let mut targets = vec![0.0f32; batch_size];
+    let (mut next_actions, mut next_q) = (Vec::new(), vec![0.0f32; batch_size]);
     let (mut grad_q, critic_rows) = (vec![0.0f32; batch_size], vec![0usize; batch_size]);
     let actor_grad_q = vec![-1.0 / batch_size as f32; batch_size];
     let mut last_obs = vec_env.obs.clone();
@@ -209,7 +247,9 @@ pub fn train(
     let mut returns = RecentReturns::default();
     let mut curve = Vec::new();
     let (mut num_timesteps, mut next_report, mut progress_remaining) = (0u64, 1_000u64, 1.0);
-    let (mut qf_loss_sum, mut actor_loss_sum, mut n_losses) = (0.0f64, 0.0f64, 0u32);
+    let (mut qf_loss_sum, mut n_critic_updates) = (0.0f64, 0u32);
+    let (mut actor_loss_sum, mut n_actor_updates) = (0.0f64, 0u32);
+    let mut n_updates = 0usize;
     let mut stopped = false;
     while num_timesteps < total_timesteps && !stopped {
         // Rollout: `train_freq` steps of every environment (`collect_rollouts`).
@@ -253,15 +293,15 @@ pub fn train(
             let last = num_timesteps >= total_timesteps && n_collected == hp.train_freq;
             if num_timesteps >= next_report || last {
                 next_report = (num_timesteps / 1_000 + 1) * 1_000;
-                if n_losses > 0 {
-                    let n = f64::from(n_losses);
-                    curve.push(point(num_timesteps, "losses/qf_loss", qf_loss_sum / n));
-                    curve.push(point(
-                        num_timesteps,
-                        "losses/actor_loss",
-                        actor_loss_sum / n,
-                    ));
-                    (qf_loss_sum, actor_loss_sum, n_losses) = (0.0, 0.0, 0);
+                if n_critic_updates > 0 {
+                    let qf_loss = qf_loss_sum / f64::from(n_critic_updates);
+                    curve.push(point(num_timesteps, "losses/qf_loss", qf_loss));
+                    (qf_loss_sum, n_critic_updates) = (0.0, 0);
+                }
+                if n_actor_updates > 0 {
+                    let actor_loss = actor_loss_sum / f64::from(n_actor_updates);
+                    curve.push(point(num_timesteps, "losses/actor_loss", actor_loss));
+                    (actor_loss_sum, n_actor_updates) = (0.0, 0);
                 }
                 let progress = Progress {
                     timesteps: num_timesteps,
@@ -269,7 +309,7 @@ pub fn train(
                     recent_mean_return: returns.mean(),
                     episodes: returns.episodes,
                 };
-                let snapshot = || actor_policy(spec.id, &actor, &bounds);
+                let snapshot = || actor_policy(algo, spec.id, &actor, &bounds);
                 stopped = report(observer, &progress, snapshot) == Control::Stop;
             }
         }
@@ -277,60 +317,88 @@ pub fn train(
             continue;
         }
 
-        // Training: critic, then actor, then both targets, per gradient step (`TD3.train`).
+        // Training: the critics, then (every `policy_delay` updates) the actor and the
+        // targets, per gradient step (`TD3.train`).
         let gradient_steps = match hp.gradient_steps {
             -1 => n_collected * n_envs,
             steps => steps as usize,
         };
         let lr = hp.learning_rate.value(progress_remaining) as f32;
         actor_optimizer.set_lr(lr);
-        critic_optimizer.set_lr(lr);
+        critic_optimizers.iter_mut().for_each(|o| o.set_lr(lr));
         for _ in 0..gradient_steps {
+            n_updates += 1;
             replay.sample(batch_size, &mut rng, &mut batch);
-            // Critic target: r + γ (1 - terminated) Q'(s', μ'(s')), without gradient.
-            let next_actions = actor_target.forward(&batch.next_observations);
-            let next_q = critic_target.forward(&batch.next_observations, next_actions);
+            // Target actions μ'(s'); TD3 adds clipped Gaussian noise (target smoothing).
+            next_actions.clear();
+            next_actions.extend_from_slice(actor_target.forward(&batch.next_observations));
+            if let Some(twin) = twin {
+                let clip = twin.target_noise_clip;
+                for action in &mut next_actions {
+                    let noise = (rng.normal() * twin.target_policy_noise).clamp(-clip, clip);
+                    *action = (*action + noise as f32).clamp(-1.0, 1.0);
+                }
+            }
+            // Critic target: r + γ (1 - terminated) min_k Q'_k(s', a'), without gradient.
+            for (k, critic_target) in critic_targets.iter_mut().enumerate() {
+                let q = critic_target.forward(&batch.next_observations, &next_actions);
+                if k == 0 {
+                    next_q.copy_from_slice(q);
+                } else {
+                    next_q.iter_mut().zip(q).for_each(|(m, &v)| *m = m.min(v));
+                }
+            }
             for (idx, target) in targets.iter_mut().enumerate() {
                 *target = batch.rewards[idx] + (1.0 - batch.dones[idx]) * gamma * next_q[idx];
             }
-            // Critic: MSE between Q(s, a) and the target.
-            let q_values = critic.forward(&batch.observations, &batch.actions);
-            let qf_loss = td_loss_backward(
-                q_values,
-                1,
-                &critic_rows,
-                &targets,
-                TdLoss::Mse,
-                &mut grad_q,
-            );
-            critic.net.params.zero_grad();
-            critic.backward(&grad_q);
-            critic_optimizer.step(&mut [&mut critic.net.params]);
-            // Actor: minimise -Q(s, μ(s)).mean() through the updated critic.
+            // Critics: each by MSE between its Q(s, a) and the shared target.
+            let mut qf_loss = 0.0f64;
+            for (critic, optimizer) in critics.iter_mut().zip(&mut critic_optimizers) {
+                let q_values = critic.forward(&batch.observations, &batch.actions);
+                let loss = td_loss_backward(
+                    q_values,
+                    1,
+                    &critic_rows,
+                    &targets,
+                    TdLoss::Mse,
+                    &mut grad_q,
+                );
+                critic.net.params.zero_grad();
+                critic.backward(&grad_q);
+                optimizer.step(&mut [&mut critic.net.params]);
+                qf_loss += f64::from(loss);
+            }
+            qf_loss_sum += qf_loss;
+            n_critic_updates += 1;
+            if !n_updates.is_multiple_of(policy_delay) {
+                continue;
+            }
+            // Actor: minimise -Q_1(s, μ(s)).mean() through the updated first critic.
             let actions = actor.forward(&batch.observations);
-            let q_values = critic.forward(&batch.observations, actions);
+            let q_values = critics[0].forward(&batch.observations, actions);
             let actor_loss =
                 -q_values.iter().map(|&q| f64::from(q)).sum::<f64>() / batch_size as f64;
             actor.net.params.zero_grad();
-            actor.backward(critic.action_grad(&actor_grad_q));
+            actor.backward(critics[0].action_grad(&actor_grad_q));
             actor_optimizer.step(&mut [&mut actor.net.params]);
             // Targets: Polyak averaging with `tau`.
-            critic_target
-                .net
-                .params
-                .polyak_update(&critic.net.params, tau);
+            for (critic_target, critic) in critic_targets.iter_mut().zip(&critics) {
+                critic_target
+                    .net
+                    .params
+                    .polyak_update(&critic.net.params, tau);
+            }
             actor_target
                 .net
                 .params
                 .polyak_update(&actor.net.params, tau);
-            qf_loss_sum += f64::from(qf_loss);
             actor_loss_sum += actor_loss;
-            n_losses += 1;
+            n_actor_updates += 1;
         }
     }
 
     Ok(TrainOutput {
-        policy: actor_policy(spec.id, &actor, &bounds),
+        policy: actor_policy(algo, spec.id, &actor, &bounds),
         hyperparams: resolved,
         timesteps: num_timesteps,
         curve,
@@ -338,10 +406,15 @@ pub fn train(
 }
 
 /// The deterministic policy of an actor.
-fn actor_policy(env_id: &str, actor: &DeterministicActor, bounds: &ActionBounds) -> Policy {
+fn actor_policy(
+    algo: Algo,
+    env_id: &str,
+    actor: &DeterministicActor,
+    bounds: &ActionBounds,
+) -> Policy {
     let (actor, bounds) = (actor.clone(), bounds.clone());
     Policy::new(
-        Algo::Ddpg,
+        algo,
         env_id,
         PolicyNet::Deterministic { actor, bounds },
         None,

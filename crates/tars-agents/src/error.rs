@@ -5,7 +5,7 @@
 #[non_exhaustive]
 pub enum Error {
     /// The algorithm name is not one of ours.
-    #[error("unknown algorithm '{name}'; valid algorithms: dqn, a2c, ppo, ddpg")]
+    #[error("unknown algorithm '{name}'; valid algorithms: dqn, a2c, ppo, ddpg, td3")]
     UnknownAlgo { name: String },
     /// A hyperparameter name the algorithm does not have.
     #[error("unknown {algo} hyperparameter '{name}'{hint}; valid names: {valid}")]

@@ -17,10 +17,11 @@ pub enum Algo {
     A2c,
     Ppo,
     Ddpg,
+    Td3,
 }
 
 impl Algo {
-    pub const ALL: [Algo; 4] = [Algo::Dqn, Algo::A2c, Algo::Ppo, Algo::Ddpg];
+    pub const ALL: [Algo; 5] = [Algo::Dqn, Algo::A2c, Algo::Ppo, Algo::Ddpg, Algo::Td3];
 
     /// The upper-case name used in the seeds' API (`"DQN"`).
     pub fn name(self) -> &'static str {
@@ -29,6 +30,7 @@ impl Algo {
             Algo::A2c => "A2C",
             Algo::Ppo => "PPO",
             Algo::Ddpg => "DDPG",
+            Algo::Td3 => "TD3",
         }
     }
 
@@ -38,6 +40,7 @@ impl Algo {
             Algo::A2c => include_str!("../zoo/a2c.toml"),
             Algo::Ppo => include_str!("../zoo/ppo.toml"),
             Algo::Ddpg => include_str!("../zoo/ddpg.toml"),
+            Algo::Td3 => include_str!("../zoo/td3.toml"),
         }
     }
 }
@@ -452,7 +455,7 @@ mod tests {
         assert_eq!("PPO".parse::<Algo>().unwrap(), Algo::Ppo);
         assert_eq!(
             "sac".parse::<Algo>().unwrap_err().to_string(),
-            "unknown algorithm 'sac'; valid algorithms: dqn, a2c, ppo, ddpg"
+            "unknown algorithm 'sac'; valid algorithms: dqn, a2c, ppo, ddpg, td3"
         );
     }
 }

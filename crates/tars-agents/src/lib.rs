@@ -1,6 +1,7 @@
-//! Reinforcement-learning agents with Stable-Baselines3 semantics: DQN, A2C, PPO and DDPG.
+//! Reinforcement-learning agents with Stable-Baselines3 semantics: DQN, A2C, PPO, DDPG and TD3.
 //!
-//! Each algorithm reads top to bottom in its own file ([`dqn`], [`a2c`], [`ppo`], [`ddpg`])
+//! Each algorithm reads top to bottom in its own file ([`dqn`], [`a2c`], [`ppo`], [`ddpg`];
+//! [`td3`] is DDPG's loop with TD3's three changes, as in SB3)
 //! and reproduces SB3's defaults, losses and update order; [`train`] is the one entry point.
 //! They all train [`nn`], the small MLP engine: dense layers with explicit backward passes,
 //! the policy and value heads, SB3's initialisations and PyTorch's optimisers. Around them:
@@ -25,6 +26,7 @@ pub mod policy;
 pub mod ppo;
 mod replay;
 mod rollout;
+pub mod td3;
 pub mod train;
 
 pub use error::Error;

@@ -23,6 +23,7 @@ pub fn train(
         Algo::A2c => crate::a2c::train(env_id, overrides, seed, n_timesteps, observer),
         Algo::Dqn => crate::dqn::train(env_id, overrides, seed, n_timesteps, observer),
         Algo::Ddpg => crate::ddpg::train(env_id, overrides, seed, n_timesteps, observer),
+        Algo::Td3 => crate::td3::train(env_id, overrides, seed, n_timesteps, observer),
     }
 }
 
@@ -69,6 +70,12 @@ pub fn plan(
                 resolve_with_budget(algo, id, overrides, n_timesteps)?;
             let json = serde_json::to_value(&hp).expect("hyperparameters serialize");
             (hp.validate(spec)?.total_timesteps, json)
+        }
+        Algo::Td3 => {
+            let hp: crate::td3::Td3Hyperparams =
+                resolve_with_budget(algo, id, overrides, n_timesteps)?;
+            let json = serde_json::to_value(&hp).expect("hyperparameters serialize");
+            (hp.validate(spec)?.0.total_timesteps, json)
         }
     };
     Ok(Plan {

@@ -205,7 +205,7 @@ fn compress_schedule(
     quick: u64,
     overrides: &mut Map<String, Value>,
 ) {
-    if !matches!(algo, Algo::Dqn | Algo::Ddpg) || zoo == 0 || quick >= zoo {
+    if !matches!(algo, Algo::Dqn | Algo::Ddpg | Algo::Td3) || zoo == 0 || quick >= zoo {
         return;
     }
     let factor = quick as f64 / zoo as f64;

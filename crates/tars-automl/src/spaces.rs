@@ -1,5 +1,6 @@
 //! Default search spaces per algorithm, after the RL Zoo's `hyperparams_opt.py`
-//! (`sample_ppo_params`, `sample_a2c_params`, `sample_dqn_params`, `sample_ddpg_params`), with
+//! (`sample_ppo_params`, `sample_a2c_params`, `sample_dqn_params`, `sample_ddpg_params`,
+//! `sample_td3_params`), with
 //! SB3 names that `tars_agents::train::plan` accepts and values in its forms (`net_arch` as
 //! layer lists: the Zoo's "tiny" `[64]`, "small" `[64, 64]`, "medium" `[256, 256]`, "big"
 //! `[400, 300]`). Learning rates are log-uniform on [1e-5, 1e-2] (the Zoo searches up to 1,
@@ -91,7 +92,8 @@ pub fn default_space(algo: Algo) -> SearchSpace {
                 Distribution::categorical([json!([64]), json!([64, 64]), json!([256, 256])]),
             ),
         ]),
-        Algo::Ddpg => space(vec![
+        // The Zoo samples TD3 as DDPG (`sample_td3_params`); its own three keep SB3's defaults.
+        Algo::Ddpg | Algo::Td3 => space(vec![
             ("gamma", choices(&GAMMAS)),
             ("learning_rate", learning_rate),
             (
@@ -251,7 +253,7 @@ mod tests {
                 &["CartPole-v1", "Pendulum-v1", "Acrobot-v1", "LunarLander-v3"]
             }
             Algo::Dqn => &["CartPole-v1", "MountainCar-v0", "Acrobot-v1"],
-            Algo::Ddpg => &["Pendulum-v1", "MountainCarContinuous-v0"],
+            Algo::Ddpg | Algo::Td3 => &["Pendulum-v1", "MountainCarContinuous-v0"],
         };
         ids.iter().map(|s| s.to_string()).collect()
     }

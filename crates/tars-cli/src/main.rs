@@ -19,7 +19,7 @@ struct Cli {
 enum Command {
     /// Inspect and step the environments.
     Env(commands::env::EnvArgs),
-    /// Train an agent (DQN, A2C, PPO, DDPG), write its checkpoint and evaluate it.
+    /// Train an agent (DQN, A2C, PPO, DDPG, TD3), write its checkpoint and evaluate it.
     Train(commands::train::TrainArgs),
     /// Evaluate a checkpoint with SB3's evaluate_policy semantics.
     Evaluate(commands::train::EvaluateArgs),

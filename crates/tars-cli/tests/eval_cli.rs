@@ -163,7 +163,7 @@ fn bad_input_is_refused_before_anything_runs() {
     for (args, message) in [
         (
             vec!["eval", "--agent", "sac", "--env", "CartPole-v1"],
-            "unknown agent_type 'sac'; valid: DQN, A2C, PPO, DDPG",
+            "unknown agent_type 'sac'; valid: DQN, A2C, PPO, DDPG, TD3",
         ),
         (
             vec![

@@ -94,7 +94,10 @@ fn propose_approve_auto_apply_and_roll_back_from_the_command_line() {
     assert_eq!(shown["history"].as_array().unwrap().len(), 5);
 
     // Bad input: a clear message, nothing changed.
-    sandbox.fails(&["propose", "--agent", "sac"], "valid: DQN, A2C, PPO, DDPG");
+    sandbox.fails(
+        &["propose", "--agent", "sac"],
+        "valid: DQN, A2C, PPO, DDPG, TD3",
+    );
     sandbox.fails(
         &["propose", "--agent", "ppo", "--hyperparameters", "[1]"],
         "--hyperparameters must be a JSON object",

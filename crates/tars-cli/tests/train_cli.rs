@@ -153,7 +153,7 @@ fn bad_training_requests_name_what_is_valid() {
     let cases: [(&[&str], &str); 6] = [
         (
             &["train", "--algo", "sac", "--env", "CartPole-v1"],
-            "unknown algorithm 'sac'; valid algorithms: dqn, a2c, ppo, ddpg",
+            "unknown algorithm 'sac'; valid algorithms: dqn, a2c, ppo, ddpg, td3",
         ),
         (
             &[

@@ -514,12 +514,12 @@ impl Observer for Forward<'_> {
 }
 
 /// The loss whose trend the detector watches: DQN's TD loss, the critic loss of A2C/PPO
-/// (value loss) and DDPG (Q loss).
+/// (value loss) and DDPG/TD3 (Q loss).
 pub fn training_losses(algo: Algo, curve: &[CurvePoint]) -> Vec<f64> {
     let key = match algo {
         Algo::Dqn => "losses/td_loss",
         Algo::A2c | Algo::Ppo => "losses/value_loss",
-        Algo::Ddpg => "losses/qf_loss",
+        Algo::Ddpg | Algo::Td3 => "losses/qf_loss",
     };
     curve
         .iter()

@@ -14,7 +14,7 @@ pub const MAX_EPISODES: u32 = 10_000;
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EvalRequest {
-    /// `DQN`, `A2C`, `PPO` or `DDPG`, any case.
+    /// `DQN`, `A2C`, `PPO`, `DDPG` or `TD3`, any case.
     pub agent_type: String,
     /// Empty (`{}`, `""`, `null` or absent): train from `hyperparameters` on the default
     /// budget. A string or `{"checkpoint_id": "…"}`: evaluate that stored checkpoint.
@@ -48,7 +48,7 @@ fn yes() -> bool {
 /// Errors in a request: each says what was wrong and what is valid.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum RequestError {
-    #[error("unknown agent_type '{0}'; valid: DQN, A2C, PPO, DDPG")]
+    #[error("unknown agent_type '{0}'; valid: DQN, A2C, PPO, DDPG, TD3")]
     UnknownAgent(String),
     #[error("environments is empty; name at least one, e.g. [\"CartPole-v1\"]")]
     NoEnvironments,
@@ -239,7 +239,7 @@ mod tests {
         let cases = [
             (
                 json!({"agent_type": "SAC", "environments": ["CartPole-v1"]}),
-                "unknown agent_type 'SAC'; valid: DQN, A2C, PPO, DDPG",
+                "unknown agent_type 'SAC'; valid: DQN, A2C, PPO, DDPG, TD3",
             ),
             (
                 json!({"agent_type": "DQN", "environments": []}),

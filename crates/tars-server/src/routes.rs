@@ -247,7 +247,7 @@ fn agent(agent_type: &str) -> Result<&'static str, ApiError> {
         .map(|a| a.name())
         .map_err(|_| {
             ApiError::not_found(format!(
-                "unknown agent_type '{agent_type}'; valid: DQN, A2C, PPO, DDPG"
+                "unknown agent_type '{agent_type}'; valid: DQN, A2C, PPO, DDPG, TD3"
             ))
         })
 }

@@ -35,7 +35,7 @@ pub const MAX_EVAL_EPISODES: usize = 10_000;
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TrainRequest {
-    /// `DQN`, `A2C`, `PPO` or `DDPG`, any case.
+    /// `DQN`, `A2C`, `PPO`, `DDPG` or `TD3`, any case.
     pub agent_type: String,
     /// A registered environment, e.g. `CartPole-v1`.
     pub environment: String,

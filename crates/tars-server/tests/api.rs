@@ -202,7 +202,7 @@ async fn auth_errors_body_limits_and_unknown_paths_are_api_errors() {
         error["error"]["message"]
             .as_str()
             .unwrap()
-            .contains("valid: DQN, A2C, PPO, DDPG")
+            .contains("valid: DQN, A2C, PPO, DDPG, TD3")
     );
     let (status, _) = json_of(c.get(server.url("/nope")).send().await.unwrap()).await;
     assert_eq!(status, StatusCode::NOT_FOUND);

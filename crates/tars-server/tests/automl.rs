@@ -609,7 +609,7 @@ async fn bad_requests_are_refused_with_what_is_valid_and_store_nothing() {
         ),
         (
             with("agent_type", json!("sac")),
-            "valid: DQN, A2C, PPO, DDPG",
+            "valid: DQN, A2C, PPO, DDPG, TD3",
         ),
         (
             with("environments", json!(["NoSuchEnv-v0"])),

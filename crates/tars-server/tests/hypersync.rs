@@ -387,7 +387,7 @@ async fn bad_input_gets_a_clear_error_and_changes_nothing() {
         s,
         &b,
         StatusCode::UNPROCESSABLE_ENTITY,
-        "valid: DQN, A2C, PPO, DDPG",
+        "valid: DQN, A2C, PPO, DDPG, TD3",
     );
     let (s, b) = post(
         &server,

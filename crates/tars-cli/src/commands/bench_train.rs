@@ -54,6 +54,14 @@ const ROWS: &[Row] = &[
         pass_at: -200.0,
     },
     Row {
+        algo: Algo::Td3,
+        env_id: "Pendulum-v1",
+        timesteps: None,
+        sb3: "no PEERS figure",
+        target: ">= -200 on >= 4/5 (DDPG's)",
+        pass_at: -200.0,
+    },
+    Row {
         algo: Algo::Ppo,
         env_id: "Acrobot-v1",
         timesteps: None,

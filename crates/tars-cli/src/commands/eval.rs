@@ -17,7 +17,7 @@ use tars_server::service::{Outcome, Service};
 /// Arguments of `tars eval`.
 #[derive(Debug, clap::Args)]
 pub struct EvalArgs {
-    /// Agent type: dqn, a2c, ppo or ddpg.
+    /// Agent type: dqn, a2c, ppo, ddpg or td3.
     #[arg(long)]
     agent: String,
     /// Environment id; repeat for several (e.g. --env CartPole-v1 --env Acrobot-v1).

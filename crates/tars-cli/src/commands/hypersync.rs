@@ -16,7 +16,7 @@ use uuid::Uuid;
 /// Arguments of `tars propose`.
 #[derive(Debug, clap::Args)]
 pub struct ProposeArgs {
-    /// DQN, A2C, PPO or DDPG.
+    /// DQN, A2C, PPO, DDPG or TD3.
     #[arg(long)]
     agent: String,
     /// Proposed hyperparameters as a JSON object.

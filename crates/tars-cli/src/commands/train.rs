@@ -13,7 +13,7 @@ use tars_server::training::TrainRun;
 /// Arguments of `tars train`.
 #[derive(Debug, clap::Args)]
 pub struct TrainArgs {
-    /// Algorithm: dqn, a2c, ppo or ddpg.
+    /// Algorithm: dqn, a2c, ppo, ddpg or td3.
     #[arg(long)]
     algo: String,
     /// Gymnasium id, e.g. CartPole-v1.

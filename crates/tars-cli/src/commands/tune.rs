@@ -26,7 +26,7 @@ pub const MAX_TRIALS: u64 = 10_000;
 /// Arguments of `tars tune`.
 #[derive(Debug, clap::Args)]
 pub struct TuneArgs {
-    /// Algorithm: dqn, a2c, ppo or ddpg.
+    /// Algorithm: dqn, a2c, ppo, ddpg or td3.
     #[arg(long)]
     algo: String,
     /// Environment id; repeat for several (the objective is then the mean normalised score).

@@ -426,7 +426,7 @@ pub async fn route(
 
 /// Resumes HyperSync auto-apply for an agent type the Optimization engine paused (admin).
 #[utoipa::path(delete, path = "/v1/agents/{agent_type}/auto_apply_pause",
-    params(("agent_type" = String, Path, description = "DQN, A2C, PPO or DDPG")),
+    params(("agent_type" = String, Path, description = "DQN, A2C, PPO, DDPG or TD3")),
     responses((status = 200, body = PauseView), (status = 401), (status = 403), (status = 404)),
     security(("bearer" = [])))]
 pub async fn resume_auto_apply(

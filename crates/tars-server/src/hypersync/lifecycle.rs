@@ -24,7 +24,7 @@ use uuid::Uuid;
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProposalBody {
-    /// `DQN`, `A2C`, `PPO` or `DDPG`, any case.
+    /// `DQN`, `A2C`, `PPO`, `DDPG` or `TD3`, any case.
     pub agent_type: String,
     /// Hyperparameter overrides (SB3 names), like `/v1/evaluate`'s `hyperparameters`.
     #[serde(default)]

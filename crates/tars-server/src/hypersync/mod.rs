@@ -107,15 +107,15 @@ pub struct HyperSync {
 pub fn parse_agent(agent_type: &str) -> Result<Algo, ApiError> {
     agent_type.parse::<Algo>().map_err(|_| {
         ApiError::unprocessable(format!(
-            "unknown agent_type '{agent_type}'; valid: DQN, A2C, PPO, DDPG"
+            "unknown agent_type '{agent_type}'; valid: DQN, A2C, PPO, DDPG, TD3"
         ))
     })
 }
 
 fn default_env(algo: Algo) -> &'static str {
     match algo {
-        Algo::Ddpg => "Pendulum-v1",
-        _ => "CartPole-v1",
+        Algo::Ddpg | Algo::Td3 => "Pendulum-v1",
+        Algo::Dqn | Algo::A2c | Algo::Ppo => "CartPole-v1",
     }
 }
 

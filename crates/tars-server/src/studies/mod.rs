@@ -68,7 +68,7 @@ pub const INTERRUPTED: &str = "interrupted by a server restart; its parameters w
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OptimizeBody {
-    /// `DQN`, `A2C`, `PPO` or `DDPG`, any case.
+    /// `DQN`, `A2C`, `PPO`, `DDPG` or `TD3`, any case.
     pub agent_type: String,
     /// Trials to run: 1 to 10,000.
     #[serde(default = "default_n_trials")]
@@ -624,8 +624,8 @@ fn plan(mut request: OptimizeBody) -> Result<Plan, ApiError> {
     }
     if request.environments.is_empty() {
         let env = match algo {
-            Algo::Ddpg => "Pendulum-v1",
-            _ => "CartPole-v1",
+            Algo::Ddpg | Algo::Td3 => "Pendulum-v1",
+            Algo::Dqn | Algo::A2c | Algo::Ppo => "CartPole-v1",
         };
         request.environments = vec![env.to_string()];
     }
