@@ -8,8 +8,9 @@
 //!
 //! The quick budget (`use_real_training: false`) trains a fifth of the Zoo's steps. Off-policy
 //! schedules count environment steps, so a quick trial runs the whole schedule compressed by
-//! the same factor: DQN's and DDPG's `learning_starts` and DQN's `target_update_interval` are
-//! multiplied by quick / Zoo budget (rounded; the interval at least 1), and `learning_starts`
+//! the same factor: DQN's, DDPG's and TD3's `learning_starts` and DQN's
+//! `target_update_interval` are multiplied by quick / Zoo budget (rounded; the interval at
+//! least 1), and `learning_starts`
 //! is then capped at half the quick budget, so every quick trial trains for at least half of
 //! its steps. Without this a trial drawing the Zoo's `learning_starts` of 10,000 or 20,000
 //! (CartPole's quick budget is 10,000) would evaluate its untrained initial network.
