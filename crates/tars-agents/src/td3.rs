@@ -18,7 +18,9 @@ use crate::hyperparams::{deserialize_net_arch, invalid, resolve_with_budget};
 use crate::policy::{Observer, TrainOutput};
 use crate::{Algo, Error, NetArch, Schedule};
 
-/// TD3's hyperparameters with SB3's names; `Default` is SB3's `TD3(...)` defaults.
+/// TD3's hyperparameters with SB3's names; `Default` is SB3's `TD3(...)` defaults. DDPG's
+/// fields are listed again rather than embedded: serde cannot flatten a struct into one that
+/// denies unknown fields, and unknown names must stay errors that list the valid ones.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Td3Hyperparams {
