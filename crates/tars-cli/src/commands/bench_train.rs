@@ -57,7 +57,7 @@ const ROWS: &[Row] = &[
         algo: Algo::Td3,
         env_id: "Pendulum-v1",
         timesteps: None,
-        sb3: "no PEERS figure",
+        sb3: "176-178 s here, -149/-155",
         target: ">= -200 on >= 4/5 (DDPG's)",
         pass_at: -200.0,
     },
