@@ -1,6 +1,8 @@
-//! One entry point for every algorithm: `train(algo, env_id, overrides, seed, …)`, and
-//! [`plan`], which checks a configuration and states its budget without training.
+//! One entry point for every algorithm: `train(algo, env_id, overrides, seed, …)`,
+//! [`train_with_evaluations`], which adds SB3's `EvalCallback`, and [`plan`], which checks a
+//! configuration and states its budget without training.
 
+use crate::eval_callback::{BestPolicy, EvalCallback, EvalConfig, PeriodicEval};
 use crate::hyperparams::resolve_with_budget;
 use crate::policy::{Observer, TrainOutput};
 use crate::{Algo, Error};
@@ -25,6 +27,44 @@ pub fn train(
         Algo::Ddpg => crate::ddpg::train(env_id, overrides, seed, n_timesteps, observer),
         Algo::Td3 => crate::td3::train(env_id, overrides, seed, n_timesteps, observer),
     }
+}
+
+/// A training run with its evaluations during training.
+#[derive(Debug, Clone)]
+pub struct EvaluatedRun {
+    pub output: TrainOutput,
+    /// Every periodic evaluation, in order (none without an [`EvalConfig`]).
+    pub evaluations: Vec<PeriodicEval>,
+    /// The best evaluated policy, if any evaluation was due.
+    pub best: Option<BestPolicy>,
+}
+
+/// [`train`] that, given `eval`, also evaluates the policy every `eval.eval_freq` steps and
+/// keeps the best one ([`EvalCallback`] around `observer`); without `eval`, plain [`train`].
+pub fn train_with_evaluations(
+    algo: Algo,
+    env_id: &str,
+    overrides: &Map<String, Value>,
+    seed: u64,
+    n_timesteps: Option<u64>,
+    observer: &mut dyn Observer,
+    eval: Option<EvalConfig>,
+) -> Result<EvaluatedRun, Error> {
+    let Some(config) = eval else {
+        let output = train(algo, env_id, overrides, seed, n_timesteps, observer)?;
+        return Ok(EvaluatedRun {
+            output,
+            evaluations: Vec::new(),
+            best: None,
+        });
+    };
+    let mut callback = EvalCallback::new(observer, config);
+    let output = train(algo, env_id, overrides, seed, n_timesteps, &mut callback)?;
+    Ok(EvaluatedRun {
+        output,
+        evaluations: callback.evaluations().to_vec(),
+        best: callback.into_best(),
+    })
 }
 
 /// A configuration that [`train`] would accept, resolved but not trained.

@@ -24,7 +24,8 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 use tars_agents::checkpoint::{self, METADATA_FILE, WEIGHTS_FILE};
-use tars_agents::{Algo, Control, CurvePoint, EvalCallback, EvalConfig, Observer, Progress};
+use tars_agents::train::EvaluatedRun;
+use tars_agents::{Algo, Control, CurvePoint, EvalConfig, Evaluation, Observer, Progress};
 use tars_store::{JobKind, JobRow, JobStatus};
 use utoipa::ToSchema;
 
@@ -246,33 +247,27 @@ impl TrainRun<'_> {
         before_evaluation: &dyn Fn(),
     ) -> anyhow::Result<Option<Value>> {
         let start = Instant::now();
-        let train = |observer: &mut dyn Observer| {
-            tars_agents::train::train(
-                self.algo,
-                self.env_id,
-                self.overrides,
-                self.seed,
-                self.total_timesteps,
-                observer,
-            )
-        };
-        let (mut output, evaluations, best) = match self.eval_freq {
-            Some((eval_freq, n_eval_episodes)) => {
-                let config = EvalConfig {
-                    eval_freq,
-                    n_eval_episodes,
-                    seed: self.seed.wrapping_add(2_000_000),
-                };
-                let mut callback = EvalCallback::new(observer, config);
-                let output = train(&mut callback)?;
-                (
-                    output,
-                    callback.evaluations().to_vec(),
-                    callback.into_best(),
-                )
-            }
-            None => (train(observer)?, Vec::new(), None),
-        };
+        // Periodic evaluations play their own episodes, apart from the final evaluation's.
+        let eval = self
+            .eval_freq
+            .map(|(eval_freq, n_eval_episodes)| EvalConfig {
+                eval_freq,
+                n_eval_episodes,
+                seed: self.seed.wrapping_add(2_000_000),
+            });
+        let EvaluatedRun {
+            mut output,
+            evaluations,
+            best,
+        } = tars_agents::train::train_with_evaluations(
+            self.algo,
+            self.env_id,
+            self.overrides,
+            self.seed,
+            self.total_timesteps,
+            observer,
+            eval,
+        )?;
         if stopped() {
             return Ok(None);
         }
@@ -284,35 +279,25 @@ impl TrainRun<'_> {
             value: e.mean_reward,
         }));
         output.curve.sort_by_key(|point| point.timestep);
-        let final_seed = self.seed.wrapping_add(1_000_000);
-        let mut policy = output.policy;
-        let evaluation = tars_agents::evaluate(&mut policy, self.eval_episodes, final_seed, true)?;
-        let (weights, metadata) = checkpoint::encode(
-            &policy,
-            &output.hyperparams,
-            self.seed,
+        let (hyperparams, curve) = (&output.hyperparams, &output.curve);
+        let evaluation = self.save_scored(
+            dir,
+            &mut output.policy,
+            hyperparams,
+            curve,
             output.timesteps,
-            &output.curve,
-        );
-        write_checkpoint(dir, &weights, &metadata)?;
-        // The best policy: its own checkpoint, evaluated on the final evaluation's episodes.
+        )?;
+        // The best policy: its own checkpoint, scored on the same episodes.
         let best = match best {
             Some(mut best) => {
                 let best_dir = dir.join("best");
-                let curve: Vec<CurvePoint> = (output.curve.iter())
-                    .filter(|point| point.timestep <= best.timestep)
-                    .cloned()
-                    .collect();
-                let (weights, metadata) = checkpoint::encode(
-                    &best.policy,
-                    &output.hyperparams,
-                    self.seed,
+                let evaluation = self.save_scored(
+                    &best_dir,
+                    &mut best.policy,
+                    hyperparams,
+                    curve,
                     best.timestep,
-                    &curve,
-                );
-                write_checkpoint(&best_dir, &weights, &metadata)?;
-                let evaluation =
-                    tars_agents::evaluate(&mut best.policy, self.eval_episodes, final_seed, true)?;
+                )?;
                 json!({
                     "timestep": best.timestep, "selection_mean_reward": best.mean_reward,
                     "eval_mean_reward": evaluation.mean_reward(),
@@ -331,6 +316,28 @@ impl TrainRun<'_> {
             "checkpoint": dir.display().to_string(), "hyperparams": output.hyperparams,
             "evaluations_during_training": evaluations.len(), "best": best,
         })))
+    }
+
+    /// Scores `policy` on the final evaluation's episodes (seeds from `seed + 1,000,000`) and
+    /// writes it as checkpoint `dir`, its metadata's curve cut at its step `timesteps`.
+    fn save_scored(
+        &self,
+        dir: &Path,
+        policy: &mut tars_agents::Policy,
+        hyperparams: &Value,
+        curve: &[CurvePoint],
+        timesteps: u64,
+    ) -> anyhow::Result<Evaluation> {
+        let seed = self.seed.wrapping_add(1_000_000);
+        let evaluation = tars_agents::evaluate(policy, self.eval_episodes, seed, true)?;
+        let curve: Vec<CurvePoint> = (curve.iter())
+            .filter(|point| point.timestep <= timesteps)
+            .cloned()
+            .collect();
+        let (weights, metadata) =
+            checkpoint::encode(policy, hyperparams, self.seed, timesteps, &curve);
+        write_checkpoint(dir, &weights, &metadata)?;
+        Ok(evaluation)
     }
 }
 

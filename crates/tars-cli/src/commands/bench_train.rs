@@ -6,7 +6,8 @@
 use serde_json::json;
 use std::io::Write;
 use std::time::Instant;
-use tars_agents::{Algo, EvalCallback, EvalConfig, Observer, Silent};
+use tars_agents::train::EvaluatedRun;
+use tars_agents::{Algo, EvalConfig, Silent};
 
 /// One benchmark row: what is trained, SB3's figure here, and our target.
 struct Row {
@@ -194,29 +195,20 @@ fn run_seed(
     eval_freq: u64,
     eval_ms: &mut Option<f64>,
 ) -> anyhow::Result<SeedResult> {
-    let train = |observer: &mut dyn Observer| {
-        tars_agents::train::train(
-            row.algo,
-            row.env_id,
-            &Default::default(),
-            seed,
-            row.timesteps,
-            observer,
-        )
-    };
+    let eval = (eval_freq > 0).then(|| EvalConfig {
+        eval_freq,
+        ..EvalConfig::sb3_defaults(2_000_000 + seed)
+    });
     let start = Instant::now();
-    let (output, best) = if eval_freq > 0 {
-        let config = EvalConfig {
-            eval_freq,
-            ..EvalConfig::sb3_defaults(2_000_000 + seed)
-        };
-        let mut silent = Silent;
-        let mut callback = EvalCallback::new(&mut silent, config);
-        let output = train(&mut callback)?;
-        (output, callback.into_best())
-    } else {
-        (train(&mut Silent)?, None)
-    };
+    let EvaluatedRun { output, best, .. } = tars_agents::train::train_with_evaluations(
+        row.algo,
+        row.env_id,
+        &Default::default(),
+        seed,
+        row.timesteps,
+        &mut Silent,
+        eval,
+    )?;
     let seconds = start.elapsed().as_secs_f64();
     let mut policy = output.policy;
     let eval_start = Instant::now();
