@@ -93,30 +93,24 @@ pub async fn run(service: &Arc<Service>, row: &JobRow, live: &Arc<Live>) -> Endi
         (outcome, ended)
     })
     .await;
-    let evaluated = match evaluated {
-        Ok((_, true)) => {
-            return Ending::Done {
-                status: JobStatus::Cancelled,
-                run_id: None,
-                result: None,
-                error: Some(format!(
-                    "trial {number} of study {study_id} was already ended (by its study's \
-                     owner, or failed by a server that took the study over); stopped"
-                )),
-            };
-        }
-        Ok((outcome, false)) => Ok(outcome),
-        Err(err) => Err(err),
-    };
     match evaluated {
-        Ok(Outcome::Complete(value)) => Ending::Done {
+        Ok((_, true)) => Ending::Done {
+            status: JobStatus::Cancelled,
+            run_id: None,
+            result: None,
+            error: Some(format!(
+                "trial {number} of study {study_id} was already ended (by its study's \
+                 owner, or failed by a server that took the study over); stopped"
+            )),
+        },
+        Ok((Outcome::Complete(value), false)) => Ending::Done {
             status: JobStatus::Succeeded,
             run_id: None,
             result: Some(json!({"value": value})),
             error: None,
         },
-        Ok(Outcome::Pruned) => live.stopped(),
-        Ok(Outcome::Failed(error)) => Ending::failed(error),
+        Ok((Outcome::Pruned, false)) => live.stopped(),
+        Ok((Outcome::Failed(error), false)) => Ending::failed(error),
         Err(err) => Ending::failed(format!("the trial's thread failed: {err}")),
     }
 }
