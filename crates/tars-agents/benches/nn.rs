@@ -11,15 +11,19 @@
 //!   size — 4→256→256→2 ReLU Q-network and its target, batch 64: target forward on the next
 //!   observations, online forward, Huber TD loss, backward, `clip_grad_norm_(10)`, Adam. The
 //!   Zoo's 5e4-step budget takes 24,704 of them.
-//!   `dqn_gradient_step_1_thread` runs it on a one-thread rayon pool.
+//!   `dqn_gradient_step_1_thread` runs it on a one-thread rayon pool,
+//!   `dqn_gradient_step_two_cores` on `nn::pair` as DQN's training phases do.
+//! - `adam_step_dqn`: Adam alone on the Q-network's parameters; `adam_step_dqn_dead` after a
+//!   third of its gradients stayed zero (dead ReLUs), whose moments would be subnormal.
 //! - `dqn_act`: the greedy action for one observation, taken at almost every environment step.
 
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
+use tars_agents::nn::pair::on_two_cores;
 use tars_agents::nn::{
-    Activation, Adam, AdamConfig, Categorical, Init, Mlp, TdLoss, argmax_rows, clip_grad_norm,
-    max_rows, td_loss_backward,
+    Activation, Adam, AdamConfig, Categorical, Init, Mlp, Params, TdLoss, argmax_rows,
+    clip_grad_norm, max_rows, td_loss_backward,
 };
 use tars_envs::Rng;
 
@@ -354,6 +358,20 @@ fn dqn(c: &mut Criterion) {
             b.iter(|| black_box(learner.update(&sample, black_box(&next_obs), &rewards)))
         })
     });
+    // The same on `nn::pair`, as DQN's training phases run: the hidden layer's products and
+    // Adam split in halves over the two cores.
+    c.bench_function("dqn_gradient_step_two_cores", |b| {
+        b.iter_custom(|iters| {
+            let (learner, sample, next_obs, rewards) = (&mut learner, &sample, &next_obs, &rewards);
+            on_two_cores(move || {
+                let start = std::time::Instant::now();
+                for _ in 0..iters {
+                    black_box(learner.update(sample, black_box(next_obs), rewards));
+                }
+                start.elapsed()
+            })
+        })
+    });
     let mut action = [0usize];
     c.bench_function("dqn_act", |b| {
         b.iter(|| {
@@ -364,5 +382,33 @@ fn dqn(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, bench, sgemm_floor, dqn);
+/// Adam alone on the DQN Q-network's 67,586 parameters, with gradients of a realistic size;
+/// then with every third gradient zero for 2,000 steps first, as a dead ReLU's are, which
+/// drives those weights' first moments below f32's normal range.
+fn adam(c: &mut Criterion) {
+    let mut rng = Rng::new(2);
+    let n = 4 * 256 + 256 + 256 * 256 + 256 + 256 * 2 + 2;
+    let weights: Vec<f32> = (0..n).map(|_| rng.normal() as f32 * 0.05).collect();
+    let mut grads: Vec<f32> = (0..n).map(|_| rng.normal() as f32 * 1e-3).collect();
+    let step = |params: &mut Params, optimizer: &mut Adam, grads: &[f32]| {
+        params.grad.copy_from_slice(grads);
+        optimizer.step(&mut [params]);
+    };
+    let (mut params, mut optimizer) = (
+        Params::from_value(weights),
+        Adam::new(AdamConfig::default()),
+    );
+    c.bench_function("adam_step_dqn", |b| {
+        b.iter(|| step(&mut params, &mut optimizer, &grads))
+    });
+    grads.iter_mut().step_by(3).for_each(|g| *g = 0.0);
+    for _ in 0..2_000 {
+        step(&mut params, &mut optimizer, &grads);
+    }
+    c.bench_function("adam_step_dqn_dead", |b| {
+        b.iter(|| step(&mut params, &mut optimizer, &grads))
+    });
+}
+
+criterion_group!(benches, bench, sgemm_floor, dqn, adam);
 criterion_main!(benches);

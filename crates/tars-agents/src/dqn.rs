@@ -20,6 +20,7 @@ use serde_json::{Map, Value};
 use tars_envs::{Actions, EnvSpec, Rng, Space, VecEnv};
 
 use crate::hyperparams::{deserialize_net_arch, invalid, resolve_with_budget};
+use crate::nn::pair::on_two_cores;
 use crate::nn::{
     Activation, Adam, AdamConfig, Init, Mlp, TdLoss, argmax_rows, clip_grad_norm, max_rows,
     td_loss_backward,
@@ -319,37 +320,41 @@ pub fn train(
                 distinct.push(idx);
             }
         }
-        next_q.resize(distinct.len(), 0.0);
-        for (indices, next_q) in distinct
-            .chunks(TARGET_BATCH)
-            .zip(next_q.chunks_mut(TARGET_BATCH))
-        {
-            replay.gather_next_observations(indices, &mut next_obs);
-            max_rows(q_net_target.forward(&next_obs), n_actions, next_q);
-        }
-        for indices in sampled.chunks_exact(batch_size) {
-            replay.gather(indices, &mut batch);
-            for (row, &idx) in indices.iter().enumerate() {
-                let next_q = next_q[slot_of[idx] as usize];
-                targets[row] = batch.rewards[row] + (1.0 - batch.dones[row]) * gamma * next_q;
-                batch_actions[row] = batch.actions[row] as usize;
+        // The phase runs on two cores when this process has them free (`nn::pair`); the
+        // weights are the same either way.
+        on_two_cores(|| {
+            next_q.resize(distinct.len(), 0.0);
+            for (indices, next_q) in distinct
+                .chunks(TARGET_BATCH)
+                .zip(next_q.chunks_mut(TARGET_BATCH))
+            {
+                replay.gather_next_observations(indices, &mut next_obs);
+                max_rows(q_net_target.forward(&next_obs), n_actions, next_q);
             }
-            let q_values = q_net.forward(&batch.observations);
-            let loss = td_loss_backward(
-                q_values,
-                n_actions,
-                &batch_actions,
-                &targets,
-                TdLoss::Huber,
-                &mut grad_q,
-            );
-            q_net.params.zero_grad();
-            q_net.backward(&grad_q);
-            clip_grad_norm(&mut [&mut q_net.params], hp.max_grad_norm as f32);
-            optimizer.step(&mut [&mut q_net.params]);
-            loss_sum += f64::from(loss);
-            n_losses += 1;
-        }
+            for indices in sampled.chunks_exact(batch_size) {
+                replay.gather(indices, &mut batch);
+                for (row, &idx) in indices.iter().enumerate() {
+                    let next_q = next_q[slot_of[idx] as usize];
+                    targets[row] = batch.rewards[row] + (1.0 - batch.dones[row]) * gamma * next_q;
+                    batch_actions[row] = batch.actions[row] as usize;
+                }
+                let q_values = q_net.forward(&batch.observations);
+                let loss = td_loss_backward(
+                    q_values,
+                    n_actions,
+                    &batch_actions,
+                    &targets,
+                    TdLoss::Huber,
+                    &mut grad_q,
+                );
+                q_net.params.zero_grad();
+                q_net.backward(&grad_q);
+                clip_grad_norm(&mut [&mut q_net.params], hp.max_grad_norm as f32);
+                optimizer.step(&mut [&mut q_net.params]);
+                loss_sum += f64::from(loss);
+                n_losses += 1;
+            }
+        });
         distinct.iter().for_each(|&idx| slot_of[idx] = u32::MAX);
     }
 

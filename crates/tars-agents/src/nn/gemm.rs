@@ -44,6 +44,11 @@ pub(crate) fn parallel_min_macs() -> usize {
     *MIN.get_or_init(|| if avx512_kernels() { 24 << 20 } else { 2 << 20 })
 }
 
+/// Multiply-adds from which a product on the [`pair`](super::pair) is split into two column
+/// halves, one per core: DQN's 64×256×256 hidden-layer products (4.2 M, ~50 µs) and its
+/// target network's 256-row batches, not the thin input and output layers.
+const PAIR_MIN_MACS: usize = 1 << 20;
+
 /// A row-major matrix view: `rows × cols` at `ptr` with the given strides, checked against
 /// the slice it comes from.
 #[derive(Clone, Copy)]
@@ -52,6 +57,19 @@ struct View {
     row_stride: isize,
     col_stride: isize,
 }
+
+// SAFETY: a view is an address and strides; what may be read through it is the contract of
+// `sgemm`, whose callers keep the viewed slices borrowed for the whole call.
+unsafe impl Send for View {}
+unsafe impl Sync for View {}
+
+/// The output of a product, sent to the thread that computes one half of it.
+#[derive(Clone, Copy)]
+struct Dst(*mut f32);
+
+// SAFETY: as for `View`; the two halves of a split product write disjoint columns.
+unsafe impl Send for Dst {}
+unsafe impl Sync for Dst {}
 
 /// `dst[m, n] = lhs[m, k] · rhs[k, n] (+ dst if accumulate)` through `gemm::gemm`.
 ///
@@ -66,13 +84,58 @@ unsafe fn sgemm(
     dst_row_stride: isize,
     accumulate: bool,
 ) {
-    let parallelism = if m * k * n >= parallel_min_macs() && rayon::current_num_threads() > 1 {
+    let macs = m * k * n;
+    let product = |n, rhs, dst: Dst, parallelism| {
+        // SAFETY: forwarded from the caller, for the first `n` columns of `rhs` and `dst`.
+        unsafe {
+            run(
+                (m, k, n),
+                lhs,
+                rhs,
+                dst.0,
+                dst_row_stride,
+                accumulate,
+                parallelism,
+            )
+        }
+    };
+    if (PAIR_MIN_MACS..parallel_min_macs()).contains(&macs) && n >= 32 && super::pair::active() {
+        // Output columns `[0, half)` and `[half, n)`, `half` a multiple of the kernels' 16.
+        let half = (n / 2).next_multiple_of(16);
+        // SAFETY: column `half < n` of `rhs` and of `dst` is in bounds (caller's contract).
+        let (rhs_hi, dst_hi) = unsafe {
+            let rhs_hi = rhs.ptr.offset(rhs.col_stride * half as isize);
+            (View { ptr: rhs_hi, ..rhs }, Dst(dst.add(half)))
+        };
+        let dst_lo = Dst(dst);
+        rayon::join(
+            || product(half, rhs, dst_lo, Parallelism::None),
+            || product(n - half, rhs_hi, dst_hi, Parallelism::None),
+        );
+        return;
+    }
+    let parallelism = if macs >= parallel_min_macs() && rayon::current_num_threads() > 1 {
         Parallelism::Rayon(0)
     } else {
         Parallelism::None
     };
-    // `gemm::gemm` computes `dst = alpha·dst + beta·lhs·rhs`, reading `dst` only when asked;
-    // strides are given column first.
+    product(n, rhs, Dst(dst), parallelism);
+}
+
+/// One `gemm::gemm` call, which computes `dst = alpha·dst + beta·lhs·rhs`, reading `dst`
+/// only when asked; strides are given column first.
+///
+/// # Safety
+/// As for [`sgemm`].
+unsafe fn run(
+    (m, k, n): (usize, usize, usize),
+    lhs: View,
+    rhs: View,
+    dst: *mut f32,
+    dst_row_stride: isize,
+    accumulate: bool,
+    parallelism: Parallelism,
+) {
     // SAFETY: forwarded from the caller.
     unsafe {
         gemm::gemm(
@@ -239,5 +302,29 @@ mod tests {
             })
         };
         assert!(products(1) == products(2));
+    }
+
+    #[test]
+    fn products_split_on_the_pair_give_the_same_bits() {
+        // DQN's hidden layer at batch 64, its target network's 256-row batches, and a width
+        // that splits unevenly (64 + 36 columns).
+        for (m, k, n) in [(64, 256, 256), (256, 256, 256), (64, 256, 100)] {
+            assert!(m * k * n >= PAIR_MIN_MACS);
+            let x: Vec<f32> = (0..m * k).map(|i| (i as f32 * 0.37).sin()).collect();
+            let w: Vec<f32> = (0..n * k).map(|i| (i as f32 * 0.71).cos()).collect();
+            let dy: Vec<f32> = (0..m * n).map(|i| (i as f32 * 0.13).sin()).collect();
+            let products = || {
+                let (mut y, mut dx, mut dw) =
+                    (vec![0.0; m * n], vec![0.0; m * k], vec![0.5; n * k]);
+                x_wt(&x, &w, &mut y, m, k, n);
+                dy_w(&dy, &w, &mut dx, m, n, k);
+                accumulate_dyt_x(&dy, &x, &mut dw, m, n, k);
+                [y, dx, dw].map(|v| v.iter().map(|f| f.to_bits()).collect::<Vec<u32>>())
+            };
+            let one_core = products();
+            if let Some(two_cores) = super::super::pair::tests::on_pair(products) {
+                assert!(one_core == two_cores, "{m}×{k}×{n} differs on the pair");
+            }
+        }
     }
 }

@@ -12,6 +12,8 @@
 //!   and checkpoint export ([`Mlp::named_tensors`]) simple loops.
 //! - Heads: [`Categorical`], [`DiagGaussian`], gSDE's [`StateDependentNoise`], Q-value
 //!   losses ([`td_loss_backward`]), the tanh-squashed [`DeterministicActor`] and the Q(s, a) [`Critic`] that returns ∂Q/∂a.
+//! - [`pair`]: a training phase on two cores, its large products and Adam split in halves
+//!   (bit-identical to one core).
 //! - Optimisers as in PyTorch: [`Adam`] and [`RmsProp`].
 //! - Initialisation as in SB3: orthogonal ([`Init::Orthogonal`]) for actor-critic policies,
 //!   PyTorch's default ([`Init::TorchDefault`]) for DQN and DDPG.
@@ -28,6 +30,7 @@ mod gemm;
 mod init;
 mod mlp;
 mod optim;
+pub mod pair;
 mod params;
 mod q_values;
 mod sde;
