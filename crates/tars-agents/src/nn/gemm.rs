@@ -58,107 +58,103 @@ struct View {
     col_stride: isize,
 }
 
-// SAFETY: a view is an address and strides; what may be read through it is the contract of
-// `sgemm`, whose callers keep the viewed slices borrowed for the whole call.
-unsafe impl Send for View {}
-unsafe impl Sync for View {}
-
-/// The output of a product, sent to the thread that computes one half of it.
+/// `dst[m, n] = lhs[m, k] · rhs[k, n] (+ dst if accumulate)`, `dst` row-major with
+/// `dst_row_stride`.
 #[derive(Clone, Copy)]
-struct Dst(*mut f32);
-
-// SAFETY: as for `View`; the two halves of a split product write disjoint columns.
-unsafe impl Send for Dst {}
-unsafe impl Sync for Dst {}
-
-/// `dst[m, n] = lhs[m, k] · rhs[k, n] (+ dst if accumulate)` through `gemm::gemm`.
-///
-/// # Safety
-/// Every `row * row_stride + col * col_stride` of the three views, over their shapes, must
-/// be in bounds of live, non-overlapping allocations (`dst` unique).
-unsafe fn sgemm(
-    (m, k, n): (usize, usize, usize),
+struct Product {
+    m: usize,
+    k: usize,
+    n: usize,
     lhs: View,
     rhs: View,
     dst: *mut f32,
     dst_row_stride: isize,
     accumulate: bool,
-) {
-    let macs = m * k * n;
-    let product = |n, rhs, dst: Dst, parallelism| {
-        // SAFETY: forwarded from the caller, for the first `n` columns of `rhs` and `dst`.
-        unsafe {
-            run(
-                (m, k, n),
-                lhs,
-                rhs,
-                dst.0,
-                dst_row_stride,
-                accumulate,
-                parallelism,
-            )
-        }
-    };
-    if (PAIR_MIN_MACS..parallel_min_macs()).contains(&macs) && n >= 32 && super::pair::active() {
-        // Output columns `[0, half)` and `[half, n)`, `half` a multiple of the kernels' 16.
-        let half = (n / 2).next_multiple_of(16);
-        // SAFETY: column `half < n` of `rhs` and of `dst` is in bounds (caller's contract).
-        let (rhs_hi, dst_hi) = unsafe {
-            let rhs_hi = rhs.ptr.offset(rhs.col_stride * half as isize);
-            (View { ptr: rhs_hi, ..rhs }, Dst(dst.add(half)))
-        };
-        let dst_lo = Dst(dst);
-        rayon::join(
-            || product(half, rhs, dst_lo, Parallelism::None),
-            || product(n - half, rhs_hi, dst_hi, Parallelism::None),
-        );
-        return;
-    }
-    let parallelism = if macs >= parallel_min_macs() && rayon::current_num_threads() > 1 {
-        Parallelism::Rayon(0)
-    } else {
-        Parallelism::None
-    };
-    product(n, rhs, Dst(dst), parallelism);
 }
 
-/// One `gemm::gemm` call, which computes `dst = alpha·dst + beta·lhs·rhs`, reading `dst`
-/// only when asked; strides are given column first.
-///
-/// # Safety
-/// As for [`sgemm`].
-unsafe fn run(
-    (m, k, n): (usize, usize, usize),
-    lhs: View,
-    rhs: View,
-    dst: *mut f32,
-    dst_row_stride: isize,
-    accumulate: bool,
-    parallelism: Parallelism,
-) {
-    // SAFETY: forwarded from the caller.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            dst,
-            1,
-            dst_row_stride,
-            accumulate,
-            lhs.ptr,
-            lhs.col_stride,
-            lhs.row_stride,
-            rhs.ptr,
-            rhs.col_stride,
-            rhs.row_stride,
-            1.0,
-            1.0,
-            false,
-            false,
-            false,
-            parallelism,
-        );
+// SAFETY: a product is addresses and strides; what may be read and written through them is
+// the contract of `Product::compute`, whose callers keep the slices borrowed for the whole
+// call, and the two halves of a split product write disjoint columns of `dst`.
+unsafe impl Send for Product {}
+
+impl Product {
+    /// Computes the product, on rayon's pool when it is large.
+    ///
+    /// # Safety
+    /// Every `row * row_stride + col * col_stride` of the three views, over their shapes,
+    /// must be in bounds of live, non-overlapping allocations (`dst` unique).
+    unsafe fn compute(self) {
+        let macs = self.m * self.k * self.n;
+        let on_pair = super::pair::active() && self.n >= 32;
+        if on_pair && (PAIR_MIN_MACS..parallel_min_macs()).contains(&macs) {
+            // Output columns `[0, half)` and `[half, n)`, `half` a multiple of the kernels' 16.
+            let half = (self.n / 2).next_multiple_of(16);
+            // SAFETY: both halves are within the caller's shapes, `half < n`.
+            let (lo, hi) = unsafe { (self.columns(0, half), self.columns(half, self.n)) };
+            // SAFETY: forwarded from the caller; the halves write disjoint columns.
+            rayon::join(
+                move || unsafe { lo.run(Parallelism::None) },
+                move || unsafe { hi.run(Parallelism::None) },
+            );
+            return;
+        }
+        let parallelism = if macs >= parallel_min_macs() && rayon::current_num_threads() > 1 {
+            Parallelism::Rayon(0)
+        } else {
+            Parallelism::None
+        };
+        // SAFETY: forwarded from the caller.
+        unsafe { self.run(parallelism) }
+    }
+
+    /// The product restricted to output columns `start..end`.
+    ///
+    /// # Safety
+    /// `start <= end <= n`.
+    unsafe fn columns(self, start: usize, end: usize) -> Product {
+        Product {
+            n: end - start,
+            // SAFETY: column `start <= n` of `rhs` and `dst` is in bounds or one past them.
+            rhs: View {
+                ptr: unsafe { self.rhs.ptr.offset(self.rhs.col_stride * start as isize) },
+                ..self.rhs
+            },
+            dst: unsafe { self.dst.add(start) },
+            ..self
+        }
+    }
+
+    /// One `gemm::gemm` call, which computes `dst = alpha·dst + beta·lhs·rhs`, reading `dst`
+    /// only when asked; strides are given column first.
+    ///
+    /// # Safety
+    /// As for [`Product::compute`].
+    unsafe fn run(self, parallelism: Parallelism) {
+        let Product { lhs, rhs, .. } = self;
+        // SAFETY: forwarded from the caller.
+        unsafe {
+            gemm::gemm(
+                self.m,
+                self.n,
+                self.k,
+                self.dst,
+                1,
+                self.dst_row_stride,
+                self.accumulate,
+                lhs.ptr,
+                lhs.col_stride,
+                lhs.row_stride,
+                rhs.ptr,
+                rhs.col_stride,
+                rhs.row_stride,
+                1.0,
+                1.0,
+                false,
+                false,
+                false,
+                parallelism,
+            );
+        }
     }
 }
 
@@ -166,38 +162,54 @@ unsafe fn run(
 /// `[out, in]` weight layout. `y` need not be initialised.
 pub(crate) fn x_wt(x: &[f32], w: &[f32], y: &mut [f32], m: usize, k: usize, n: usize) {
     assert!(x.len() >= m * k && w.len() >= n * k && y.len() >= m * n);
-    let lhs = View {
-        ptr: x.as_ptr(),
-        row_stride: k as isize,
-        col_stride: 1,
-    };
-    // `w` is `[n, k]` row-major, so `wᵀ` is `[k, n]` with strides (1, k).
-    let rhs = View {
-        ptr: w.as_ptr(),
-        row_stride: 1,
-        col_stride: k as isize,
+    let product = Product {
+        m,
+        k,
+        n,
+        lhs: View {
+            ptr: x.as_ptr(),
+            row_stride: k as isize,
+            col_stride: 1,
+        },
+        // `w` is `[n, k]` row-major, so `wᵀ` is `[k, n]` with strides (1, k).
+        rhs: View {
+            ptr: w.as_ptr(),
+            row_stride: 1,
+            col_stride: k as isize,
+        },
+        dst: y.as_mut_ptr(),
+        dst_row_stride: n as isize,
+        accumulate: false,
     };
     // SAFETY: the assert above keeps every strided access in bounds, and `y` is a unique
     // borrow that cannot overlap the shared `x` and `w`.
-    unsafe { sgemm((m, k, n), lhs, rhs, y.as_mut_ptr(), n as isize, false) }
+    unsafe { product.compute() }
 }
 
 /// `dx[m, k] = dy[m, n] · w[n, k]` — the gradient with respect to a layer's input.
 /// `dx` need not be initialised.
 pub(crate) fn dy_w(dy: &[f32], w: &[f32], dx: &mut [f32], m: usize, n: usize, k: usize) {
     assert!(dy.len() >= m * n && w.len() >= n * k && dx.len() >= m * k);
-    let lhs = View {
-        ptr: dy.as_ptr(),
-        row_stride: n as isize,
-        col_stride: 1,
-    };
-    let rhs = View {
-        ptr: w.as_ptr(),
-        row_stride: k as isize,
-        col_stride: 1,
+    let product = Product {
+        m,
+        k: n,
+        n: k,
+        lhs: View {
+            ptr: dy.as_ptr(),
+            row_stride: n as isize,
+            col_stride: 1,
+        },
+        rhs: View {
+            ptr: w.as_ptr(),
+            row_stride: k as isize,
+            col_stride: 1,
+        },
+        dst: dx.as_mut_ptr(),
+        dst_row_stride: k as isize,
+        accumulate: false,
     };
     // SAFETY: as in `x_wt`.
-    unsafe { sgemm((m, n, k), lhs, rhs, dx.as_mut_ptr(), k as isize, false) }
+    unsafe { product.compute() }
 }
 
 /// `dw[n, k] += dy[m, n]ᵀ · x[m, k]` — accumulates a layer's weight gradient over the batch.
@@ -210,19 +222,27 @@ pub(crate) fn accumulate_dyt_x(
     k: usize,
 ) {
     assert!(dy.len() >= m * n && x.len() >= m * k && dw.len() >= n * k);
-    // `dyᵀ` is `[n, m]` with strides (1, n).
-    let lhs = View {
-        ptr: dy.as_ptr(),
-        row_stride: 1,
-        col_stride: n as isize,
-    };
-    let rhs = View {
-        ptr: x.as_ptr(),
-        row_stride: k as isize,
-        col_stride: 1,
+    let product = Product {
+        m: n,
+        k: m,
+        n: k,
+        // `dyᵀ` is `[n, m]` with strides (1, n).
+        lhs: View {
+            ptr: dy.as_ptr(),
+            row_stride: 1,
+            col_stride: n as isize,
+        },
+        rhs: View {
+            ptr: x.as_ptr(),
+            row_stride: k as isize,
+            col_stride: 1,
+        },
+        dst: dw.as_mut_ptr(),
+        dst_row_stride: k as isize,
+        accumulate: true,
     };
     // SAFETY: as in `x_wt`.
-    unsafe { sgemm((n, m, k), lhs, rhs, dw.as_mut_ptr(), k as isize, true) }
+    unsafe { product.compute() }
 }
 
 #[cfg(test)]
@@ -278,30 +298,34 @@ mod tests {
             .for_each(|(a, b)| assert!((a - (b + 1.0)).abs() < 1e-5));
     }
 
+    /// The bits of a layer's three products (`y`, `dx`, `dw`) on fixed inputs of one shape.
+    fn product_bits(m: usize, k: usize, n: usize) -> [Vec<u32>; 3] {
+        let x: Vec<f32> = (0..m * k).map(|i| (i as f32 * 0.37).sin()).collect();
+        let w: Vec<f32> = (0..n * k).map(|i| (i as f32 * 0.71).cos()).collect();
+        let dy: Vec<f32> = (0..m * n).map(|i| (i as f32 * 0.13).sin()).collect();
+        let (mut y, mut dx, mut dw) = (vec![0.0; m * n], vec![0.0; m * k], vec![0.5; n * k]);
+        x_wt(&x, &w, &mut y, m, k, n);
+        dy_w(&dy, &w, &mut dx, m, n, k);
+        accumulate_dyt_x(&dy, &x, &mut dw, m, n, k);
+        [y, dx, dw].map(|v| v.iter().map(|f| f.to_bits()).collect::<Vec<u32>>())
+    }
+
     #[test]
     fn large_products_give_the_same_bits_on_one_thread_and_on_two() {
         // DDPG's second layer at batch 256: 256 × 400 × 300, above either threshold.
         let (m, k, n) = (256, 400, 300);
         assert!(m * k * n >= parallel_min_macs());
-        let x: Vec<f32> = (0..m * k).map(|i| (i as f32 * 0.37).sin()).collect();
-        let w: Vec<f32> = (0..n * k).map(|i| (i as f32 * 0.71).cos()).collect();
-        let dy: Vec<f32> = (0..m * n).map(|i| (i as f32 * 0.13).sin()).collect();
-        let products = |n_threads: usize| {
+        let on_threads = |n_threads: usize| {
             let pool = rayon::ThreadPoolBuilder::new()
                 .num_threads(n_threads)
                 .build()
                 .unwrap();
             pool.install(|| {
                 assert_eq!(rayon::current_num_threads(), n_threads);
-                let (mut y, mut dx, mut dw) =
-                    (vec![0.0; m * n], vec![0.0; m * k], vec![0.5; n * k]);
-                x_wt(&x, &w, &mut y, m, k, n);
-                dy_w(&dy, &w, &mut dx, m, n, k);
-                accumulate_dyt_x(&dy, &x, &mut dw, m, n, k);
-                [y, dx, dw].map(|v| v.iter().map(|f| f.to_bits()).collect::<Vec<u32>>())
+                product_bits(m, k, n)
             })
         };
-        assert!(products(1) == products(2));
+        assert!(on_threads(1) == on_threads(2));
     }
 
     #[test]
@@ -310,19 +334,8 @@ mod tests {
         // that splits unevenly (64 + 36 columns).
         for (m, k, n) in [(64, 256, 256), (256, 256, 256), (64, 256, 100)] {
             assert!(m * k * n >= PAIR_MIN_MACS);
-            let x: Vec<f32> = (0..m * k).map(|i| (i as f32 * 0.37).sin()).collect();
-            let w: Vec<f32> = (0..n * k).map(|i| (i as f32 * 0.71).cos()).collect();
-            let dy: Vec<f32> = (0..m * n).map(|i| (i as f32 * 0.13).sin()).collect();
-            let products = || {
-                let (mut y, mut dx, mut dw) =
-                    (vec![0.0; m * n], vec![0.0; m * k], vec![0.5; n * k]);
-                x_wt(&x, &w, &mut y, m, k, n);
-                dy_w(&dy, &w, &mut dx, m, n, k);
-                accumulate_dyt_x(&dy, &x, &mut dw, m, n, k);
-                [y, dx, dw].map(|v| v.iter().map(|f| f.to_bits()).collect::<Vec<u32>>())
-            };
-            let one_core = products();
-            if let Some(two_cores) = super::super::pair::tests::on_pair(products) {
+            let one_core = product_bits(m, k, n);
+            if let Some(two_cores) = super::super::pair::tests::on_pair(|| product_bits(m, k, n)) {
                 assert!(one_core == two_cores, "{m}×{k}×{n} differs on the pair");
             }
         }
