@@ -25,6 +25,7 @@ use serde_json::{Map, Value};
 use tars_envs::{Actions, EnvSpec, Rng, Space, VecEnv};
 
 use crate::hyperparams::{deserialize_net_arch, invalid, resolve_with_budget};
+use crate::nn::pair::on_two_cores;
 use crate::nn::{
     ActionBounds, Activation, Adam, AdamConfig, Critic, DeterministicActor, Init, Mlp, TdLoss,
     td_loss_backward,
@@ -326,75 +327,79 @@ pub(crate) fn run(
         let lr = hp.learning_rate.value(progress_remaining) as f32;
         actor_optimizer.set_lr(lr);
         critic_optimizers.iter_mut().for_each(|o| o.set_lr(lr));
-        for _ in 0..gradient_steps {
-            n_updates += 1;
-            replay.sample(batch_size, &mut rng, &mut batch);
-            // Target actions μ'(s'); TD3 adds clipped Gaussian noise (target smoothing).
-            next_actions.clear();
-            next_actions.extend_from_slice(actor_target.forward(&batch.next_observations));
-            if let Some(twin) = twin {
-                let clip = twin.target_noise_clip;
-                for action in &mut next_actions {
-                    let noise = (rng.normal() * twin.target_policy_noise).clamp(-clip, clip);
-                    *action = (*action + noise as f32).clamp(-1.0, 1.0);
+        // The phase runs on two cores when this process has enabled them (`nn::pair`); the
+        // weights are the same either way.
+        on_two_cores(|| {
+            for _ in 0..gradient_steps {
+                n_updates += 1;
+                replay.sample(batch_size, &mut rng, &mut batch);
+                // Target actions μ'(s'); TD3 adds clipped Gaussian noise (target smoothing).
+                next_actions.clear();
+                next_actions.extend_from_slice(actor_target.forward(&batch.next_observations));
+                if let Some(twin) = twin {
+                    let clip = twin.target_noise_clip;
+                    for action in &mut next_actions {
+                        let noise = (rng.normal() * twin.target_policy_noise).clamp(-clip, clip);
+                        *action = (*action + noise as f32).clamp(-1.0, 1.0);
+                    }
                 }
-            }
-            // Critic target: r + γ (1 - terminated) min_k Q'_k(s', a'), without gradient.
-            for (k, critic_target) in critic_targets.iter_mut().enumerate() {
-                let q = critic_target.forward(&batch.next_observations, &next_actions);
-                if k == 0 {
-                    next_q.copy_from_slice(q);
-                } else {
-                    next_q.iter_mut().zip(q).for_each(|(m, &v)| *m = m.min(v));
+                // Critic target: r + γ (1 - terminated) min_k Q'_k(s', a'), without gradient.
+                for (k, critic_target) in critic_targets.iter_mut().enumerate() {
+                    let q = critic_target.forward(&batch.next_observations, &next_actions);
+                    if k == 0 {
+                        next_q.copy_from_slice(q);
+                    } else {
+                        next_q.iter_mut().zip(q).for_each(|(m, &v)| *m = m.min(v));
+                    }
                 }
-            }
-            for (idx, target) in targets.iter_mut().enumerate() {
-                *target = batch.rewards[idx] + (1.0 - batch.dones[idx]) * gamma * next_q[idx];
-            }
-            // Critics: each by MSE between its Q(s, a) and the shared target.
-            let mut qf_loss = 0.0f64;
-            for (critic, optimizer) in critics.iter_mut().zip(&mut critic_optimizers) {
-                let q_values = critic.forward(&batch.observations, &batch.actions);
-                let loss = td_loss_backward(
-                    q_values,
-                    1,
-                    &critic_rows,
-                    &targets,
-                    TdLoss::Mse,
-                    &mut grad_q,
-                );
-                critic.net.params.zero_grad();
-                critic.backward(&grad_q);
-                optimizer.step(&mut [&mut critic.net.params]);
-                qf_loss += f64::from(loss);
-            }
-            qf_loss_sum += qf_loss;
-            n_critic_updates += 1;
-            if !n_updates.is_multiple_of(policy_delay) {
-                continue;
-            }
-            // Actor: minimise -Q_1(s, μ(s)).mean() through the updated first critic.
-            let actions = actor.forward(&batch.observations);
-            let q_values = critics[0].forward(&batch.observations, actions);
-            let actor_loss =
-                -q_values.iter().map(|&q| f64::from(q)).sum::<f64>() / batch_size as f64;
-            actor.net.params.zero_grad();
-            actor.backward(critics[0].action_grad(&actor_grad_q));
-            actor_optimizer.step(&mut [&mut actor.net.params]);
-            // Targets: Polyak averaging with `tau`.
-            for (critic_target, critic) in critic_targets.iter_mut().zip(&critics) {
-                critic_target
+                for (idx, target) in targets.iter_mut().enumerate() {
+                    *target = batch.rewards[idx] + (1.0 - batch.dones[idx]) * gamma * next_q[idx];
+                }
+                // Critics: each by MSE between its Q(s, a) and the shared target.
+                let mut qf_loss = 0.0f64;
+                for (critic, optimizer) in critics.iter_mut().zip(&mut critic_optimizers) {
+                    let q_values = critic.forward(&batch.observations, &batch.actions);
+                    let loss = td_loss_backward(
+                        q_values,
+                        1,
+                        &critic_rows,
+                        &targets,
+                        TdLoss::Mse,
+                        &mut grad_q,
+                    );
+                    critic.net.params.zero_grad();
+                    critic.backward(&grad_q);
+                    optimizer.step(&mut [&mut critic.net.params]);
+                    qf_loss += f64::from(loss);
+                }
+                qf_loss_sum += qf_loss;
+                n_critic_updates += 1;
+                if !n_updates.is_multiple_of(policy_delay) {
+                    continue;
+                }
+                // Actor: minimise -Q_1(s, μ(s)).mean() through the updated first critic.
+                let actions = actor.forward(&batch.observations);
+                let q_values = critics[0].forward(&batch.observations, actions);
+                let actor_loss =
+                    -q_values.iter().map(|&q| f64::from(q)).sum::<f64>() / batch_size as f64;
+                actor.net.params.zero_grad();
+                actor.backward(critics[0].action_grad(&actor_grad_q));
+                actor_optimizer.step(&mut [&mut actor.net.params]);
+                // Targets: Polyak averaging with `tau`.
+                for (critic_target, critic) in critic_targets.iter_mut().zip(&critics) {
+                    critic_target
+                        .net
+                        .params
+                        .polyak_update(&critic.net.params, tau);
+                }
+                actor_target
                     .net
                     .params
-                    .polyak_update(&critic.net.params, tau);
+                    .polyak_update(&actor.net.params, tau);
+                actor_loss_sum += actor_loss;
+                n_actor_updates += 1;
             }
-            actor_target
-                .net
-                .params
-                .polyak_update(&actor.net.params, tau);
-            actor_loss_sum += actor_loss;
-            n_actor_updates += 1;
-        }
+        });
     }
 
     Ok(TrainOutput {

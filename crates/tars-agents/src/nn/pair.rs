@@ -1,6 +1,7 @@
-//! Two cores for one training phase: DQN's 128 gradient steps between rollouts run on a
-//! private two-thread rayon pool whose second thread stays awake, so that each step's large
-//! products and its Adam update can be split in halves across the cores.
+//! Two cores for one training phase: the gradient steps between two rollouts (DQN's 128 on
+//! CartPole, DDPG's and TD3's one) run on a private two-thread rayon pool whose second thread
+//! stays awake, so that each step's large products and its Adam updates can be split in
+//! halves across the cores.
 //!
 //! Why not rayon's global pool: a product of DQN's 256-wide layer takes ~50 µs, and a
 //! `rayon::join` from outside a pool, or onto a worker that has gone to sleep, costs about as

@@ -102,7 +102,8 @@ struct SeedResult {
 /// `EvalCallback`) and the best of those policies is scored beside the final one.
 pub fn run(seeds: u64, only: Option<&str>, eval_freq: u64, json_out: bool) -> anyhow::Result<()> {
     anyhow::ensure!(seeds >= 1, "--seeds must be at least 1");
-    // One run at a time: DQN's training phases may use the second core.
+    // One run at a time: the off-policy algorithms' training phases may use the
+    // second core.
     tars_agents::nn::pair::enable();
     let rows: Vec<&Row> = ROWS
         .iter()

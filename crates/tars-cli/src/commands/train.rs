@@ -113,7 +113,8 @@ impl Observer for ProgressObserver {
 use tars_server::service::read_checkpoint;
 
 pub fn train(args: TrainArgs) -> anyhow::Result<ExitCode> {
-    // This process trains one run: DQN's training phases may use the second core.
+    // This process trains one run: the off-policy algorithms' training phases may use the
+    // second core.
     tars_agents::nn::pair::enable();
     let algo: Algo = args.algo.parse()?;
     let env_id = tars_envs::spec(&args.env)?.id;
