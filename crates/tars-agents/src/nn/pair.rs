@@ -30,9 +30,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use rayon::{ThreadPool, ThreadPoolBuilder};
 
+/// The private pool, created by the first phase of a process that enabled the pair.
+static POOL: OnceLock<Option<ThreadPool>> = OnceLock::new();
+
 /// The private pool: two threads, or none on a one-core machine.
 fn pool() -> Option<&'static ThreadPool> {
-    static POOL: OnceLock<Option<ThreadPool>> = OnceLock::new();
     POOL.get_or_init(|| {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         (cores >= 2).then(|| {
@@ -97,18 +99,21 @@ pub fn phases_on_two_cores() -> u64 {
 /// Whether the current thread runs a phase on the pair: then splitting work in two with
 /// `rayon::join` costs about a microsecond.
 pub(crate) fn active() -> bool {
-    pool().is_some_and(|pool| pool.current_thread_index().is_some())
+    let pool = POOL.get().and_then(Option::as_ref);
+    pool.is_some_and(|pool| pool.current_thread_index().is_some())
 }
 
 /// Runs `phase` on two cores when the pair is enabled and free and the caller's rayon pool
 /// has more than one thread; otherwise on the calling thread. Either way the result is the
 /// same.
 pub fn on_two_cores<R: Send>(phase: impl FnOnce() -> R + Send) -> R {
+    if !ENABLED.load(Ordering::Relaxed) || rayon::current_num_threads() < 2 || active() {
+        return phase();
+    }
     let Some(pool) = pool() else {
         return phase();
     };
-    let off = !ENABLED.load(Ordering::Relaxed) || rayon::current_num_threads() < 2;
-    if off || active() || IN_USE.swap(true, Ordering::Acquire) {
+    if IN_USE.swap(true, Ordering::Acquire) {
         return phase();
     }
     let _release = Release;
