@@ -13,66 +13,37 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use tars_envs::EnvSpec;
 
-use crate::ddpg::{DdpgHyperparams, NoiseType, Twin, ValidDdpg};
-use crate::hyperparams::{deserialize_net_arch, invalid, resolve_with_budget};
+use crate::ddpg::{DdpgHyperparams, Twin, ValidDdpg};
+use crate::hyperparams::{invalid, resolve_with_budget};
 use crate::policy::{Observer, TrainOutput};
-use crate::{Algo, Error, NetArch, Schedule};
+use crate::{Algo, Error};
 
-/// TD3's hyperparameters with SB3's names; `Default` is SB3's `TD3(...)` defaults. DDPG's
-/// fields are listed again rather than embedded: serde cannot flatten a struct into one that
-/// denies unknown fields, and unknown names must stay errors that list the valid ones.
+/// TD3's hyperparameters with SB3's names: DDPG's, and TD3's three; `Default` is SB3's
+/// `TD3(...)` defaults. Serialised flat, one name per hyperparameter. Unknown names are
+/// refused by `hyperparams::resolve`, which lists the valid ones, before serde sees them
+/// (serde cannot deny unknown fields around a flattened struct).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(default)]
 pub struct Td3Hyperparams {
-    /// Environment steps to train for: the RL Zoo's budget, or 1e5 where it has none.
-    pub n_timesteps: f64,
-    pub n_envs: usize,
-    /// Adam's step size for the actor and both critics: a constant or `"lin_<x>"`.
-    pub learning_rate: Schedule,
-    pub buffer_size: usize,
-    /// Environment steps of uniformly random actions before the first gradient step.
-    pub learning_starts: usize,
-    pub batch_size: usize,
-    /// Polyak coefficient of the target networks' soft updates.
-    pub tau: f64,
-    pub gamma: f64,
-    pub train_freq: usize,
-    /// Gradient steps per training phase; -1 takes as many as environment steps collected.
-    pub gradient_steps: i64,
-    /// Exploration noise added to the scaled actions; none by default.
-    pub action_noise: Option<NoiseType>,
-    pub action_noise_std: f64,
+    /// The hyperparameters TD3 shares with DDPG; `net_arch` sizes the actor (`pi`) and both
+    /// critics (`vf`/`qf`).
+    #[serde(flatten)]
+    pub ddpg: DdpgHyperparams,
     /// Critic updates per actor and target update.
     pub policy_delay: usize,
     /// Standard deviation of the smoothing noise on the target actions (scaled units).
     pub target_policy_noise: f64,
     /// The smoothing noise is clipped to ±this.
     pub target_noise_clip: f64,
-    /// Hidden layer sizes of the actor (`pi`) and both critics (`vf`/`qf`). ReLU.
-    #[serde(deserialize_with = "deserialize_net_arch")]
-    pub net_arch: NetArch,
 }
 
 impl Default for Td3Hyperparams {
     fn default() -> Td3Hyperparams {
-        let ddpg = DdpgHyperparams::default();
         Td3Hyperparams {
-            n_timesteps: ddpg.n_timesteps,
-            n_envs: ddpg.n_envs,
-            learning_rate: ddpg.learning_rate,
-            buffer_size: ddpg.buffer_size,
-            learning_starts: ddpg.learning_starts,
-            batch_size: ddpg.batch_size,
-            tau: ddpg.tau,
-            gamma: ddpg.gamma,
-            train_freq: ddpg.train_freq,
-            gradient_steps: ddpg.gradient_steps,
-            action_noise: ddpg.action_noise,
-            action_noise_std: ddpg.action_noise_std,
+            ddpg: DdpgHyperparams::default(),
             policy_delay: 2,
             target_policy_noise: 0.2,
             target_noise_clip: 0.5,
-            net_arch: ddpg.net_arch,
         }
     }
 }
@@ -96,22 +67,7 @@ impl Td3Hyperparams {
             target_policy_noise: noise,
             target_noise_clip: clip,
         };
-        let shared = DdpgHyperparams {
-            n_timesteps: self.n_timesteps,
-            n_envs: self.n_envs,
-            learning_rate: self.learning_rate,
-            buffer_size: self.buffer_size,
-            learning_starts: self.learning_starts,
-            batch_size: self.batch_size,
-            tau: self.tau,
-            gamma: self.gamma,
-            train_freq: self.train_freq,
-            gradient_steps: self.gradient_steps,
-            action_noise: self.action_noise,
-            action_noise_std: self.action_noise_std,
-            net_arch: self.net_arch,
-        };
-        Ok((shared.validate_for(Algo::Td3, env)?, twin))
+        Ok((self.ddpg.validate_for(Algo::Td3, env)?, twin))
     }
 }
 
