@@ -320,7 +320,7 @@ pub fn train(
                 distinct.push(idx);
             }
         }
-        // The phase runs on two cores when this process has them free (`nn::pair`); the
+        // The phase runs on two cores when this process has enabled them (`nn::pair`); the
         // weights are the same either way.
         on_two_cores(|| {
             next_q.resize(distinct.len(), 0.0);
