@@ -20,7 +20,7 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use tars_agents::nn::pair::on_two_cores;
+use tars_agents::nn::pair::{enable, on_two_cores, phases_on_two_cores};
 use tars_agents::nn::{
     Activation, Adam, AdamConfig, Categorical, Init, Mlp, Params, TdLoss, argmax_rows,
     clip_grad_norm, max_rows, td_loss_backward,
@@ -359,7 +359,10 @@ fn dqn(c: &mut Criterion) {
         })
     });
     // The same on `nn::pair`, as DQN's training phases run: the hidden layer's products and
-    // Adam split in halves over the two cores.
+    // Adam split in halves over the two cores. The pair is opt-in per process, as in
+    // `tars bench train`; the assert below checks that the phases really ran on it.
+    enable();
+    let phases_before = phases_on_two_cores();
     c.bench_function("dqn_gradient_step_two_cores", |b| {
         b.iter_custom(|iters| {
             let (learner, sample, next_obs, rewards) = (&mut learner, &sample, &next_obs, &rewards);
@@ -372,6 +375,11 @@ fn dqn(c: &mut Criterion) {
             })
         })
     });
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    assert!(
+        cores < 2 || phases_on_two_cores() > phases_before,
+        "dqn_gradient_step_two_cores ran on one core"
+    );
     let mut action = [0usize];
     c.bench_function("dqn_act", |b| {
         b.iter(|| {
