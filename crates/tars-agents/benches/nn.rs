@@ -360,26 +360,27 @@ fn dqn(c: &mut Criterion) {
     });
     // The same on `nn::pair`, as DQN's training phases run: the hidden layer's products and
     // Adam split in halves over the two cores. The pair is opt-in per process, as in
-    // `tars bench train`; the assert below checks that the phases really ran on it.
+    // `tars bench train`; the assert checks that the phase really ran on it.
     enable();
-    let phases_before = phases_on_two_cores();
+    let two_cores = std::thread::available_parallelism().map_or(1, |n| n.get()) >= 2;
     c.bench_function("dqn_gradient_step_two_cores", |b| {
         b.iter_custom(|iters| {
             let (learner, sample, next_obs, rewards) = (&mut learner, &sample, &next_obs, &rewards);
-            on_two_cores(move || {
+            let phases_before = phases_on_two_cores();
+            let elapsed = on_two_cores(move || {
                 let start = std::time::Instant::now();
                 for _ in 0..iters {
                     black_box(learner.update(sample, black_box(next_obs), rewards));
                 }
                 start.elapsed()
-            })
+            });
+            assert!(
+                !two_cores || phases_on_two_cores() > phases_before,
+                "dqn_gradient_step_two_cores ran on one core"
+            );
+            elapsed
         })
     });
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    assert!(
-        cores < 2 || phases_on_two_cores() > phases_before,
-        "dqn_gradient_step_two_cores ran on one core"
-    );
     let mut action = [0usize];
     c.bench_function("dqn_act", |b| {
         b.iter(|| {
