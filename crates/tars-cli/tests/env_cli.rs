@@ -169,3 +169,17 @@ fn rollout_counts_episodes_of_random_cartpole() {
     let episodes = stats["episodes"].as_u64().unwrap();
     assert!((7_000..10_500).contains(&episodes), "{episodes}");
 }
+
+#[test]
+fn bench_says_when_it_runs_from_a_debug_build_and_checks_its_options() {
+    let output = tars(&["bench", "envs", "--seconds", "0"], "");
+    assert!(!output.status.success(), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    // Tests run the binary of their own profile: `cargo test` a debug one, `--release` not.
+    let warned = stderr.contains("this `tars` is a debug build");
+    assert_eq!(warned, cfg!(debug_assertions), "{stderr}");
+    assert!(
+        stderr.contains("--seconds must be positive, got 0"),
+        "{stderr}"
+    );
+}

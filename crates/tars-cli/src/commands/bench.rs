@@ -118,7 +118,15 @@ fn gymnasium_steps_per_second(env_id: &str) -> Option<f64> {
     })
 }
 
+/// What `tars bench` prints first when it runs from an unoptimised build.
+const DEBUG_BUILD_WARNING: &str = "warning: this `tars` is a debug build, ~30x slower on \
+numeric code than a release build, so these figures say nothing about T.A.R.S.' speed; run \
+`cargo run --release -- bench ...` or a `cargo install --path crates/tars-cli` binary";
+
 pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
+    if cfg!(debug_assertions) {
+        eprintln!("{DEBUG_BUILD_WARNING}");
+    }
     match args.target {
         BenchTarget::Envs {
             seconds,
