@@ -20,7 +20,7 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use tars_agents::nn::pair::{enable, on_two_cores, phases_on_two_cores};
+use tars_agents::nn::pair::{self, enable, on_two_cores, phases_on_two_cores};
 use tars_agents::nn::{
     Activation, Adam, AdamConfig, Categorical, Init, Mlp, Params, TdLoss, argmax_rows,
     clip_grad_norm, max_rows, td_loss_backward,
@@ -362,7 +362,6 @@ fn dqn(c: &mut Criterion) {
     // Adam split in halves over the two cores. The pair is opt-in per process, as in
     // `tars bench train`; the assert checks that the phase really ran on it.
     enable();
-    let two_cores = std::thread::available_parallelism().map_or(1, |n| n.get()) >= 2;
     c.bench_function("dqn_gradient_step_two_cores", |b| {
         b.iter_custom(|iters| {
             let (learner, sample, next_obs, rewards) = (&mut learner, &sample, &next_obs, &rewards);
@@ -375,7 +374,7 @@ fn dqn(c: &mut Criterion) {
                 start.elapsed()
             });
             assert!(
-                !two_cores || phases_on_two_cores() > phases_before,
+                !pair::available() || phases_on_two_cores() > phases_before,
                 "dqn_gradient_step_two_cores ran on one core"
             );
             elapsed

@@ -1,5 +1,6 @@
 //! Training on two cores (`nn::pair`: DQN's and DDPG's gradient steps) gives the same
-//! weights as on one, and happens only in processes that enable it. The only test in its binary, so no other test holds the pair.
+//! weights as on one, and happens only in processes that enable it. The only test in its
+//! binary, so no other test holds the pair.
 
 use serde_json::json;
 use tars_agents::nn::pair::{self, phases_on_two_cores};
@@ -42,8 +43,7 @@ fn training_uses_two_cores_only_when_enabled_and_gives_the_same_weights() {
         "a one-thread pool stays on one core"
     );
     let two_cores = run();
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    if cores >= 2 {
+    if pair::available() {
         assert_eq!(
             phases_on_two_cores() - before,
             8,
@@ -70,7 +70,7 @@ fn training_uses_two_cores_only_when_enabled_and_gives_the_same_weights() {
     let one_core = one_thread.install(run);
     let before = phases_on_two_cores();
     let two_cores = run();
-    if cores >= 2 {
+    if pair::available() {
         assert_eq!(
             phases_on_two_cores() - before,
             50,

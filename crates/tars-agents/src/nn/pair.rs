@@ -33,11 +33,16 @@ use rayon::{ThreadPool, ThreadPoolBuilder};
 /// The private pool, created by the first phase of a process that enabled the pair.
 static POOL: OnceLock<Option<ThreadPool>> = OnceLock::new();
 
+/// Whether this machine has the second core the pair needs; without it every phase runs on
+/// its caller's thread.
+pub fn available() -> bool {
+    std::thread::available_parallelism().is_ok_and(|n| n.get() >= 2)
+}
+
 /// The private pool: two threads, or none on a one-core machine.
 fn pool() -> Option<&'static ThreadPool> {
     POOL.get_or_init(|| {
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        (cores >= 2).then(|| {
+        available().then(|| {
             ThreadPoolBuilder::new()
                 .num_threads(2)
                 .thread_name(|i| format!("tars-pair-{i}"))
