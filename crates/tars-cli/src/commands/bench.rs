@@ -103,7 +103,8 @@ enum BenchTarget {
     },
 }
 
-/// gymnasium 1.4 single-env steps/s with `gym.make(id)` (PEERS.md).
+/// gymnasium 1.4 single-env steps/s with `gym.make(id)`, recorded on an earlier machine
+/// (PEERS.md), not measured by this command.
 fn gymnasium_steps_per_second(env_id: &str) -> Option<f64> {
     Some(match env_id {
         "CartPole-v1" => 46_517.0,
@@ -111,7 +112,7 @@ fn gymnasium_steps_per_second(env_id: &str) -> Option<f64> {
         "MountainCar-v0" => 30_383.0,
         "Pendulum-v1" => 27_909.0,
         "MountainCarContinuous-v0" => 152_875.0,
-        // Measured on this machine with scripts/bench_lunar.py (gymnasium 1.4.0).
+        // Measured with scripts/bench_lunar.py (gymnasium 1.4.0) on the first machine.
         "LunarLander-v3" => 22_200.0,
         "LunarLanderContinuous-v3" => 18_100.0,
         _ => return None,
@@ -204,7 +205,8 @@ fn envs(seconds: f64, num_envs: usize, json: bool) -> anyhow::Result<()> {
     if !json {
         writeln!(
             out,
-            "random actions, resets included; threads: {}",
+            "random actions, resets included; threads: {}; the gymnasium column is PEERS.md's \
+             figures from another machine (scripts/bench_lunar.py measures LunarLander here)",
             rayon_threads()
         )?;
         writeln!(
@@ -229,7 +231,7 @@ fn envs(seconds: f64, num_envs: usize, json: bool) -> anyhow::Result<()> {
             writeln!(out, "{value}")?;
         } else {
             let (peer_text, ratio) = match peer {
-                Some(p) => (format!("{p:.0}"), format!("{:.0}x", single / p)),
+                Some(p) => (format!("{p:.0}"), format!("{:.1}x", single / p)),
                 None => ("n/a".to_string(), "n/a".to_string()),
             };
             writeln!(
