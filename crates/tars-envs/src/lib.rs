@@ -44,6 +44,10 @@ pub struct EnvSpec {
     pub reward_threshold: Option<f64>,
     /// Names of the entries of [`Env::state`], in gymnasium's `env.unwrapped.state` order.
     pub state_layout: &'static [&'static str],
+    /// [`VecEnv::step`] splits batches of at least this many environments across rayon's
+    /// pool: [`PARALLEL_MIN_ENVS`] where a step costs well under a microsecond, fewer where a
+    /// step is dear enough to repay the hand-over.
+    pub parallel_min_envs: usize,
 }
 
 /// One action for one environment.

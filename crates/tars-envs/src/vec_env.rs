@@ -4,12 +4,14 @@
 //! terminates or is truncated, its final observation is written to [`VecEnv::final_obs`], it is
 //! reset at once, and [`VecEnv::obs`] already holds the first observation of the next episode.
 //! Agents bootstrap truncated episodes from `final_obs`. Stepping allocates nothing; batches of
-//! at least [`PARALLEL_MIN_ENVS`] environments are split across rayon's thread pool, which
-//! changes no result (environments are independent and each owns its random stream).
+//! at least the spec's [`EnvSpec::parallel_min_envs`] environments are split across rayon's
+//! thread pool, which changes no result (environments are independent and each owns its random
+//! stream).
 
 use crate::{Action, Env, EnvSpec, Error, Rng, Space};
 
-/// Batches smaller than this are stepped on the calling thread.
+/// The split threshold of environments whose step costs tens of nanoseconds (classic
+/// control): smaller batches are stepped on the calling thread.
 pub const PARALLEL_MIN_ENVS: usize = 256;
 
 /// One action per environment, laid out contiguously.
@@ -147,7 +149,7 @@ impl<E: Env> VecEnv<E> {
             offset: 0,
         };
         let dims = (self.obs_dim, self.act_dim, self.spec.max_episode_steps);
-        step_split(chunk, actions, dims);
+        step_split(chunk, actions, dims, self.spec.parallel_min_envs.max(2));
     }
 
     /// The environments themselves (e.g. to read their internal state).
@@ -207,15 +209,22 @@ impl<'a, E> Chunk<'a, E> {
     }
 }
 
-fn step_split<E: Env>(chunk: Chunk<'_, E>, actions: Actions<'_>, dims: (usize, usize, u32)) {
+/// Steps `chunk`, halving it across rayon's pool while it holds at least `min_split` (≥ 2)
+/// environments.
+fn step_split<E: Env>(
+    chunk: Chunk<'_, E>,
+    actions: Actions<'_>,
+    dims: (usize, usize, u32),
+    min_split: usize,
+) {
     let n = chunk.slots.len();
-    if n < PARALLEL_MIN_ENVS {
+    if n < min_split {
         step_chunk(chunk, actions, dims);
     } else {
         let (left, right) = chunk.split_at(n / 2, dims.0);
         rayon::join(
-            || step_split(left, actions, dims),
-            || step_split(right, actions, dims),
+            || step_split(left, actions, dims, min_split),
+            || step_split(right, actions, dims, min_split),
         );
     }
 }

@@ -1,7 +1,10 @@
 //! Behaviour of `VecEnv`: same-step autoreset, time limits, determinism, parallel = serial.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use tars_envs::{
-    Action, Actions, Env, Error, PARALLEL_MIN_ENVS, RandomActions, Space, VecEnv, make, spec,
+    Action, Actions, Env, EnvSpec, Error, LUNAR_LANDER_SPEC, LunarLander, LunarLanderOptions,
+    PARALLEL_MIN_ENVS, RandomActions, Rng, Space, Transition, VecEnv, make, spec,
 };
 
 #[test]
@@ -153,4 +156,93 @@ fn bad_state_and_action_give_clear_errors() {
         Space::Discrete { n: 3 }.check_action(Action::Discrete(2)),
         Ok(())
     ));
+}
+
+/// A LunarLander that records whether each step ran on a rayon pool thread.
+struct Recording {
+    env: LunarLander,
+    on_pool: Arc<AtomicUsize>,
+}
+
+impl Env for Recording {
+    fn spec(&self) -> &'static EnvSpec {
+        self.env.spec()
+    }
+    fn reset(&mut self, seed: Option<u64>) {
+        self.env.reset(seed)
+    }
+    fn step(&mut self, action: Action<'_>) -> Transition {
+        if rayon::current_thread_index().is_some() {
+            self.on_pool.fetch_add(1, Ordering::Relaxed);
+        }
+        self.env.step(action)
+    }
+    fn observe(&self, obs: &mut [f32]) {
+        self.env.observe(obs)
+    }
+    fn state(&self) -> Vec<f64> {
+        self.env.state()
+    }
+    fn set_state(&mut self, state: &[f64]) -> Result<(), Error> {
+        self.env.set_state(state)
+    }
+}
+
+#[test]
+fn lunar_lander_batches_step_on_the_pool_from_four_envs_and_match_single_envs() {
+    let batch = |n: usize, seed: u64, actions: &[Vec<usize>]| {
+        let on_pool = Arc::new(AtomicUsize::new(0));
+        let envs = (0..n)
+            .map(|_| Recording {
+                env: LunarLander::discrete(LunarLanderOptions::default()).unwrap(),
+                on_pool: on_pool.clone(),
+            })
+            .collect();
+        let mut vec_env = VecEnv::new(envs, seed).unwrap();
+        let mut trace = Vec::new();
+        for step_actions in actions {
+            vec_env.step(Actions::Discrete(&step_actions[..n]));
+            trace.push((
+                vec_env.obs.clone(),
+                vec_env.rewards.clone(),
+                vec_env.terminated.clone(),
+            ));
+        }
+        (trace, on_pool.load(Ordering::Relaxed))
+    };
+    let n = 8;
+    let mut rng = Rng::new(9);
+    // Long enough for crashes and same-step autoresets.
+    let actions: Vec<Vec<usize>> = (0..400)
+        .map(|_| (0..n).map(|_| rng.below(4) as usize).collect())
+        .collect();
+    assert_eq!(LUNAR_LANDER_SPEC.parallel_min_envs, 4);
+
+    let (split, split_on_pool) = batch(n, 21, &actions);
+    assert_eq!(
+        split_on_pool,
+        n * actions.len(),
+        "every step of 8 envs runs on the pool"
+    );
+    assert!(
+        split
+            .iter()
+            .any(|(_, _, terminated)| terminated.contains(&true))
+    );
+    // Below the threshold the batch stays on the calling thread.
+    let (_, small_on_pool) = batch(3, 21, &actions);
+    assert_eq!(small_on_pool, 0);
+
+    // Environment i of the split batch is environment 0 of a batch of one seeded 21 + i.
+    for env_idx in 0..n {
+        let own: Vec<Vec<usize>> = actions.iter().map(|a| vec![a[env_idx]]).collect();
+        let (single, _) = batch(1, 21 + env_idx as u64, &own);
+        for ((obs, rewards, terminated), (single_obs, single_rewards, single_terminated)) in
+            split.iter().zip(&single)
+        {
+            assert_eq!(&obs[env_idx * 8..(env_idx + 1) * 8], &single_obs[..]);
+            assert_eq!(rewards[env_idx].to_bits(), single_rewards[0].to_bits());
+            assert_eq!(terminated[env_idx], single_terminated[0]);
+        }
+    }
 }

@@ -1,6 +1,6 @@
 //! `Acrobot-v1`: gymnasium's `acrobot.py` (Sutton & Barto's book dynamics), RK4 over 0.2 s.
 
-use crate::{Action, Env, EnvSpec, Error, Rng, Space, Transition, check_state};
+use crate::{Action, Env, EnvSpec, Error, PARALLEL_MIN_ENVS, Rng, Space, Transition, check_state};
 use std::f64::consts::PI;
 
 const DT: f64 = 0.2;
@@ -35,6 +35,7 @@ pub static ACROBOT: EnvSpec = EnvSpec {
     max_episode_steps: 500,
     reward_threshold: Some(-100.0),
     state_layout: &["theta1", "theta2", "dtheta1", "dtheta2"],
+    parallel_min_envs: PARALLEL_MIN_ENVS,
 };
 
 /// A two-link pendulum actuated at the elbow; −1 per step until the tip swings above the bar.

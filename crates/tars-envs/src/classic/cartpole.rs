@@ -1,6 +1,6 @@
 //! `CartPole-v1`: gymnasium's `cartpole.py` (Barto, Sutton & Anderson 1983), Euler integrator.
 
-use crate::{Action, Env, EnvSpec, Error, Rng, Space, Transition, check_state};
+use crate::{Action, Env, EnvSpec, Error, PARALLEL_MIN_ENVS, Rng, Space, Transition, check_state};
 
 const GRAVITY: f64 = 9.8;
 const MASS_CART: f64 = 1.0;
@@ -32,6 +32,7 @@ pub static CARTPOLE: EnvSpec = EnvSpec {
     max_episode_steps: 500,
     reward_threshold: Some(475.0),
     state_layout: &["x", "x_dot", "theta", "theta_dot"],
+    parallel_min_envs: PARALLEL_MIN_ENVS,
 };
 
 /// A pole on a cart; push left (0) or right (1); +1 per step until it falls or leaves the track.

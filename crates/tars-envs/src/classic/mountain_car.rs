@@ -1,6 +1,6 @@
 //! `MountainCar-v0`: gymnasium's `mountain_car.py` (Moore 1990), discrete push left/none/right.
 
-use crate::{Action, Env, EnvSpec, Error, Rng, Space, Transition, check_state};
+use crate::{Action, Env, EnvSpec, Error, PARALLEL_MIN_ENVS, Rng, Space, Transition, check_state};
 
 const MIN_POSITION: f64 = -1.2;
 const MAX_POSITION: f64 = 0.6;
@@ -24,6 +24,7 @@ pub static MOUNTAIN_CAR: EnvSpec = EnvSpec {
     max_episode_steps: 200,
     reward_threshold: Some(-110.0),
     state_layout: &["position", "velocity"],
+    parallel_min_envs: PARALLEL_MIN_ENVS,
 };
 
 /// An under-powered car in a valley; −1 per step until it reaches the flag at 0.5.

@@ -6,7 +6,7 @@
 //! step after a reset runs in float64 (with the float32 action term) and then rounds.
 //! A clipped action becomes a Python float, which changes the precision of `force * power`.
 
-use crate::{Action, Env, EnvSpec, Error, Rng, Space, Transition, check_state};
+use crate::{Action, Env, EnvSpec, Error, PARALLEL_MIN_ENVS, Rng, Space, Transition, check_state};
 
 const MIN_ACTION: f32 = -1.0;
 const MAX_ACTION: f32 = 1.0;
@@ -35,6 +35,7 @@ pub static MOUNTAIN_CAR_CONTINUOUS: EnvSpec = EnvSpec {
     max_episode_steps: 999,
     reward_threshold: Some(90.0),
     state_layout: &["position", "velocity"],
+    parallel_min_envs: PARALLEL_MIN_ENVS,
 };
 
 /// The mountain car with a continuous force; +100 at the goal minus 0.1·action² per step.

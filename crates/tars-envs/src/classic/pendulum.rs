@@ -3,7 +3,7 @@
 //! numpy-2 rule reproduced here: the action `u` is float32, so `3.0 * u` and `0.001 * u**2`
 //! are computed in float32 before joining the float64 state arithmetic.
 
-use crate::{Action, Env, EnvSpec, Error, Rng, Space, Transition, check_state};
+use crate::{Action, Env, EnvSpec, Error, PARALLEL_MIN_ENVS, Rng, Space, Transition, check_state};
 use std::f64::consts::PI;
 
 const MAX_SPEED: f64 = 8.0;
@@ -32,6 +32,7 @@ pub static PENDULUM: EnvSpec = EnvSpec {
     max_episode_steps: 200,
     reward_threshold: None,
     state_layout: &["theta", "theta_dot"],
+    parallel_min_envs: PARALLEL_MIN_ENVS,
 };
 
 /// An inverted pendulum to swing up and balance; reward is minus a quadratic cost, never ends.

@@ -26,6 +26,7 @@ pub static LUNAR_LANDER_SPEC: EnvSpec = EnvSpec {
     max_episode_steps: 1000,
     reward_threshold: Some(200.0),
     state_layout: STATE_LAYOUT,
+    parallel_min_envs: BOX2D_PARALLEL_MIN_ENVS,
 };
 
 /// `LunarLanderContinuous-v3`: `[main throttle, lateral]`, each in [-1, 1].
@@ -40,6 +41,7 @@ pub static LUNAR_LANDER_CONTINUOUS_SPEC: EnvSpec = EnvSpec {
     max_episode_steps: 1000,
     reward_threshold: Some(200.0),
     state_layout: STATE_LAYOUT,
+    parallel_min_envs: BOX2D_PARALLEL_MIN_ENVS,
 };
 
 /// The lunar lander: one struct for both action spaces, like gymnasium's `continuous` flag.
@@ -69,6 +71,11 @@ const OBSERVATION_SPACE: Space = Space::Box {
     low: &[-2.5, -2.5, -10.0, -10.0, -6.283_185_5, -10.0, -0.0, -0.0],
     high: &[2.5, 2.5, 10.0, 10.0, 6.283_185_5, 10.0, 1.0, 1.0],
 };
+
+/// A step costs ~11 µs (Box2D), so a batch repays a split across rayon's pool from 4
+/// environments on: 1.2× with 4, 1.6× with 16, 1.7× with 64 on 2 cores (`VecEnv`). With 2, the
+/// hand-over to the pool cost more than it gained (0.87×).
+const BOX2D_PARALLEL_MIN_ENVS: usize = 4;
 
 const STATE_LAYOUT: &[&str] = &[
     "lander_x",
