@@ -11,10 +11,14 @@ fn main() {
     let policy = std::env::args()
         .nth(1)
         .unwrap_or_else(|| "random".to_string());
-    if policy != "random" && policy != "heuristic" {
-        eprintln!("unknown policy {policy:?}; expected random or heuristic");
-        std::process::exit(2);
-    }
+    let heuristic = match policy.as_str() {
+        "random" => false,
+        "heuristic" => true,
+        other => {
+            eprintln!("unknown policy {other:?}; expected random or heuristic");
+            std::process::exit(2);
+        }
+    };
     let mut env = LunarLander::discrete(LunarLanderOptions::default()).expect("default options");
     let max_steps = env.spec().max_episode_steps;
     let mut rng = Rng::new(1);
@@ -25,9 +29,10 @@ fn main() {
         env.reset(Some(seed));
         env.observe(&mut obs);
         for _ in 0..max_steps {
-            let action = match policy.as_str() {
-                "random" => rng.below(4) as usize,
-                _ => heuristic_discrete(&obs),
+            let action = if heuristic {
+                heuristic_discrete(&obs)
+            } else {
+                rng.below(4) as usize
             };
             let transition = env.step(Action::Discrete(action));
             env.observe(&mut obs);

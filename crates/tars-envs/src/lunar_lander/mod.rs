@@ -73,7 +73,7 @@ const OBSERVATION_SPACE: Space = Space::Box {
 };
 
 /// A step costs ~11 µs (Box2D), so a batch repays a split across rayon's pool from 4
-/// environments on: 1.2× with 4, 1.6× with 16, 1.7× with 64 on 2 cores (`VecEnv`). With 2, the
+/// environments on: 1.2× with 4, 1.6× with 16, 1.8× with 64 on 2 cores (`VecEnv`). With 2, the
 /// hand-over to the pool cost more than it gained (0.87×).
 const BOX2D_PARALLEL_MIN_ENVS: usize = 4;
 
