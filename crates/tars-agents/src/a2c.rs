@@ -264,7 +264,7 @@ pub fn train(
         h.n_envs,
         spec.observation_space.dim(),
         agent.action_width(),
-    );
+    )?;
     let batch = valid.rollout_size;
     let scale = 1.0 / batch as f32;
     let (mut d_log_prob, mut d_values) = (vec![0.0f32; batch], vec![0.0f32; batch]);

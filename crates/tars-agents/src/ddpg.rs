@@ -234,7 +234,9 @@ pub(crate) fn run(
         .map(|kind| ActionNoise::new(kind, sigma, n_envs, action_dim));
 
     // Storage: the replay buffer and the reused per-step buffers.
-    let mut replay = ReplayBuffer::new(hp.buffer_size, obs_dim, action_dim);
+    let expected =
+        usize::try_from(total_timesteps).map_or(usize::MAX, |t| t.saturating_add(n_envs));
+    let mut replay = ReplayBuffer::new(hp.buffer_size, expected, obs_dim, action_dim)?;
     let mut batch = Batch::default();
     let mut targets = vec![0.0f32; batch_size];
     let (mut next_actions, mut next_q) = (Vec::new(), vec![0.0f32; batch_size]);

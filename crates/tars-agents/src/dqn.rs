@@ -19,6 +19,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
 use tars_envs::{Actions, EnvSpec, Rng, Space, VecEnv};
 
+use crate::budget::try_vec;
 use crate::hyperparams::{deserialize_net_arch, invalid, resolve_with_budget};
 use crate::nn::pair::on_two_cores;
 use crate::nn::{
@@ -210,12 +211,14 @@ pub fn train(
     optimizer.set_lr(hp.learning_rate.initial() as f32);
 
     // Storage: the replay buffer and the reused per-phase and per-step buffers.
-    let mut replay = ReplayBuffer::new(hp.buffer_size, obs_dim, 1);
+    let expected =
+        usize::try_from(total_timesteps).map_or(usize::MAX, |t| t.saturating_add(n_envs));
+    let mut replay = ReplayBuffer::new(hp.buffer_size, expected, obs_dim, 1)?;
     let mut batch = Batch::default();
     // A training phase's sampled indices, its distinct ones, where each distinct index's
     // target value sits (`u32::MAX`: not sampled in this phase), and those values.
     let (mut sampled, mut distinct) = (Vec::new(), Vec::new());
-    let mut slot_of = vec![u32::MAX; hp.buffer_size];
+    let mut slot_of = try_vec(hp.buffer_size, u32::MAX, "the replay buffer's index")?;
     let (mut next_obs, mut next_q) = (Vec::new(), Vec::new());
     let mut targets = vec![0.0f32; batch_size];
     let (mut batch_actions, mut grad_q) = (

@@ -36,4 +36,10 @@ pub enum Error {
     /// A checkpoint that cannot be loaded.
     #[error("checkpoint {what}")]
     Checkpoint { what: String },
+    /// A buffer the allocator could not provide (the run's budget was set above the machine).
+    #[error(
+        "could not allocate {} for {what}; lower the run's size or its memory budget (max_job_memory_bytes)",
+        crate::budget::human_bytes(*bytes)
+    )]
+    OutOfMemory { what: String, bytes: u64 },
 }

@@ -12,6 +12,7 @@
 //! [`tars_envs::Rng`] passed in by the caller, so the same seed gives the same weights.
 
 pub mod a2c;
+pub mod budget;
 pub mod checkpoint;
 pub mod ddpg;
 pub mod dqn;
@@ -29,6 +30,7 @@ mod rollout;
 pub mod td3;
 pub mod train;
 
+pub use budget::{Budget, Cost, OverBudget};
 pub use error::Error;
 pub use eval_callback::{BestPolicy, EvalCallback, EvalConfig, PeriodicEval};
 pub use evaluate::{Evaluation, evaluate};

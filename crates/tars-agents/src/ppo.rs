@@ -263,7 +263,7 @@ pub fn train(
         h.n_envs,
         spec.observation_space.dim(),
         agent.action_width(),
-    );
+    )?;
     let mut indices: Vec<usize> = (0..valid.rollout_size).collect();
     let mut minibatch = Minibatch::default();
     let (mut d_log_prob, mut d_values) = (Vec::new(), Vec::new());

@@ -11,6 +11,8 @@
 //! environment; this buffer keeps `buffer_size` transitions in one ring and samples them
 //! uniformly, which is the same distribution once the buffer has filled evenly.
 
+use crate::Error;
+use crate::budget::try_reserve;
 use tars_envs::{Rng, VecEnv};
 
 /// A ring of at most `capacity` transitions; the oldest are overwritten first.
@@ -41,13 +43,21 @@ pub(crate) struct Batch {
 }
 
 impl ReplayBuffer {
-    /// An empty buffer; storage grows with the transitions added, up to `capacity`.
-    pub fn new(capacity: usize, obs_dim: usize, action_dim: usize) -> ReplayBuffer {
+    /// An empty buffer of at most `capacity` transitions, with room reserved (fallibly) for
+    /// the `expected` transitions a run will add, so it never grows by doubling past them.
+    pub fn new(
+        capacity: usize,
+        expected: usize,
+        obs_dim: usize,
+        action_dim: usize,
+    ) -> Result<ReplayBuffer, Error> {
         assert!(
             capacity > 0,
             "a replay buffer holds at least one transition"
         );
-        ReplayBuffer {
+        let rows = capacity.min(expected.max(1));
+        let what = "the replay buffer";
+        let mut buffer = ReplayBuffer {
             capacity,
             obs_dim,
             action_dim,
@@ -57,7 +67,17 @@ impl ReplayBuffer {
             rewards: Vec::new(),
             dones: Vec::new(),
             pos: 0,
-        }
+        };
+        try_reserve(&mut buffer.observations, rows.saturating_mul(obs_dim), what)?;
+        try_reserve(
+            &mut buffer.next_observations,
+            rows.saturating_mul(obs_dim),
+            what,
+        )?;
+        try_reserve(&mut buffer.actions, rows.saturating_mul(action_dim), what)?;
+        try_reserve(&mut buffer.rewards, rows, what)?;
+        try_reserve(&mut buffer.dones, rows, what)?;
+        Ok(buffer)
     }
 
     /// Number of transitions stored.
@@ -171,7 +191,7 @@ mod tests {
 
     #[test]
     fn ring_overwrites_the_oldest_and_samples_only_stored_transitions() {
-        let mut buffer = ReplayBuffer::new(3, 2, 1);
+        let mut buffer = ReplayBuffer::new(3, 10, 2, 1).unwrap();
         for step in 0..5 {
             let s = step as f32;
             buffer.add(&[s, s], &[s + 0.5, s + 0.5], &[s], s * 10.0, step == 4);
@@ -194,7 +214,7 @@ mod tests {
 
     #[test]
     fn sampled_indices_are_the_draws_of_successive_samples() {
-        let mut buffer = ReplayBuffer::new(50, 1, 1);
+        let mut buffer = ReplayBuffer::new(50, 1_000, 1, 1).unwrap();
         for step in 0..40 {
             let s = step as f32;
             buffer.add(&[s], &[s + 0.5], &[s], -s, step % 7 == 0);

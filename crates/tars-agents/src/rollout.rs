@@ -11,6 +11,7 @@
 //!   time-limit bootstrap `reward += gamma * V(final_obs)` for truncated episodes and gSDE's
 //!   `reset_noise` every `sde_sample_freq` steps.
 
+use crate::budget::try_vec;
 use crate::hyperparams::{self, NetArch, Schedule};
 use crate::nn::{
     ActionBounds, Activation, Categorical, DiagGaussian, Init, Mlp, Params, StateDependentNoise,
@@ -319,22 +320,29 @@ pub(crate) struct Minibatch {
 }
 
 impl RolloutBuffer {
-    pub fn new(n_steps: usize, n_envs: usize, obs_dim: usize, action_width: usize) -> Self {
-        let size = n_steps * n_envs;
-        RolloutBuffer {
+    /// A zeroed rollout of `n_steps × n_envs` rows, reserved fallibly.
+    pub fn new(
+        n_steps: usize,
+        n_envs: usize,
+        obs_dim: usize,
+        action_width: usize,
+    ) -> Result<Self, Error> {
+        let size = n_steps.saturating_mul(n_envs);
+        let floats = |width: usize| try_vec(size.saturating_mul(width), 0.0, "the rollout buffer");
+        Ok(RolloutBuffer {
             n_steps,
             n_envs,
             obs_dim,
             action_width,
-            obs: vec![0.0; size * obs_dim],
-            actions: vec![0.0; size * action_width],
-            rewards: vec![0.0; size],
-            episode_starts: vec![0.0; size],
-            values: vec![0.0; size],
-            log_probs: vec![0.0; size],
-            advantages: vec![0.0; size],
-            returns: vec![0.0; size],
-        }
+            obs: floats(obs_dim)?,
+            actions: floats(action_width)?,
+            rewards: floats(1)?,
+            episode_starts: floats(1)?,
+            values: floats(1)?,
+            log_probs: floats(1)?,
+            advantages: floats(1)?,
+            returns: floats(1)?,
+        })
     }
 
     /// GAE(λ) as SB3's `compute_returns_and_advantage`: `last_values` are the values of the
@@ -745,7 +753,7 @@ mod tests {
     #[test]
     fn gae_matches_a_hand_computation_with_episode_starts_and_last_done() {
         // One env, three steps; the episode ends after step 1 (episode start at step 2).
-        let mut buffer = RolloutBuffer::new(3, 1, 1, 1);
+        let mut buffer = RolloutBuffer::new(3, 1, 1, 1).unwrap();
         buffer.rewards = vec![1.0, 2.0, 3.0];
         buffer.values = vec![0.5, 1.0, 1.5];
         buffer.episode_starts = vec![1.0, 0.0, 1.0];
@@ -785,7 +793,7 @@ mod tests {
             use_sde: true,
         };
         let mut agent = ActorCritic::new(spec, config, &mut rng);
-        let mut buffer = RolloutBuffer::new(12, 1, 3, 1);
+        let mut buffer = RolloutBuffer::new(12, 1, 3, 1).unwrap();
         let mut steps_using_last_matrix = |agent: &mut ActorCritic, sde_sample_freq| {
             collector.collect(agent, &mut buffer, 0.95, sde_sample_freq);
             let means = agent.pi.forward(&buffer.obs).to_vec();
@@ -822,7 +830,7 @@ mod tests {
             use_sde: false,
         };
         let mut agent = ActorCritic::new(spec, config, &mut rng);
-        let mut buffer = RolloutBuffer::new(200, 1, 3, 1);
+        let mut buffer = RolloutBuffer::new(200, 1, 3, 1).unwrap();
         collector.collect(&mut agent, &mut buffer, 0.95, -1);
         let vec_env = &collector.vec_env;
         assert!(vec_env.truncated[0] && !vec_env.terminated[0]);

@@ -20,7 +20,7 @@ use crate::spaces::to_overrides;
 use crate::study::Outcome;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
-use tars_agents::{Algo, Control, Observer, Progress};
+use tars_agents::{Algo, Control, Cost, Observer, Progress};
 use tars_eval::normalize::normalization;
 use tars_eval::request::quick_budget;
 
@@ -110,6 +110,35 @@ impl RlObjective {
             n_eval_episodes,
             seed,
         })
+    }
+
+    /// The most one trial can cost over `space` (its corners and samples, see
+    /// [`crate::spaces::candidates`]): the largest training's memory, and every environment's
+    /// training steps plus its evaluation episodes at their step limit.
+    pub fn max_trial_cost(&self, space: &crate::SearchSpace) -> Result<Cost, Error> {
+        let mut worst = Cost::default();
+        for params in crate::spaces::candidates(space) {
+            let mut trial = Cost::default();
+            for env_id in &self.env_ids {
+                let (steps, overrides) = self.training(env_id, &params)?;
+                let plan = tars_agents::train::plan(self.algo, env_id, &overrides, Some(steps))?;
+                let episode_steps = u64::from(
+                    tars_envs::spec(env_id)
+                        .map_err(tars_agents::Error::from)?
+                        .max_episode_steps,
+                );
+                let evaluation = Cost {
+                    memory_bytes: 0,
+                    env_steps: (self.n_eval_episodes as u64).saturating_mul(episode_steps),
+                };
+                trial = trial.then(plan.cost.then(evaluation));
+            }
+            worst = Cost {
+                memory_bytes: worst.memory_bytes.max(trial.memory_bytes),
+                env_steps: worst.env_steps.max(trial.env_steps),
+            };
+        }
+        Ok(worst)
     }
 
     /// Training steps on `env_id` for these parameters.

@@ -198,6 +198,18 @@ pub fn to_overrides(
 /// accepts on each environment: the space's corners and a fixed set of random draws go
 /// through [`to_overrides`] and `tars_agents::train::plan`.
 pub fn validate(algo: Algo, env_ids: &[String], space: &SearchSpace) -> Result<(), Error> {
+    let candidates = candidates(space);
+    for env_id in env_ids {
+        for params in &candidates {
+            tars_agents::train::plan(algo, env_id, &to_overrides(algo, env_id, params), None)?;
+        }
+    }
+    Ok(())
+}
+
+/// The points of `space` that validation and budgets look at: both corners (every parameter
+/// at its low end, then every one at its high end) and 32 seeded random samples.
+pub fn candidates(space: &SearchSpace) -> Vec<BTreeMap<String, Value>> {
     let mut rng = tars_envs::Rng::new(0x5EA7C4);
     let mut candidates: Vec<BTreeMap<String, Value>> = Vec::new();
     for corner in [0.0, 1.0] {
@@ -234,12 +246,7 @@ pub fn validate(algo: Algo, env_ids: &[String], space: &SearchSpace) -> Result<(
                 .collect(),
         );
     }
-    for env_id in env_ids {
-        for params in &candidates {
-            tars_agents::train::plan(algo, env_id, &to_overrides(algo, env_id, params), None)?;
-        }
-    }
-    Ok(())
+    candidates
 }
 
 #[cfg(test)]

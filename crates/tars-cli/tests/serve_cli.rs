@@ -149,7 +149,7 @@ fn sigterm_answers_the_request_in_flight_requeues_the_job_and_exits_0() {
 
     // A synchronous evaluation that trains for far longer than the test: the request in flight.
     let body = json!({"agent_type": "PPO", "environments": ["CartPole-v1"], "num_episodes": 5,
-                      "hyperparameters": {"n_timesteps": 50_000_000}});
+                      "hyperparameters": {"n_timesteps": 15_000_000}});
     let in_flight = {
         let request = client
             .post(serve.url("/v1/evaluate"))
@@ -218,5 +218,72 @@ fn sigterm_answers_the_request_in_flight_requeues_the_job_and_exits_0() {
         "exit status {status:?}; log:\n{}",
         log.join("\n")
     );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// A job that takes its process down (here: kill -9 while it runs, three times) is not re-run
+/// at every start: the fourth start fails it as interrupted, and the server keeps serving.
+#[test]
+fn a_job_interrupted_max_job_attempts_times_is_failed_not_rerun() {
+    let dir = sandbox("poison");
+    let client = Client::new();
+    let body = json!({"agent_type": "PPO", "environments": ["CartPole-v1"], "num_episodes": 5,
+                      "hyperparameters": {"n_timesteps": 15_000_000}});
+    let mut serve = Serve::start(&dir, &client);
+    let mut token = serve.token(&client);
+    let submitted: Value = client
+        .post(serve.url("/v1/evaluate"))
+        .bearer_auth(&token)
+        .header("prefer", "respond-async")
+        .json(&body)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let job_id = submitted["job_id"].as_str().unwrap().to_string();
+    for attempt in 1..=3 {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let view = job(&serve, &client, &token, &job_id);
+            if view["status"] == "running" && view["attempts"] == attempt {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "attempt {attempt} never ran: {view}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let (status, _, _) = serve.stop("KILL", Duration::from_secs(20));
+        assert!(!status.success());
+        serve = Serve::start(&dir, &client);
+        token = serve.token(&client);
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let view = loop {
+        let view = job(&serve, &client, &token, &job_id);
+        if view["status"] != "queued" && view["status"] != "running" {
+            break view;
+        }
+        assert!(Instant::now() < deadline, "the job was not ended: {view}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(view["status"], "failed", "{view}");
+    let error = view["error"].as_str().unwrap_or_default();
+    assert!(error.contains("interrupted 3 times; not retried"), "{view}");
+    // The server that refused it serves, and runs other work.
+    let health = client.get(serve.url("/health")).send().unwrap();
+    assert_eq!(health.status(), StatusCode::OK);
+    let quick = json!({"agent_type": "PPO", "environments": ["CartPole-v1"], "num_episodes": 2,
+                       "hyperparameters": {"n_timesteps": 256, "n_steps": 32, "n_envs": 2, "batch_size": 32}});
+    let answer = client
+        .post(serve.url("/v1/evaluate"))
+        .bearer_auth(&token)
+        .json(&quick)
+        .send()
+        .unwrap();
+    assert_eq!(answer.status(), StatusCode::OK);
+    let (status, _, _) = serve.stop("TERM", Duration::from_secs(20));
+    assert!(status.success());
     std::fs::remove_dir_all(dir).unwrap();
 }

@@ -26,6 +26,7 @@ use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
+use tars_agents::Budget;
 use tars_agents::checkpoint::Metadata;
 use tars_agents::{Algo, Control, CurvePoint, Observer, Policy, Progress};
 
@@ -39,6 +40,8 @@ pub struct EngineConfig {
     pub thresholds: Thresholds,
     /// Bootstrap resamples for the confidence intervals.
     pub bootstrap_reps: usize,
+    /// The most one evaluation may use; a request over it is refused before it runs.
+    pub budget: Budget,
 }
 
 impl Default for EngineConfig {
@@ -50,6 +53,7 @@ impl Default for EngineConfig {
             env_cache_size: 50,
             thresholds: Thresholds::default(),
             bootstrap_reps: 10_000,
+            budget: Budget::DEFAULT,
         }
     }
 }

@@ -4,7 +4,7 @@
 use crate::engine::EngineConfig;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use tars_agents::Algo;
+use tars_agents::{Algo, Cost};
 
 /// Most episodes one request may ask for per environment.
 pub const MAX_EPISODES: u32 = 10_000;
@@ -62,6 +62,9 @@ pub enum RequestError {
     AgentState(String),
     #[error("{0}")]
     Config(String),
+    /// The request's estimated memory or environment steps exceed the job budget.
+    #[error(transparent)]
+    OverBudget(#[from] tars_agents::OverBudget),
 }
 
 /// A validated request: everything the engine needs, nothing left to check.
@@ -79,6 +82,9 @@ pub struct Plan {
     pub include_episodes: bool,
     /// Training budget per environment (absent when a checkpoint is evaluated).
     pub budgets: Vec<Option<u64>>,
+    /// Estimated memory (the largest environment's training) and environment steps (every
+    /// environment's training and evaluation episodes at their step limit).
+    pub cost: Cost,
 }
 
 /// The quick training budget: a fifth of the default (RL Zoo) budget, at least 1,000 steps.
@@ -113,13 +119,27 @@ impl EvalRequest {
             None => config.default_episodes,
         };
         let checkpoint_id = checkpoint_id(&self.agent_state)?;
-        let budgets = match checkpoint_id {
-            Some(_) => vec![None; environments.len()],
-            None => environments
-                .iter()
-                .map(|env| self.budget(algo, env).map(Some))
-                .collect::<Result<_, _>>()?,
-        };
+        let mut budgets = Vec::new();
+        let mut cost = Cost::default();
+        for env in &environments {
+            let episodes = Cost {
+                memory_bytes: 0,
+                env_steps: u64::from(num_episodes)
+                    * u64::from(tars_envs::spec(env)?.max_episode_steps),
+            };
+            let training = match checkpoint_id {
+                Some(_) => None,
+                None => Some(self.budget(algo, env)?),
+            };
+            let trained = training.as_ref().map_or(Cost::default(), |plan| plan.cost);
+            cost = cost.then(trained.then(episodes));
+            budgets.push(training.map(|plan| plan.total_timesteps));
+        }
+        let what = format!("evaluating {} on {}", algo.name(), environments.join(", "));
+        config
+            .budget
+            .check(&what, cost)
+            .map_err(RequestError::from)?;
         Ok(Plan {
             algo,
             environments,
@@ -131,20 +151,23 @@ impl EvalRequest {
             seed: self.seed.unwrap_or(default_seed),
             include_episodes: self.include_episodes,
             budgets,
+            cost,
         })
     }
 
-    /// The training budget on `env`, validating the hyperparameters on the way.
-    fn budget(&self, algo: Algo, env: &str) -> Result<u64, EvalError> {
+    /// The training plan on `env` (its budget and cost), validating the hyperparameters.
+    fn budget(&self, algo: Algo, env: &str) -> Result<tars_agents::train::Plan, EvalError> {
         let full = tars_agents::train::plan(algo, env, &self.hyperparameters, None)?;
         if !self.quick_mode || self.hyperparameters.contains_key("n_timesteps") {
-            return Ok(full.total_timesteps);
+            return Ok(full);
         }
         let quick = quick_budget(full.total_timesteps);
-        Ok(
-            tars_agents::train::plan(algo, env, &self.hyperparameters, Some(quick))?
-                .total_timesteps,
-        )
+        Ok(tars_agents::train::plan(
+            algo,
+            env,
+            &self.hyperparameters,
+            Some(quick),
+        )?)
     }
 }
 
@@ -214,6 +237,40 @@ mod tests {
         assert_eq!(quick.environments, ["CartPole-v1", "LunarLander-v3"]);
         assert_eq!(quick.budgets, vec![Some(20_000), Some(200_000)]);
         assert_eq!(quick.seed, 3);
+    }
+
+    #[test]
+    fn a_request_over_the_job_budget_is_refused_before_it_runs() {
+        // The finding: a 10¹²-transition replay buffer would abort the process.
+        let err = request(json!({
+            "agent_type": "DQN", "environments": ["CartPole-v1"],
+            "hyperparameters": {"buffer_size": 1_000_000_000_000u64},
+        }))
+        .unwrap_err();
+        let EvalError::Request(RequestError::OverBudget(over)) = &err else {
+            panic!("{err}");
+        };
+        assert_eq!(over.resource.key(), "max_job_memory_bytes");
+        assert!(over.estimate > 4_000_000_000_000, "{over:?}");
+        assert!(
+            err.to_string()
+                .contains("evaluating DQN on CartPole-v1 needs"),
+            "{err}"
+        );
+        // Steps: training plus every evaluation episode at its step limit.
+        let err = request(json!({
+            "agent_type": "PPO", "environments": ["CartPole-v1"],
+            "hyperparameters": {"n_timesteps": 1e12},
+        }))
+        .unwrap_err();
+        assert!(err.to_string().contains("max_job_env_steps"), "{err}");
+        let ok =
+            request(json!({"agent_type": "PPO", "environments": ["CartPole-v1", "Acrobot-v1"]}))
+                .unwrap();
+        assert_eq!(
+            ok.cost.env_steps,
+            100_000 + 1_000_000 + 100 * 500 + 100 * 500
+        );
     }
 
     #[test]

@@ -29,8 +29,11 @@ pub enum Error {
         /// The length of row 0.
         expected: usize,
     },
-    /// A payoff is NaN or infinite.
-    #[error("payoff {name}[{row_idx}][{col_idx}] is {value}; payoffs must be finite numbers")]
+    /// A payoff is NaN, infinite, or so large that the solvers' sums and products would
+    /// overflow (more than [`crate::MAX_PAYOFF`] in magnitude).
+    #[error(
+        "payoff {name}[{row_idx}][{col_idx}] is {value}; payoffs must be finite numbers of magnitude at most 1e12 (scale the game: its equilibria do not change)"
+    )]
     NonFinitePayoff {
         /// The matrix's name.
         name: &'static str,

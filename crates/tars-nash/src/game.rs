@@ -21,8 +21,13 @@ pub struct Bimatrix {
     b: Matrix,
 }
 
+/// The largest payoff magnitude a game may hold. Beyond it the solvers' pivots (products of
+/// payoffs) and payoff sums lose every digit of the 1e-9 tolerance or overflow to infinity;
+/// scaling a game by a positive factor leaves its equilibria unchanged, so nothing is lost.
+pub const MAX_PAYOFF: f64 = 1e12;
+
 impl Matrix {
-    /// Builds a matrix from rows, rejecting empty, ragged and non-finite input.
+    /// Builds a matrix from rows, rejecting empty, ragged, non-finite and oversized input.
     ///
     /// `name` (such as `"A"`) is used only in error messages.
     pub fn new(name: &'static str, rows: Vec<Vec<f64>>) -> Result<Self, Error> {
@@ -41,7 +46,10 @@ impl Matrix {
                     expected: n_cols,
                 });
             }
-            if let Some(col_idx) = row.iter().position(|value| !value.is_finite()) {
+            if let Some(col_idx) = row
+                .iter()
+                .position(|value| !value.is_finite() || value.abs() > MAX_PAYOFF)
+            {
                 return Err(Error::NonFinitePayoff {
                     name,
                     row_idx,
@@ -243,6 +251,18 @@ pub(crate) fn dot(lhs: &[f64], rhs: &[f64]) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn payoffs_whose_sums_and_products_overflow_are_refused() {
+        for value in [1e308, -1e308, 1e13] {
+            let err = Matrix::new("row", vec![vec![value, 0.0], vec![0.0, 1.0]]).unwrap_err();
+            assert!(
+                err.to_string().contains("magnitude at most 1e12"),
+                "{value}: {err}"
+            );
+        }
+        assert!(Matrix::new("row", vec![vec![MAX_PAYOFF, -MAX_PAYOFF]]).is_ok());
+    }
 
     #[test]
     fn construction_rejects_bad_shapes_and_values() {

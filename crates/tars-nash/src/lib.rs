@@ -36,7 +36,7 @@ pub use dynamics::{
 pub use enumeration::{AllEquilibria, ENUMERATION_LIMIT, all_equilibria, enumeration_cost};
 pub use equilibrium::{Equilibrium, VERIFY_TOL};
 pub use error::Error;
-pub use game::{Bimatrix, Matrix};
+pub use game::{Bimatrix, MAX_PAYOFF, Matrix};
 pub use lemke_howson::{LemkeHowsonConfig, lemke_howson, lemke_howson_with};
 pub use nashconv::{best_response_gains, nash_conv};
 pub use normal_form::NormalFormGame;

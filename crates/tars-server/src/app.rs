@@ -3,6 +3,7 @@
 use crate::auth::Auth;
 use crate::config::Config;
 use crate::engines::Engines;
+use crate::error::ApiError;
 use crate::hypersync::HyperSync;
 use crate::jobs::{Jobs, LocalQueue, Queue};
 use crate::middleware::{self, RateLimiter};
@@ -35,6 +36,33 @@ pub struct AppState {
     /// The last database check of `/health` and when it ran (reused for up to a second, so a
     /// probe storm costs one round trip per second; `/ready` always checks).
     pub health: Arc<std::sync::Mutex<Option<(std::time::Instant, bool)>>>,
+    /// Slots for CPU-bound request work (Nash), run on blocking threads, never on the async
+    /// executor's, so probes and logins never wait behind it ([`AppState::on_cpu`]).
+    pub cpu: Arc<tokio::sync::Semaphore>,
+}
+
+impl AppState {
+    /// Runs CPU-bound `work` on a blocking thread when one of the `cpu_slots` is free; when
+    /// all are busy, 503 with `Retry-After` at once (the work is refused, not queued, so a
+    /// burst of heavy requests cannot pile up behind the slots).
+    pub async fn on_cpu<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, ApiError> {
+        let Ok(permit) = self.cpu.clone().try_acquire_owned() else {
+            metrics::counter!("tars_cpu_rejections_total").increment(1);
+            return Err(ApiError::unavailable(
+                "every CPU slot (cpu_slots) is busy with other heavy requests; retry later",
+                1,
+            ));
+        };
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            work()
+        })
+        .await
+        .map_err(|e| ApiError::internal("a CPU-bound computation", e))
+    }
 }
 
 impl FromRef<AppState> for Arc<Auth> {
@@ -118,6 +146,7 @@ pub async fn state(config: Config) -> anyhow::Result<AppState> {
     let metrics = metrics_handle();
     let sync_wait = Duration::from_secs(config.get_int("sync_wait_seconds") as u64);
     let capacity = config.get_int("queue_capacity") as usize;
+    let cpu_slots = config.get_int("cpu_slots") as usize;
     let service = Arc::new(Service::open(config).await?);
     let auth = Arc::new(Auth::new(service.store.clone(), &service.config)?);
     auth.bootstrap_admin().await?;
@@ -138,6 +167,7 @@ pub async fn state(config: Config) -> anyhow::Result<AppState> {
         sync_wait,
         shutting_down: Arc::new(AtomicBool::new(false)),
         health: Arc::new(std::sync::Mutex::new(None)),
+        cpu: Arc::new(tokio::sync::Semaphore::new(cpu_slots)),
     })
 }
 
@@ -327,18 +357,21 @@ pub async fn start(config: Config, signals: bool) -> anyhow::Result<Running> {
         .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
     let addr = listener.local_addr()?;
     let (shutdown, mut stop) = tokio::sync::watch::channel(false);
-    let (draining, mut drain_started) = tokio::sync::watch::channel(false);
+    let (draining, drain_started) = tokio::sync::watch::channel(false);
     let app = router(state.clone());
-    let mut server = tokio::spawn(
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move {
-            let _ = drain_started.wait_for(|started| *started).await;
-        })
-        .into_future(),
-    );
+    let config = &state.service.config;
+    let limits = crate::connections::Limits {
+        max_connections: config.get_int("max_connections") as usize,
+        header_read_timeout: Duration::from_secs(
+            config.get_int("header_read_timeout_seconds") as u64
+        ),
+    };
+    let mut server = tokio::spawn(crate::connections::serve(
+        listener,
+        app,
+        limits,
+        drain_started,
+    ));
     let task_state = state.clone();
     let task = tokio::spawn(async move {
         if signals {

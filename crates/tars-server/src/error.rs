@@ -175,10 +175,33 @@ impl From<crate::resilience::StoreCallError> for ApiError {
     }
 }
 
+impl From<tars_agents::OverBudget> for ApiError {
+    /// 422 `over_budget`, with the estimate, the budget and the key that raises it.
+    fn from(over: tars_agents::OverBudget) -> ApiError {
+        let unit = match over.resource {
+            tars_agents::budget::Resource::Memory => "bytes",
+            tars_agents::budget::Resource::EnvSteps
+            | tars_agents::budget::Resource::StudyEnvSteps => "environment steps",
+        };
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "over_budget",
+            over.to_string(),
+        )
+        .with_details(json!({
+            "estimate": over.estimate,
+            "budget": over.budget,
+            "unit": unit,
+            "key": over.resource.key(),
+        }))
+    }
+}
+
 impl From<tars_eval::EvalError> for ApiError {
     fn from(err: tars_eval::EvalError) -> ApiError {
-        use tars_eval::EvalError;
+        use tars_eval::{EvalError, RequestError};
         match &err {
+            EvalError::Request(RequestError::OverBudget(over)) => over.clone().into(),
             EvalError::Request(_) | EvalError::Agent(_) | EvalError::Env(_) => {
                 ApiError::unprocessable(err.to_string())
             }

@@ -8,6 +8,7 @@ pub mod app;
 pub mod auth;
 pub mod baseline_cache;
 pub mod config;
+pub mod connections;
 pub mod engines;
 pub mod error;
 pub mod events;

@@ -49,9 +49,26 @@ fn matrix(name: &'static str, value: &Value) -> Result<Matrix, ApiError> {
     Matrix::new(name, rows).map_err(|e| ApiError::unprocessable(e.to_string()))
 }
 
-/// Equilibria, recommendation, weights, stability, conflict, NashConv (operator).
+/// Refuses a matrix with more than `max` rows or columns (`max_nash_actions`): the solvers'
+/// cost grows with the cube of the size and beyond, so the size is checked before any work.
+fn check_size(what: &str, matrix: &Matrix, max: usize) -> Result<(), ApiError> {
+    let (rows, cols) = (matrix.n_rows(), matrix.n_cols());
+    if rows > max || cols > max {
+        return Err(ApiError::unprocessable(format!(
+            "{what} is {rows}×{cols}; at most {max}×{max} is accepted (max_nash_actions)"
+        ))
+        .with_details(json!({"rows": rows, "cols": cols, "max": max, "key": "max_nash_actions"})));
+    }
+    Ok(())
+}
+
+/// Equilibria, recommendation, weights, stability, conflict, NashConv (operator). The solvers
+/// run off the async threads on one of `cpu_slots`; when all are busy, 503 with Retry-After.
 #[utoipa::path(post, path = "/v1/nash/compute", request_body = NashRequest,
-    responses((status = 200, body = Object), (status = 422)), security(("bearer" = [])))]
+    responses((status = 200, body = Object), (status = 401), (status = 403), (status = 422),
+              (status = 503, description = "every CPU slot is busy; retry after Retry-After seconds",
+               headers(("Retry-After" = u64, description = "seconds to wait")))),
+    security(("bearer" = [])))]
 pub async fn compute(
     State(state): State<AppState>,
     principal: Principal,
@@ -59,16 +76,26 @@ pub async fn compute(
 ) -> Result<Json<Value>, ApiError> {
     principal.require(Role::Operator)?;
     let start = Instant::now();
+    let max = state.service.config.get_int("max_nash_actions") as usize;
     let mut body = match (&request.payoffs, &request.scores, &request.proposal_ids) {
-        (Some(payoffs), None, None) => game(payoffs)?,
+        (Some(payoffs), None, None) => {
+            let game = parse_game(payoffs, max)?;
+            state.on_cpu(move || solve_game(&game)).await??
+        }
         (None, Some(scores), None) => {
             let scores = Matrix::new("scores", scores.clone())
                 .map_err(|e| ApiError::unprocessable(e.to_string()))?;
-            let agent = request
-                .agent_type
-                .clone()
-                .unwrap_or_else(|| "unknown".into());
-            resolution(&scores, &agent, json!(request.environments))?
+            check_size("scores", &scores, max)?;
+            // The gauges' label takes known agent types only (one series each, never one per
+            // request); without one, the series is `unknown`.
+            let agent = match &request.agent_type {
+                Some(agent) => crate::hypersync::parse_agent(agent)?.name().to_string(),
+                None => "unknown".to_string(),
+            };
+            let environments = json!(request.environments);
+            state
+                .on_cpu(move || resolution(&scores, &agent, environments))
+                .await??
         }
         (None, None, Some(ids)) => proposals_game(&state, &request, ids).await?,
         _ => {
@@ -265,26 +292,31 @@ async fn evaluate_pair(
     Ok(outcome.response.results[0].metrics.metrics.mean_reward)
 }
 
-/// Every equilibrium (or one, by Lemke–Howson, when the game is too large to enumerate), the
-/// recommended one (highest total payoff) and its NashConv.
-fn game(payoffs: &Value) -> Result<Value, ApiError> {
+/// The game of a `payoffs` body, each matrix at most `max` × `max`.
+fn parse_game(payoffs: &Value, max: usize) -> Result<Bimatrix, ApiError> {
     let row = payoffs
         .get("row")
         .ok_or_else(|| ApiError::unprocessable("payoffs.row is missing"))?;
     let a = matrix("row", row)?;
-    let game = match payoffs.get("col") {
-        None => Bimatrix::zero_sum(a),
+    check_size("payoffs.row", &a, max)?;
+    match payoffs.get("col") {
+        None => Ok(Bimatrix::zero_sum(a)),
         Some(col) => Bimatrix::new(a, matrix("col", col)?)
-            .map_err(|e| ApiError::unprocessable(e.to_string()))?,
-    };
-    let (equilibria, complete, degenerate) = match all_equilibria(&game) {
+            .map_err(|e| ApiError::unprocessable(e.to_string())),
+    }
+}
+
+/// Every equilibrium (or one, by Lemke–Howson, when the game is too large to enumerate), the
+/// recommended one (highest total payoff) and its NashConv.
+fn solve_game(game: &Bimatrix) -> Result<Value, ApiError> {
+    let (equilibria, complete, degenerate) = match all_equilibria(game) {
         Ok(all) => (
             all.equilibria().to_vec(),
             all.is_finite(),
             all.is_degenerate(),
         ),
         Err(NashError::TooLargeForEnumeration { .. } | NashError::TooManyActions { .. }) => {
-            let one = lemke_howson(&game).map_err(|e| ApiError::unprocessable(e.to_string()))?;
+            let one = lemke_howson(game).map_err(|e| ApiError::unprocessable(e.to_string()))?;
             (vec![one], false, false)
         }
         Err(e) => return Err(ApiError::unprocessable(e.to_string())),

@@ -25,7 +25,9 @@ use std::sync::atomic::Ordering;
 use std::time::Instant;
 use tars_agents::checkpoint::{self, METADATA_FILE, WEIGHTS_FILE};
 use tars_agents::train::EvaluatedRun;
-use tars_agents::{Algo, Control, CurvePoint, EvalConfig, Evaluation, Observer, Progress};
+use tars_agents::{
+    Algo, Budget, Control, Cost, CurvePoint, EvalConfig, Evaluation, Observer, Progress,
+};
 use tars_store::{JobKind, JobRow, JobStatus};
 use utoipa::ToSchema;
 
@@ -71,8 +73,9 @@ fn default_eval_freq_episodes() -> usize {
 
 impl TrainRequest {
     /// Checks everything the training would check, without training: the algorithm, the
-    /// environment, every hyperparameter and the budget.
-    pub fn validate(&self) -> Result<(Algo, tars_agents::train::Plan), ApiError> {
+    /// environment, every hyperparameter, the step budget, and that its estimated memory and
+    /// environment steps (training, evaluations during it and after it) fit `budget`.
+    pub fn validate(&self, budget: Budget) -> Result<(Algo, tars_agents::train::Plan), ApiError> {
         let algo: Algo = self
             .agent_type
             .parse()
@@ -106,6 +109,18 @@ impl TrainRequest {
             self.total_timesteps,
         )
         .map_err(|e| ApiError::unprocessable(e.to_string()))?;
+        let max_steps =
+            u64::from(tars_envs::spec(&self.environment).map_or(0, |s| s.max_episode_steps));
+        let episodes = |n: usize| (n as u64).saturating_mul(max_steps);
+        let during = self.eval_freq.map_or(0, |freq| {
+            (plan.total_timesteps / freq).saturating_mul(episodes(self.eval_freq_episodes))
+        });
+        let evaluations = Cost {
+            memory_bytes: 0,
+            env_steps: episodes(self.eval_episodes).saturating_add(during),
+        };
+        let what = format!("training {} on {}", algo.name(), self.environment);
+        budget.check(&what, plan.cost.then(evaluations))?;
         Ok((algo, plan))
     }
 }
@@ -127,7 +142,7 @@ pub async fn train(
 ) -> Result<Response, ApiError> {
     principal.require(Role::Operator)?;
     let key = routes::idempotency_key(&headers)?;
-    request.validate()?;
+    request.validate(state.service.config.job_budget())?;
     let body = serde_json::to_value(&request).expect("requests serialize");
     let row = match state
         .jobs
@@ -159,7 +174,7 @@ pub fn checkpoint_name(job: uuid::Uuid) -> String {
 }
 
 /// Runs a training job: trains, evaluates, writes the checkpoint; the job's result names it.
-pub async fn run(data_dir: PathBuf, row: &JobRow, live: Arc<Live>) -> Ending {
+pub async fn run(data_dir: PathBuf, budget: Budget, row: &JobRow, live: Arc<Live>) -> Ending {
     let request: TrainRequest = match serde_json::from_value(row.request.clone()) {
         Ok(request) => request,
         Err(err) => return Ending::failed(format!("stored request is invalid: {err}")),
@@ -167,7 +182,7 @@ pub async fn run(data_dir: PathBuf, row: &JobRow, live: Arc<Live>) -> Ending {
     let dir = data_dir.join("checkpoints").join(checkpoint_name(row.id));
     let stopper = live.clone();
     let trained =
-        tokio::task::spawn_blocking(move || train_and_save(&request, &dir, &stopper)).await;
+        tokio::task::spawn_blocking(move || train_and_save(&request, budget, &dir, &stopper)).await;
     match trained {
         Ok(Ok(Some(result))) => Ending::Done {
             status: JobStatus::Succeeded,
@@ -184,10 +199,14 @@ pub async fn run(data_dir: PathBuf, row: &JobRow, live: Arc<Live>) -> Ending {
 /// Trains and writes the checkpoint; `None` when the job was asked to stop first.
 fn train_and_save(
     request: &TrainRequest,
+    budget: Budget,
     dir: &Path,
     live: &Live,
 ) -> anyhow::Result<Option<Value>> {
-    let (algo, _) = request.validate().map_err(|e| anyhow::anyhow!(e.message))?;
+    // Checked again: a job queued before the budget was lowered does not run over it.
+    let (algo, _) = request
+        .validate(budget)
+        .map_err(|e| anyhow::anyhow!(e.message))?;
     let env_id = tars_envs::spec(&request.environment)?.id;
     let run = TrainRun {
         algo,
@@ -428,8 +447,31 @@ mod tests {
             ),
         ];
         for (body, expected) in cases {
-            let err = request(body.clone()).validate().unwrap_err();
+            let err = request(body.clone()).validate(Budget::DEFAULT).unwrap_err();
             assert!(err.message.contains(expected), "{body}: {}", err.message);
+        }
+        // The findings: each would hold a worker for days.
+        let over = [
+            json!({"agent_type": "PPO", "environment": "CartPole-v1", "total_timesteps": 1_000_000_000_000u64}),
+            json!({"agent_type": "PPO", "environment": "CartPole-v1", "eval_freq": 1,
+                   "eval_freq_episodes": 10_000, "eval_episodes": 10_000}),
+            json!({"agent_type": "PPO", "environment": "CartPole-v1",
+                   "hyperparameters": {"net_arch": vec![4096; 64]}}),
+        ];
+        for body in over {
+            let err = request(body.clone()).validate(Budget::DEFAULT).unwrap_err();
+            assert_eq!(
+                (err.status.as_u16(), err.code),
+                (422, "over_budget"),
+                "{body}"
+            );
+            assert!(
+                err.message
+                    .contains("training PPO on CartPole-v1 needs an estimated"),
+                "{}",
+                err.message
+            );
+            assert!(err.details["budget"].as_u64().is_some(), "{}", err.details);
         }
         let unknown = serde_json::from_value::<TrainRequest>(
             json!({"agent_type": "PPO", "environment": "CartPole-v1", "steps": 5}),
@@ -440,7 +482,7 @@ mod tests {
             "{unknown}"
         );
         let (algo, plan) = request(json!({"agent_type": "ppo", "environment": "CartPole-v1"}))
-            .validate()
+            .validate(Budget::DEFAULT)
             .unwrap();
         assert_eq!((algo, plan.total_timesteps), (Algo::Ppo, 100_000));
     }

@@ -336,6 +336,50 @@ async fn async_jobs_are_idempotent_cancellable_and_traced() {
     .await;
     assert_eq!(status, StatusCode::CONFLICT, "already cancelled");
     server.stop().await;
+
+    // A submission the full queue refused leaves nothing behind its Idempotency-Key: the
+    // retry that Retry-After asks for is a new attempt, not the refusal replayed.
+    let server = Server::start("jobs-full", &[("queue_capacity", "1")]).await;
+    let token = server.admin().await;
+    let c = &server.client;
+    let view = |job: String| {
+        let request = c
+            .get(server.url(&format!("/v1/jobs/{job}")))
+            .bearer_auth(&token);
+        async move { json_of(request.send().await.unwrap()).await.1 }
+    };
+    let cancel = |job: String| {
+        let request = c
+            .delete(server.url(&format!("/v1/jobs/{job}")))
+            .bearer_auth(&token);
+        async move { request.send().await.unwrap().status() }
+    };
+    let (_, running) = server.submit_async(&token, &long).await;
+    let running = running["job_id"].as_str().unwrap().to_string();
+    while view(running.clone()).await["status"] != "running" {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (status, queued) = server.submit_async(&token, &long).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{queued}");
+    let queued = queued["job_id"].as_str().unwrap().to_string();
+    let keyed = || {
+        c.post(server.url("/v1/evaluate"))
+            .bearer_auth(&token)
+            .header("prefer", "respond-async")
+            .header("idempotency-key", "k-full")
+            .json(&body)
+    };
+    let refused = keyed().send().await.unwrap();
+    assert_eq!(refused.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(refused.headers().contains_key("retry-after"));
+    assert_eq!(cancel(queued.clone()).await, StatusCode::OK);
+    assert_eq!(cancel(running.clone()).await, StatusCode::OK);
+    poll(&server, &token, &running).await;
+    let (status, retried) = json_of(keyed().send().await.unwrap()).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{retried}");
+    let done = poll(&server, &token, retried["job_id"].as_str().unwrap()).await;
+    assert_eq!(done["status"], "succeeded", "a new attempt ran: {done}");
+    server.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -450,6 +494,204 @@ async fn malformed_requests_never_get_a_5xx_and_store_nothing() {
     server.stop().await;
 }
 
+/// Work is sized before it is accepted: each of these would have aborted the process (a
+/// 4 TB replay buffer) or held a worker for days; each is 422 with the estimate, the budget and
+/// the key that raises it, and nothing is queued.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_work_is_refused_with_its_estimate_before_anything_is_queued() {
+    let server = Server::start("budget", &[]).await;
+    let token = server.admin().await;
+    let post = reqwest::Method::POST;
+    let cases = [
+        (
+            "/v1/evaluate",
+            json!({"agent_type": "DQN", "environments": ["CartPole-v1"],
+                   "hyperparameters": {"buffer_size": 1_000_000_000_000u64}}),
+            "max_job_memory_bytes",
+        ),
+        (
+            "/v1/evaluate",
+            json!({"agent_type": "PPO", "environments": ["CartPole-v1"],
+                   "hyperparameters": {"net_arch": vec![4096; 64]}}),
+            "max_job_memory_bytes",
+        ),
+        (
+            "/v1/evaluate",
+            json!({"agent_type": "PPO", "environments": ["CartPole-v1"],
+                   "hyperparameters": {"n_timesteps": 1e12}}),
+            "max_job_env_steps",
+        ),
+        (
+            "/v1/train",
+            json!({"agent_type": "PPO", "environment": "CartPole-v1",
+                   "total_timesteps": 1_000_000_000_000u64}),
+            "max_job_env_steps",
+        ),
+        (
+            "/v1/train",
+            json!({"agent_type": "PPO", "environment": "CartPole-v1", "eval_freq": 1,
+                   "eval_freq_episodes": 10_000, "eval_episodes": 10_000}),
+            "max_job_env_steps",
+        ),
+        (
+            "/v1/proposals",
+            json!({"agent_type": "DQN", "proposed_hyperparameters": {"buffer_size": 1_000_000_000_000u64},
+                   "environments": ["CartPole-v1"]}),
+            "max_job_memory_bytes",
+        ),
+    ];
+    for (path, body, key) in cases {
+        let (status, error) = server
+            .call(post.clone(), &token, path, Some(body.clone()))
+            .await;
+        assert_eq!(
+            status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{path} {body}: {error}"
+        );
+        let error = &error["error"];
+        assert_eq!(error["code"], "over_budget", "{error}");
+        assert_eq!(error["details"]["key"], key, "{error}");
+        let (estimate, budget) = (&error["details"]["estimate"], &error["details"]["budget"]);
+        assert!(
+            estimate.as_u64().unwrap() > budget.as_u64().unwrap(),
+            "{error}"
+        );
+        assert!(error["message"].as_str().unwrap().contains(key), "{error}");
+    }
+    let store = &server.running.as_ref().unwrap().state.service.store;
+    assert!(
+        store.runs(10).await.unwrap().is_empty(),
+        "nothing evaluated"
+    );
+    assert!(
+        store.queued_jobs().await.unwrap().is_empty(),
+        "nothing queued"
+    );
+    let (_, proposals) = server
+        .call(reqwest::Method::GET, &token, "/v1/proposals", None)
+        .await;
+    assert_eq!(proposals, json!([]), "nothing proposed");
+
+    // The budget is configuration: a deployment lowers (or raises) it.
+    let small = Server::start("budget-small", &[("max_job_memory_bytes", "1048576")]).await;
+    let token = small.admin().await;
+    let body = json!({"agent_type": "DQN", "environments": ["CartPole-v1"]});
+    let (status, error) = small.call(post, &token, "/v1/evaluate", Some(body)).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{error}");
+    assert_eq!(error["error"]["details"]["budget"], 1_048_576, "{error}");
+    small.stop().await;
+    server.stop().await;
+}
+
+/// Nothing that reaches the port can hold it: 200 slowloris connections (headers one byte at
+/// a time) and an idle keep-alive connection are closed once `header_read_timeout_seconds`
+/// runs out, while normal requests are served; past `max_connections`, a new connection is
+/// closed at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_idle_and_excess_connections_are_closed() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
+
+    /// Whether the server closed `stream` within `limit`, trickling `trickle` meanwhile.
+    async fn closed_within(mut stream: TcpStream, trickle: bool, limit: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + limit;
+        let mut buf = [0u8; 1024];
+        loop {
+            tokio::select! {
+                read = stream.read(&mut buf) => match read {
+                    Ok(0) | Err(_) => return true,
+                    Ok(_) => {} // a 408 before the close
+                },
+                _ = tokio::time::sleep(Duration::from_millis(100)) => {
+                    if trickle && stream.write_all(b"a").await.is_err() {
+                        return true;
+                    }
+                }
+                _ = tokio::time::sleep_until(deadline) => return false,
+            }
+        }
+    }
+
+    let server = Server::start(
+        "slowloris",
+        &[
+            ("header_read_timeout_seconds", "1"),
+            ("rate_limit_rps", "0"),
+        ],
+    )
+    .await;
+    let addr = server.running.as_ref().unwrap().addr;
+    let mut slow = Vec::new();
+    for _ in 0..200 {
+        let mut stream = TcpStream::connect(addr).await.unwrap();
+        stream
+            .write_all(b"GET /health HTTP/1.1\r\nHost: t\r\nX-Slow: ")
+            .await
+            .unwrap();
+        slow.push(tokio::spawn(closed_within(
+            stream,
+            true,
+            Duration::from_secs(15),
+        )));
+    }
+    // An idle keep-alive connection, after one answered request.
+    let mut idle = TcpStream::connect(addr).await.unwrap();
+    idle.write_all(b"GET /health HTTP/1.1\r\nHost: t\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = [0u8; 4096];
+    let n = idle.read(&mut buf).await.unwrap();
+    assert!(
+        buf[..n].starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&buf[..n])
+    );
+    let idle = tokio::spawn(closed_within(idle, false, Duration::from_secs(15)));
+    // Meanwhile the service answers.
+    for _ in 0..10 {
+        let health = server
+            .client
+            .get(server.url("/health"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(health.status(), StatusCode::OK);
+    }
+    for connection in slow {
+        assert!(
+            connection.await.unwrap(),
+            "a slowloris connection stayed open"
+        );
+    }
+    assert!(idle.await.unwrap(), "an idle connection stayed open");
+    server.stop().await;
+
+    let server = Server::start("max-connections", &[("max_connections", "4")]).await;
+    let addr = server.running.as_ref().unwrap().addr;
+    let mut held = Vec::new();
+    for _ in 0..4 {
+        held.push(TcpStream::connect(addr).await.unwrap());
+    }
+    let excess = TcpStream::connect(addr).await.unwrap();
+    assert!(
+        closed_within(excess, false, Duration::from_secs(5)).await,
+        "the fifth connection was kept"
+    );
+    drop(held);
+    // The slots come back as the connections close.
+    let mut answered = false;
+    for _ in 0..100 {
+        if let Ok(health) = server.client.get(server.url("/health")).send().await {
+            answered = health.status() == StatusCode::OK;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(answered);
+    server.stop().await;
+}
+
 #[test]
 fn the_committed_openapi_document_matches_the_code() {
     let generated = serde_json::to_string_pretty(&app::openapi()).unwrap() + "\n";
@@ -521,11 +763,45 @@ async fn nash_compute_solves_games_and_sets_the_gauges() {
     );
     assert!(metrics.contains("tars_nash_conflict{agent_type=\"PPO\"}"));
 
+    // Labels come from a closed set: 1,000 made-up agent names add no series.
+    let series = |text: &str| text.lines().filter(|l| l.starts_with("tars_nash_")).count();
+    let before = series(&metrics);
+    for i in 0..1000 {
+        let body = json!({"agent_type": format!("agent-{i}-{}", "x".repeat(200)),
+                          "scores": [[1.0, 0.9], [0.5, 0.4]]});
+        let (status, error) = json_of(post(body).await.unwrap()).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{error}");
+    }
+    assert_eq!(series(&server.metrics().await), before);
+
+    // Heavy work waits for no one: with every CPU slot taken, 503 and Retry-After at once.
+    let cpu = server.running.as_ref().unwrap().state.cpu.clone();
+    let slots = cpu.available_permits() as u32;
+    let taken = cpu.try_acquire_many(slots).unwrap();
+    let busy = post(json!({"scores": [[1.0]]})).await.unwrap();
+    assert_eq!(busy.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(busy.headers()["retry-after"], "1");
+    drop(taken);
+    let (status, _) = json_of(post(json!({"scores": [[1.0]]})).await.unwrap()).await;
+    assert_eq!(status, StatusCode::OK);
+
     for (body, message) in [
         (json!({"proposal_ids": ["p1"]}), "is not a UUID"),
         (json!({"proposal_ids": []}), "1 to 20 proposals"),
         (json!({"payoffs": {"row": [[1, 2], [3]]}}), "row"),
         (json!({}), "exactly one of"),
+        (
+            json!({"payoffs": {"row": [[1e308, 0], [0, -1e308]]}}),
+            "magnitude at most 1e12",
+        ),
+        (
+            json!({"scores": vec![vec![1.0; 2]; 257]}),
+            "at most 256×256 is accepted (max_nash_actions)",
+        ),
+        (
+            json!({"payoffs": {"row": vec![vec![1.0; 300]; 2]}}),
+            "max_nash_actions",
+        ),
     ] {
         let (status, error) = json_of(post(body.clone()).await.unwrap()).await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}: {error}");

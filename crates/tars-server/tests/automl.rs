@@ -619,6 +619,24 @@ async fn bad_requests_are_refused_with_what_is_valid_and_store_nothing() {
         (with("timeout_seconds", json!(0)), "timeout_seconds"),
         (with("n_eval_episodes", json!(0)), "n_eval_episodes"),
         (with("n_trails", json!(5)), "n_trails"),
+        // Budgets: a space whose upper corner breaks the job budget is refused, not sampled,
+        // and so is a study whose trials together break the study budget.
+        (
+            space(json!({"net_arch": {"type": "categorical", "choices": [[64], vec![4096; 64]]}})),
+            "one trial of this study needs an estimated",
+        ),
+        (
+            space(json!({"net_arch": {"type": "categorical", "choices": [[64], vec![4096; 64]]}})),
+            "raise max_job_memory_bytes",
+        ),
+        (
+            {
+                let mut body = with("n_trials", json!(10_000));
+                body["use_real_training"] = json!(true);
+                body
+            },
+            "a study of 10000 trials needs an estimated 1,015,000,000 environment steps, over the budget of 200,000,000 environment steps; lower its size or raise max_study_env_steps",
+        ),
     ];
     for (body, expected) in cases {
         let (status, error) = post(&server, &admin, "/v1/optimize", body.clone()).await;

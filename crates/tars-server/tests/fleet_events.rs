@@ -205,7 +205,7 @@ async fn issue_11_cancelling_a_job_running_on_another_worker_stops_it() {
             &token,
             &json!({"agent_type": "PPO", "agent_state": {}, "environments": ["CartPole-v1"],
                     "num_episodes": 1, "seed": 1,
-                    "hyperparameters": {"n_timesteps": 50_000_000, "n_steps": 64}}),
+                    "hyperparameters": {"n_timesteps": 15_000_000, "n_steps": 64}}),
         )
         .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{job}");

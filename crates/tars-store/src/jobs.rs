@@ -157,7 +157,7 @@ const REQUEUE_WITH_ERROR: &str =
 /// The same statements with each backend's clock.
 macro_rules! with_now {
     ($name:ident, $now:literal) => {
-        const $name: [&str; 4] = [
+        const $name: [&str; 5] = [
             concat!(
                 "UPDATE eval_jobs SET status = 'running', started_at = ",
                 $now,
@@ -178,6 +178,11 @@ macro_rules! with_now {
                 $now,
                 " WHERE id = $1 AND status = 'running'"
             ),
+            concat!(
+                "UPDATE eval_jobs SET status = 'failed', error = $2, idempotency_key = NULL, finished_at = ",
+                $now,
+                " WHERE id = $1 AND status = 'queued'"
+            ),
         ];
     };
 }
@@ -187,6 +192,7 @@ const CLAIM: usize = 0;
 const FINISH: usize = 1;
 const RECLAIM: usize = 2;
 const SUCCEED_WITH: usize = 3;
+const REFUSE: usize = 4;
 
 impl Store {
     /// Stores a queued job, or returns the principal's job with the same idempotency key.
@@ -377,6 +383,27 @@ impl Store {
                 .bind(run_id.map(|id| id.hyphenated().to_string()))
                 .bind(error)
                 .bind(from.as_str())
+                .execute(&db.write)
+                .await?
+                .rows_affected(),
+        };
+        Ok(affected == 1)
+    }
+
+    /// Ends a queued job the queue refused (full, closed), and frees its idempotency key: the
+    /// refusal leaves no record behind the key, so a retry with it is a new attempt. `false`
+    /// when the job is not queued any more.
+    pub async fn refuse_job(&self, id: Uuid, reason: &str) -> Result<bool, StoreError> {
+        let affected = match &self.backend {
+            Backend::Postgres(pool) => sqlx::query(PG[REFUSE])
+                .bind(id)
+                .bind(reason)
+                .execute(pool)
+                .await?
+                .rows_affected(),
+            Backend::Sqlite(db) => sqlx::query(SQLITE[REFUSE])
+                .bind(id.hyphenated().to_string())
+                .bind(reason)
                 .execute(&db.write)
                 .await?
                 .rows_affected(),

@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 use tars_agents::{Control, Progress};
 use tars_eval::engine::Event;
-use tars_eval::{EvalRequest, EvalResponse, Reporter};
+use tars_eval::{EvalError, EvalRequest, EvalResponse, Reporter, RequestError};
 use tars_server::config::{Config, ConfigArgs};
 use tars_server::service::{Outcome, Service};
 
@@ -66,8 +66,17 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
         seed: Some(args.seed),
         include_episodes: !args.no_episodes,
     };
-    // Check the request before touching the database: bad input fails fast.
-    request.validate(&config.engine(), args.seed)?;
+    // Check the request before touching the database: bad input fails fast. Over the job
+    // budget a server would refuse it; here the user decides, so it is only a warning.
+    match request.validate(&config.engine(), args.seed) {
+        Err(EvalError::Request(RequestError::OverBudget(over))) => {
+            eprintln!("warning: {over} (a server would refuse this request)");
+        }
+        checked => {
+            checked?;
+        }
+    }
+    let config = config.without_job_budget();
     let runtime = crate::runtime()?;
     let outcome = runtime.block_on(async {
         let service = Service::open(config).await?;

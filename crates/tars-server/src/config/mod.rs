@@ -368,6 +368,29 @@ impl Config {
         Some(self.text("admin_password")).filter(|password| !password.is_empty())
     }
 
+    /// The most one job may use (`max_job_memory_bytes`, `max_job_env_steps`).
+    pub fn job_budget(&self) -> tars_agents::Budget {
+        tars_agents::Budget {
+            memory_bytes: self.int("max_job_memory_bytes") as u64,
+            env_steps: self.int("max_job_env_steps") as u64,
+        }
+    }
+
+    /// This configuration without job budgets, for the CLI's own runs: a user on their own
+    /// machine may choose to use all of it (the CLI warns instead of refusing).
+    pub fn without_job_budget(mut self) -> Config {
+        for key in ["max_job_memory_bytes", "max_job_env_steps"] {
+            let source = Source::Flag("the command line's own run".to_string());
+            self.values.insert(key, (Value::Int(i64::MAX), source));
+        }
+        self
+    }
+
+    /// The most one AutoML study may take, in environment steps (`max_study_env_steps`).
+    pub fn study_env_steps(&self) -> u64 {
+        self.int("max_study_env_steps") as u64
+    }
+
     pub fn engine(&self) -> EngineConfig {
         EngineConfig {
             default_episodes: self.int("default_episodes") as u32,
@@ -375,6 +398,7 @@ impl Config {
             max_concurrent: self.int("max_concurrent") as usize,
             env_cache_size: self.int("env_cache_size") as usize,
             bootstrap_reps: self.int("bootstrap_reps") as usize,
+            budget: self.job_budget(),
             thresholds: Thresholds {
                 failure_rate: self.float("thresholds.failure_rate"),
                 reward_drop_pct: self.float("thresholds.reward_drop_pct"),

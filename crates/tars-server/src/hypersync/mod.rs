@@ -421,9 +421,11 @@ impl HyperSync {
         env: &str,
         hyperparameters: &Map<String, Value>,
     ) -> Result<(), ApiError> {
-        tars_agents::train::plan(algo, env, hyperparameters, None)
-            .map(|_| ())
-            .map_err(|e| ApiError::unprocessable(e.to_string()))
+        let plan = tars_agents::train::plan(algo, env, hyperparameters, None)
+            .map_err(|e| ApiError::unprocessable(e.to_string()))?;
+        // A configuration the agents would train with fits a job, as a proposal's gate does.
+        let what = format!("training {} on {env}", algo.name());
+        Ok(self.service.config.job_budget().check(&what, plan.cost)?)
     }
 
     /// Restores an earlier config version (default: the one before the active one).

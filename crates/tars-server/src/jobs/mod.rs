@@ -445,18 +445,9 @@ impl Jobs {
             return Ok(Submitted::Existing(row));
         }
         if self.queue.push(row.id).await.is_err() {
+            // Refused, so the key is free again: a retry after Retry-After is a new attempt.
             let reason = "rejected: the job queue was full";
-            let _ = self
-                .service
-                .store
-                .finish_job(
-                    row.id,
-                    JobStatus::Queued,
-                    JobStatus::Failed,
-                    None,
-                    Some(reason),
-                )
-                .await;
+            let _ = self.service.store.refuse_job(row.id, reason).await;
             return Err(SubmitError::QueueFull);
         }
         if let Some(context) = crate::telemetry::current_context() {
@@ -723,6 +714,33 @@ impl Jobs {
                 return;
             }
         };
+        // A poison job (one that takes its process down) is not run again and again: each
+        // claim counted an attempt before the run, so a job claimed more than
+        // `max_job_attempts` times was interrupted every time and ends here, never run.
+        let max_attempts = self.service.config.get_int("max_job_attempts");
+        if i64::from(row.attempts) > max_attempts {
+            let error = format!(
+                "interrupted {max_attempts} times; not retried (raise max_job_attempts to allow more)"
+            );
+            tracing::error!(job = %id, attempts = row.attempts, "{error}");
+            let ended = store
+                .finish_job(
+                    id,
+                    JobStatus::Running,
+                    JobStatus::Failed,
+                    None,
+                    Some(&error),
+                )
+                .await;
+            if let Err(err) = ended {
+                tracing::error!(job = %id, error = %err, "failing an interrupted job failed");
+            }
+            delivery.ack().await;
+            metrics::counter!("tars_jobs_total", "status" => "failed", "kind" => row.kind.as_str())
+                .increment(1);
+            self.finished.send_replace(Some((id, JobStatus::Failed)));
+            return;
+        }
         tracing::info!(job = %id, attempt = row.attempts, redelivered = delivery.redelivered, "running a job");
         let live = Arc::new(Live::default());
         self.live
@@ -760,7 +778,13 @@ impl Jobs {
             match kind {
                 JobKind::Evaluation => self.evaluate(row, live.clone()).await,
                 JobKind::Training => {
-                    crate::training::run(self.service.config.data_dir(), &row, live.clone()).await
+                    crate::training::run(
+                        self.service.config.data_dir(),
+                        self.service.config.job_budget(),
+                        &row,
+                        live.clone(),
+                    )
+                    .await
                 }
                 JobKind::Trial => crate::studies::trial_job::run(&self.service, &row, &live).await,
             }

@@ -201,6 +201,15 @@ impl Studies {
         actor: &str,
     ) -> Result<Uuid, ApiError> {
         let plan = plan(body)?;
+        // Sized before it is stored: the space's most expensive trial, and all the trials.
+        let trial = plan
+            .objective
+            .max_trial_cost(&plan.config.search_space)
+            .map_err(invalid)?;
+        let config = &self.service.config;
+        config
+            .job_budget()
+            .check_study(trial, plan.n_trials as u64, config.study_env_steps())?;
         let study = Study::new(plan.config.clone()).map_err(invalid)?;
         let id = Uuid::new_v4();
         // Registered first, so a stop that comes before the thread starts is seen.
