@@ -60,6 +60,10 @@ pub enum RequestError {
         "agent_state must be empty ({{}}), a checkpoint id string or {{\"checkpoint_id\": \"…\"}}; got {0}"
     )]
     AgentState(String),
+    #[error(
+        "checkpoint id '{0}' is not a checkpoint name: use 1 to 200 letters, digits, '-', '_' and '.' (not starting with '.'), with at most one '/' as in train-<job id>/best"
+    )]
+    CheckpointId(String),
     #[error("{0}")]
     Config(String),
     /// The request's estimated memory or environment steps exceed the job budget.
@@ -173,16 +177,45 @@ impl EvalRequest {
 
 fn checkpoint_id(state: &Value) -> Result<Option<String>, RequestError> {
     let bad = || RequestError::AgentState(state.to_string());
-    match state {
-        Value::Null => Ok(None),
-        Value::String(id) if id.trim().is_empty() => Ok(None),
-        Value::String(id) => Ok(Some(id.trim().to_string())),
-        Value::Object(map) if map.is_empty() => Ok(None),
+    let id = match state {
+        Value::Null => None,
+        Value::String(id) if id.trim().is_empty() => None,
+        Value::String(id) => Some(id.trim().to_string()),
+        Value::Object(map) if map.is_empty() => None,
         Value::Object(map) if map.len() == 1 => match map.get("checkpoint_id") {
-            Some(Value::String(id)) if !id.trim().is_empty() => Ok(Some(id.trim().to_string())),
-            _ => Err(bad()),
+            Some(Value::String(id)) if !id.trim().is_empty() => Some(id.trim().to_string()),
+            _ => return Err(bad()),
         },
-        _ => Err(bad()),
+        _ => return Err(bad()),
+    };
+    if let Some(id) = &id {
+        check_checkpoint_id(id)?;
+    }
+    Ok(id)
+}
+
+/// Most characters of a checkpoint id.
+pub const MAX_CHECKPOINT_ID: usize = 200;
+
+/// A checkpoint id names a checkpoint in the data directory's checkpoint store, never a path:
+/// one or two `/`-separated names of letters, digits, `-`, `_` and `.`, none starting with a
+/// dot (`ppo-CartPole-v1-seed1`, `train-<job id>`, `train-<job id>/best`).
+pub fn check_checkpoint_id(id: &str) -> Result<(), RequestError> {
+    let name_ok = |name: &str| {
+        !name.is_empty()
+            && !name.starts_with('.')
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    };
+    let parts: Vec<&str> = id.split('/').collect();
+    if id.chars().count() <= MAX_CHECKPOINT_ID
+        && parts.len() <= 2
+        && parts.iter().all(|p| name_ok(p))
+    {
+        Ok(())
+    } else {
+        Err(RequestError::CheckpointId(id.chars().take(60).collect()))
     }
 }
 
@@ -271,6 +304,33 @@ mod tests {
             ok.cost.env_steps,
             100_000 + 1_000_000 + 100 * 500 + 100 * 500
         );
+    }
+
+    #[test]
+    fn checkpoint_ids_are_names_in_the_store_never_paths() {
+        for id in ["ppo-CartPole-v1-seed1", "train-0b5e/best", "a.b_c-1"] {
+            check_checkpoint_id(id).unwrap();
+        }
+        for id in [
+            "/etc",
+            "../x",
+            "a/../../b",
+            "a/b/c",
+            ".hidden",
+            "a//b",
+            "a b",
+            "c:\\x",
+        ] {
+            let err = check_checkpoint_id(id).unwrap_err();
+            assert!(
+                err.to_string().contains("is not a checkpoint name"),
+                "{id}: {err}"
+            );
+        }
+        let err = request(json!({"agent_type": "PPO", "environments": ["CartPole-v1"],
+                                  "agent_state": "../../etc"}))
+        .unwrap_err();
+        assert!(err.to_string().contains("not a checkpoint name"), "{err}");
     }
 
     #[test]

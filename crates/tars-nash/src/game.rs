@@ -288,7 +288,7 @@ mod tests {
         let nan = Matrix::new("A", vec![vec![1.0, f64::NAN]]).unwrap_err();
         assert_eq!(
             nan.to_string(),
-            "payoff A[0][1] is NaN; payoffs must be finite numbers"
+            "payoff A[0][1] is NaN; payoffs must be finite numbers of magnitude at most 1e12 (scale the game: its equilibria do not change)"
         );
         let inf = Matrix::new("A", vec![vec![1.0], vec![f64::NEG_INFINITY]]).unwrap_err();
         assert!(inf.to_string().contains("A[1][0] is -inf"), "{inf}");

@@ -451,20 +451,15 @@ fn new_run(
     })
 }
 
-/// Loads checkpoint `id`: a directory path, or a name under `<data_dir>/checkpoints/`.
+/// Loads checkpoint `id`, a name in the checkpoint store `<data_dir>/checkpoints/`
+/// ([`tars_eval::request::check_checkpoint_id`]); errors never show the directory.
 pub fn load_checkpoint(data_dir: &Path, id: &str) -> anyhow::Result<LoadedCheckpoint> {
-    let direct = PathBuf::from(id);
-    let dir = if direct.join(METADATA_FILE).exists() {
-        direct
-    } else {
-        data_dir.join("checkpoints").join(id)
-    };
+    tars_eval::request::check_checkpoint_id(id)?;
+    let dir = data_dir.join("checkpoints").join(id);
     if !dir.join(METADATA_FILE).exists() {
         anyhow::bail!(
-            "checkpoint '{id}' not found: neither {} nor {} holds {METADATA_FILE} \
-             (`tars train` writes checkpoints to <data_dir>/checkpoints/<algo>-<env>-seed<seed>)",
-            PathBuf::from(id).display(),
-            dir.display()
+            "checkpoint '{id}' not found in the checkpoint store (POST /v1/train writes \
+             train-<job id>, `tars train` writes <algo>-<env>-seed<seed>)"
         );
     }
     let (policy, metadata) = read_checkpoint(&dir)?;

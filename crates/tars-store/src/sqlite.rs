@@ -54,29 +54,64 @@ pub(crate) async fn connect(url: &str) -> Result<Db, StoreError> {
             write: pool,
         });
     }
-    if let Some(parent) = options.get_filename().parent()
+    let file = options.get_filename().to_path_buf();
+    let invalid = |what: &str, error: std::io::Error| {
+        StoreError::invalid("database url", format!("cannot {what} for {url}: {error}"))
+    };
+    if let Some(parent) = file.parent()
         && !parent.as_os_str().is_empty()
     {
-        std::fs::create_dir_all(parent).map_err(|error| {
-            StoreError::invalid(
-                "database url",
-                format!(
-                    "cannot create the directory {} for {url}: {error}",
-                    parent.display()
-                ),
-            )
+        // Directories created here are the owner's only (0700); an existing one is left as is.
+        let mut builder = std::fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        builder.create(parent).map_err(|error| {
+            invalid(&format!("create the directory {}", parent.display()), error)
         })?;
     }
+    // First-start set-up (creating the file, migrations) is serialised across processes by an
+    // exclusive lock on `<file>.lock`: a server and a CLI starting together on a new data
+    // directory would otherwise race through the migrations.
+    let lock_path = file.with_extension("db.lock");
+    let lock = tokio::task::spawn_blocking(move || -> std::io::Result<std::fs::File> {
+        let lock = private_file(&lock_path)?;
+        lock.lock()?;
+        Ok(lock)
+    })
+    .await
+    .map_err(|error| invalid("lock the database", std::io::Error::other(error)))?
+    .map_err(|error| invalid("lock the database", error))?;
+    // The database and its -wal/-shm (SQLite gives them the main file's mode) are the owner's
+    // only (0600), whoever created them.
+    private_file(&file).map_err(|error| invalid("create the database file", error))?;
     let write = SqlitePoolOptions::new()
         .max_connections(1)
         .connect_with(options.clone())
         .await?;
     crate::migrations::SQLITE.run(&write).await?;
+    drop(lock);
     let read = SqlitePoolOptions::new()
         .max_connections(N_READERS)
         .connect_with(options.read_only(true))
         .await?;
     Ok(Db { read, write })
+}
+
+/// Opens (creating if missing) `path` readable and writable by its owner only; an existing
+/// file's mode is narrowed to 0600 too.
+fn private_file(path: &std::path::Path) -> std::io::Result<std::fs::File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true).write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let file = options.open(path)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    }
+    Ok(file)
 }
 
 pub(crate) async fn close(db: &Db) {

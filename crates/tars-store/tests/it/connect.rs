@@ -62,3 +62,39 @@ async fn postgres_backend_is_named() {
     assert_eq!(db.store.backend(), "postgres");
     assert!(db.url.starts_with("postgres"));
 }
+
+/// Processes starting together on a new data directory (a server and `tars user add`) set it
+/// up once, in turn: every one connects and sees a migrated database. The directory created is
+/// the owner's only, and so are the database's files.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_first_starts_are_serialised_and_private() {
+    for round in 0..10 {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("data/tars.db").display());
+        let starts: Vec<_> = (0..6)
+            .map(|_| {
+                let url = url.clone();
+                tokio::spawn(async move { Store::connect(&url).await })
+            })
+            .collect();
+        for start in starts {
+            let store = start
+                .await
+                .unwrap()
+                .unwrap_or_else(|e| panic!("round {round}: {e}"));
+            assert!(store.baselines(None, None).await.unwrap().is_empty());
+            store.close().await;
+        }
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode =
+                |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode(&dir.path().join("data")), 0o700);
+            for entry in std::fs::read_dir(dir.path().join("data")).unwrap() {
+                let path = entry.unwrap().path();
+                assert_eq!(mode(&path), 0o600, "{}", path.display());
+            }
+        }
+    }
+}
