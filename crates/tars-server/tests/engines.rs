@@ -60,7 +60,35 @@ fn bad_dqn() -> Value {
 
 /// Metric names in the `expr` lines of an alert-rule file.
 fn metric_names(rules: &str) -> BTreeSet<String> {
-    const PROMQL: [&str; 8] = ["abs", "rate", "increase", "sum", "by", "max", "min", "avg"];
+    /// The PromQL functions, operators and modifiers the rules use.
+    const PROMQL: [&str; 16] = [
+        "abs",
+        "absent",
+        "and",
+        "avg",
+        "bool",
+        "count",
+        "increase",
+        "max",
+        "max_over_time",
+        "min",
+        "offset",
+        "or",
+        "rate",
+        "resets",
+        "sum",
+        "unless",
+    ];
+    /// Keywords followed by a parenthesised list of label names, not metrics.
+    const LABEL_LISTS: [&str; 6] = [
+        "by",
+        "without",
+        "on",
+        "ignoring",
+        "group_left",
+        "group_right",
+    ];
+    let is_identifier = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == ':';
     let mut names = BTreeSet::new();
     for line in rules.lines() {
         let Some(expr) = line.trim().strip_prefix("expr:") else {
@@ -77,7 +105,19 @@ fn metric_names(rules: &str) -> BTreeSet<String> {
                 _ => {}
             }
         }
-        for token in plain.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':')) {
+        let mut rest = plain.as_str();
+        while let Some(start) = rest.find(is_identifier) {
+            rest = &rest[start..];
+            let end = rest.find(|c: char| !is_identifier(c)).unwrap_or(rest.len());
+            let token = &rest[..end];
+            rest = &rest[end..];
+            if LABEL_LISTS.contains(&token) {
+                // `sum by (agent_type)`: skip the label list.
+                if let Some(list) = rest.trim_start().strip_prefix('(') {
+                    rest = list.split_once(')').map_or("", |(_, after)| after);
+                }
+                continue;
+            }
             let is_name = token
                 .chars()
                 .next()
@@ -94,6 +134,7 @@ fn metric_names(rules: &str) -> BTreeSet<String> {
 fn the_alert_rule_parser_finds_metric_names() {
     let rules = "      expr: rate(agent_tasks_total{status=\"failed\"}[5m]) > 0.05\n\
                  expr: tars_db_pool_connections / tars_db_pool_max_connections > 0.9\n\
+                 expr: sum by (agent_type) (rate(tars_eval_duration_seconds_sum[30m])) / on (agent_type) group_left sum(rate(tars_jobs_total[1h] offset 1d)) or absent(up{job=\"tars\"})\n\
                  summary: \"rate(not_a_metric)\"";
     let names: Vec<_> = metric_names(rules).into_iter().collect();
     assert_eq!(
@@ -101,7 +142,10 @@ fn the_alert_rule_parser_finds_metric_names() {
         [
             "agent_tasks_total",
             "tars_db_pool_connections",
-            "tars_db_pool_max_connections"
+            "tars_db_pool_max_connections",
+            "tars_eval_duration_seconds_sum",
+            "tars_jobs_total",
+            "up"
         ]
     );
 }
@@ -134,13 +178,14 @@ async fn an_old_baseline_and_drifting_evaluations_give_insights_a_study_and_ever
     .unwrap();
     db.close().await;
 
-    // A real evaluation far below it: drift.
+    // A real evaluation far below it: drift, and a regression (the regression metrics that
+    // alerts.yml uses appear on /metrics at the first one).
     let (status, evaluated) = post(
         &server,
         &admin,
         "/v1/evaluate",
         json!({"agent_type": "DQN", "environments": ["CartPole-v1"], "quick_mode": true,
-               "num_episodes": 10, "hyperparameters": bad_dqn()}),
+               "num_episodes": 10, "hyperparameters": bad_dqn(), "compare_to_baseline": true}),
     )
     .await;
     assert_eq!(status, StatusCode::OK, "{evaluated}");
