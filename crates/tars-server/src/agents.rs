@@ -41,7 +41,7 @@ pub struct ActView {
     pub version: i32,
     pub environment: Option<String>,
     /// The action for `observation` (absent for a batch).
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<Object>)]
     pub action: Option<Value>,
     /// One action per observation: an index (discrete) or a vector (continuous).
     #[schema(value_type = Object)]

@@ -111,7 +111,7 @@ pub fn metrics_handle() -> PrometheusHandle {
                        crate::engines::ComponentView, crate::engines::PauseView,
                        crate::engines::TaskResultView, crate::engines::FindingView,
                        crate::engines::RouteBody, crate::engines::RouteView)),
-    modifiers(&Bearer),
+    modifiers(&Bearer, &Overload),
 )]
 struct ApiDoc;
 
@@ -133,10 +133,79 @@ impl utoipa::Modify for Bearer {
     }
 }
 
+/// The answers every operation can give under load, as the middleware really sends them: 429
+/// from the rate limits and 503 (a request timeout, a shutdown, a dependency's breaker, a
+/// full queue or busy CPU slots), both with `Retry-After` and the error body, whose schema is
+/// `ApiErrorBody`.
+struct Overload;
+
+impl utoipa::Modify for Overload {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        use utoipa::openapi::{Content, Header, Ref, RefOr, ResponseBuilder};
+        let text = || ObjectBuilder::new().schema_type(Type::String);
+        let error = ObjectBuilder::new()
+            .property("code", text().description(Some("stable, machine-readable")))
+            .property(
+                "message",
+                text().description(Some("what was wrong and what is valid")),
+            )
+            .property(
+                "details",
+                ObjectBuilder::new().description(Some("structured context, or null")),
+            )
+            .required("code")
+            .required("message");
+        let body = ObjectBuilder::new()
+            .property("error", error)
+            .required("error");
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components
+            .schemas
+            .insert("ApiErrorBody".to_string(), body.into());
+        let mut retry_after = Header::new(ObjectBuilder::new().schema_type(Type::Integer));
+        retry_after.description = Some("seconds to wait before retrying".into());
+        let answer = |description: &str| {
+            ResponseBuilder::new()
+                .description(description)
+                .header("Retry-After", retry_after.clone())
+                .content(
+                    "application/json",
+                    Content::new(Some(Ref::from_schema_name("ApiErrorBody"))),
+                )
+                .build()
+        };
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+            ];
+            for operation in operations.into_iter().flatten() {
+                let responses = &mut operation.responses.responses;
+                responses.insert(
+                    "429".into(),
+                    RefOr::T(answer(
+                        "rate limited (per IP and per token); retry after Retry-After seconds",
+                    )),
+                );
+                let described = match responses.get("503") {
+                    Some(RefOr::T(existing)) if !existing.description.is_empty() => existing.description.clone(),
+                    _ => "unavailable for now (request timeout, shutdown, a dependency down, a full queue or busy CPU slots); retry after Retry-After seconds".into(),
+                };
+                responses.insert("503".into(), RefOr::T(answer(&described)));
+            }
+        }
+    }
+}
+
 /// The OpenAPI document of the whole API (auth endpoints included).
 pub fn openapi() -> utoipa::openapi::OpenApi {
     let mut doc = ApiDoc::openapi();
     doc.merge(crate::auth::openapi());
+    // Again: the merged auth operations are limited too.
+    utoipa::Modify::modify(&Overload, &mut doc);
     doc
 }
 

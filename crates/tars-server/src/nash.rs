@@ -28,7 +28,7 @@ use uuid::Uuid;
 #[serde(deny_unknown_fields)]
 pub struct NashRequest {
     /// `{"row": [[…]], "col": [[…]]}`; `col` omitted ⇒ zero-sum.
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<Object>)]
     pub payoffs: Option<Value>,
     /// `[[score of proposal p on environment e]]`, higher is better.
     pub scores: Option<Vec<Vec<f64>>>,

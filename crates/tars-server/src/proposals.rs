@@ -34,7 +34,7 @@ pub struct ProposalView {
     #[schema(value_type = Object)]
     pub request: Value,
     /// The evaluation response (`GET /v1/proposals/{id}` only).
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<Object>)]
     pub evaluation: Option<Value>,
     pub evaluation_id: Option<Uuid>,
     pub checkpoint_id: Option<String>,

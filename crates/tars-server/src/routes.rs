@@ -27,11 +27,11 @@ pub struct JobView {
     pub status: String,
     pub status_url: String,
     /// Per environment: phase and training timesteps (running jobs only).
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<Object>)]
     pub progress: Option<Value>,
     /// Succeeded jobs only: an evaluation's response, a training's checkpoint and scores, a
     /// trial's outcome.
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<Object>)]
     pub result: Option<Value>,
     pub error: Option<String>,
     pub attempts: i32,

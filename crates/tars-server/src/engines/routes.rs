@@ -38,7 +38,7 @@ pub struct EngineView {
     /// Outcomes since this process started, by status.
     pub tasks: BTreeMap<String, u64>,
     /// The last outcome: `{kind, status, error}`.
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<Object>)]
     pub last_task: Option<Value>,
     /// The tasks it gives itself: `{kind, every_seconds}` (on the leader only).
     #[schema(value_type = Vec<Object>)]
@@ -108,7 +108,7 @@ pub struct TaskResultView {
     pub status: String,
     pub duration_seconds: Option<f64>,
     pub error: Option<String>,
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<Object>)]
     pub result: Option<Value>,
     /// A routing decision's confidence, in 0..=1.
     pub confidence: Option<f64>,

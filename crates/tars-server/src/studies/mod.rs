@@ -83,7 +83,7 @@ pub struct OptimizeBody {
     /// Distributions that replace or extend the algorithm's default space, as
     /// `tars tune --search-space` (`null` removes a parameter).
     #[serde(default)]
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<Object>)]
     pub search_space: Option<Value>,
     /// tpe, random or grid.
     #[serde(default = "default_sampler")]
