@@ -133,7 +133,7 @@ impl utoipa::Modify for Bearer {
     }
 }
 
-/// The answers every operation can give under load, as the middleware really sends them: 429
+/// The answers every operation but the probes can give under load, as the middleware sends: 429
 /// from the rate limits and 503 (a request timeout, a shutdown, a dependency's breaker, a
 /// full queue or busy CPU slots), both with `Retry-After` and the error body, whose schema is
 /// `ApiErrorBody`.
@@ -175,7 +175,11 @@ impl utoipa::Modify for Overload {
                 )
                 .build()
         };
-        for item in openapi.paths.paths.values_mut() {
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            // The probes are never rate limited, and their 503 is their own report.
+            if matches!(path.as_str(), "/health" | "/ready" | "/metrics") {
+                continue;
+            }
             let operations = [
                 &mut item.get,
                 &mut item.put,

@@ -276,6 +276,58 @@ async fn refresh_rotates_and_a_reused_refresh_token_ends_the_session() {
     );
 }
 
+/// An access token dies with its session: after its user is removed, its password changed or
+/// its refresh token reused, it fails (401 saying why) within `SESSION_CHECK_TTL`, on any
+/// replica, since the store answers.
+#[tokio::test]
+async fn ending_a_session_ends_its_access_tokens() {
+    let (auth, store) = new_auth().await;
+    let app = app(auth);
+    let ended = "this access token's session has ended";
+    let after_the_check =
+        || tokio::time::sleep(auth::SESSION_CHECK_TTL + Duration::from_millis(100));
+    for user in ["removed", "new-password", "reused"] {
+        auth::create_user(&store, user, Role::Operator, "a long enough password")
+            .await
+            .unwrap();
+        let tokens = login(&app, user, "a long enough password").await.body;
+        let token = tokens["access_token"].as_str().unwrap();
+        assert_eq!(
+            send(&app, "GET", "/operator", Some(token), "").await.status,
+            StatusCode::OK
+        );
+        match user {
+            "removed" => store.delete_user(user).await.unwrap(),
+            "new-password" => {
+                let hash = auth::hash_password("another long password").unwrap();
+                store.set_password(user, &hash).await.unwrap();
+            }
+            _ => {
+                let next = refresh(&app, &tokens["refresh_token"]).await;
+                assert_eq!(next.status, StatusCode::OK);
+                let reused = refresh(&app, &tokens["refresh_token"]).await;
+                assert_eq!(reused.status, StatusCode::UNAUTHORIZED);
+                // The rotated token's access token belongs to the same, now revoked, session.
+                let rotated = next.body["access_token"].as_str().unwrap().to_string();
+                after_the_check().await;
+                let refused = send(&app, "GET", "/operator", Some(&rotated), "").await;
+                assert!(error(&refused, StatusCode::UNAUTHORIZED, "unauthorized").contains(ended));
+            }
+        }
+        after_the_check().await;
+        let refused = send(&app, "GET", "/operator", Some(token), "").await;
+        let message = error(&refused, StatusCode::UNAUTHORIZED, "unauthorized");
+        assert!(message.contains(ended), "{user}: {message}");
+    }
+    // Other sessions live on.
+    let admin = login(&app, "admin", ADMIN_PASSWORD).await.body;
+    let token = admin["access_token"].as_str().unwrap();
+    assert_eq!(
+        send(&app, "GET", "/admin", Some(token), "").await.status,
+        StatusCode::OK
+    );
+}
+
 #[tokio::test]
 async fn every_bad_bearer_gets_a_401_that_says_what_was_wrong() {
     let app = app(new_auth().await.0);

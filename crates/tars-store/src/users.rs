@@ -283,6 +283,29 @@ impl Store {
         }))
     }
 
+    /// Whether session (refresh-token family) `family_id` lives: one of its tokens is not
+    /// revoked. Deleting the user (its tokens go with it), a new password, a logout and a
+    /// reused token end it.
+    pub async fn session_active(&self, family_id: Uuid) -> Result<bool, StoreError> {
+        const ACTIVE: &str =
+            "SELECT COUNT(*) FROM refresh_tokens WHERE family_id = $1 AND revoked_at IS NULL";
+        let count: i64 = match &self.backend {
+            Backend::Postgres(pool) => {
+                sqlx::query_scalar(ACTIVE)
+                    .bind(family_id)
+                    .fetch_one(pool)
+                    .await?
+            }
+            Backend::Sqlite(db) => {
+                sqlx::query_scalar(ACTIVE)
+                    .bind(family_id.hyphenated().to_string())
+                    .fetch_one(&db.read)
+                    .await?
+            }
+        };
+        Ok(count > 0)
+    }
+
     /// Deletes the refresh tokens that expired before `before`; returns how many. A deleted
     /// token presented again reads as [`RefreshUse::Unknown`] instead of revoking its family; it
     /// had expired, so it is refused either way.

@@ -43,7 +43,7 @@ where
             return Ok(principal.clone());
         }
         let auth = Arc::<Auth>::from_ref(state);
-        let principal = auth.verify(bearer_token(&parts.headers)?)?;
+        let principal = auth.authenticate(bearer_token(&parts.headers)?).await?;
         parts.extensions.insert(principal.clone());
         Ok(principal)
     }

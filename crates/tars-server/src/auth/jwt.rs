@@ -49,6 +49,10 @@ pub(crate) struct Claims {
     pub iat: u64,
     /// A unique id per token.
     pub jti: String,
+    /// The session (refresh-token family) the token was issued for; absent on tokens issued
+    /// without a login (tools, tests).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<uuid::Uuid>,
 }
 
 /// The keys and rules that sign and check access tokens.
@@ -141,12 +145,24 @@ impl Keys {
         iat: u64,
         ttl_seconds: u64,
     ) -> Result<String, AuthError> {
+        self.sign_session(principal, iat, ttl_seconds, None)
+    }
+
+    /// [`Keys::sign`] for session `sid`: the token dies with its session.
+    pub fn sign_session(
+        &self,
+        principal: &Principal,
+        iat: u64,
+        ttl_seconds: u64,
+        sid: Option<uuid::Uuid>,
+    ) -> Result<String, AuthError> {
         let claims = Claims {
             sub: principal.subject.clone(),
             role: principal.role,
             exp: iat + ttl_seconds,
             iat,
             jti: uuid::Uuid::new_v4().simple().to_string(),
+            sid,
         };
         self.sign_claims(&claims)
     }
@@ -158,6 +174,14 @@ impl Keys {
 
     /// The principal of a valid token; otherwise why it is not valid.
     pub fn verify(&self, token: &str) -> Result<Principal, AuthError> {
+        self.verify_session(token).map(|(principal, _)| principal)
+    }
+
+    /// [`Keys::verify`], with the session the token names.
+    pub fn verify_session(
+        &self,
+        token: &str,
+    ) -> Result<(Principal, Option<uuid::Uuid>), AuthError> {
         // The header first, so that a broken header reads as malformed, not as bad claims.
         jsonwebtoken::decode_header(token).map_err(|_| AuthError::MalformedToken)?;
         let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
@@ -176,10 +200,11 @@ impl Keys {
                 | ErrorKind::InvalidSubject => AuthError::InvalidClaims,
                 _ => AuthError::MalformedToken,
             })?;
-        Ok(Principal {
+        let principal = Principal {
             subject: data.claims.sub,
             role: data.claims.role,
-        })
+        };
+        Ok((principal, data.claims.sid))
     }
 }
 

@@ -212,6 +212,10 @@ pub enum AuthError {
     RefreshReused,
     #[error("refresh token revoked; log in again")]
     RefreshRevoked,
+    #[error(
+        "this access token's session has ended (its user was removed, its password changed, it logged out or its refresh token was reused); log in again"
+    )]
+    SessionEnded,
     #[error("refresh token expired; log in again")]
     RefreshExpired,
     #[error("unknown refresh token; log in again")]
@@ -249,6 +253,7 @@ impl From<AuthError> for ApiError {
             | AuthError::InvalidClaims
             | AuthError::RefreshReused
             | AuthError::RefreshRevoked
+            | AuthError::SessionEnded
             | AuthError::RefreshExpired
             | AuthError::RefreshUnknown => ApiError::unauthorized(error.to_string()),
             AuthError::UnknownRole(_) | AuthError::WeakPassword(_) => {
@@ -269,7 +274,15 @@ pub struct Auth {
     admin_password: Option<String>,
     /// Bounds the argon2 computations running at once (each takes 19 MiB and a core).
     hashing: Semaphore,
+    /// Sessions checked against the store lately: id → (when, alive), see [`Auth::authenticate`].
+    sessions: std::sync::Mutex<std::collections::HashMap<Uuid, (std::time::Instant, bool)>>,
 }
+
+/// How long a session check against the store is reused: a revoked session's access tokens
+/// fail on every replica within this long (the store is the shared truth).
+pub const SESSION_CHECK_TTL: Duration = Duration::from_secs(1);
+/// Most sessions remembered; the memory is cleared past it.
+const MAX_REMEMBERED_SESSIONS: usize = 100_000;
 
 impl fmt::Debug for Auth {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -335,6 +348,7 @@ impl Auth {
             refresh_token_ttl: settings.refresh_token_ttl,
             admin_password: settings.admin_password,
             hashing: Semaphore::new(n_hashers),
+            sessions: Default::default(),
         })
     }
 
@@ -355,11 +369,12 @@ impl Auth {
         };
         let principal = principal_of(&user)?;
         let (refresh_token, token_hash) = password::new_refresh_token()?;
+        let family_id = Uuid::new_v4();
         let inserted = self
             .store
             .insert_refresh_token(&NewRefreshToken {
                 user_id: user.id,
-                family_id: Uuid::new_v4(),
+                family_id,
                 token_hash,
                 expires_at: Utc::now() + self.refresh_token_ttl,
             })
@@ -371,7 +386,7 @@ impl Auth {
             Err(error) => return Err(error.into()),
         }
         tracing::info!(user = %principal.subject, "logged in");
-        self.tokens(&principal, refresh_token)
+        self.tokens(&principal, refresh_token, family_id)
     }
 
     /// Trades a refresh token for new tokens: the same session, a new refresh token, an access
@@ -391,9 +406,9 @@ impl Auth {
             .use_refresh_token(&token_hash, &next, now)
             .await?
         {
-            RefreshUse::Rotated { user, .. } => {
+            RefreshUse::Rotated { user, family_id } => {
                 let principal = principal_of(&user)?;
-                self.tokens(&principal, next_token)
+                self.tokens(&principal, next_token, family_id)
             }
             RefreshUse::Reused { user_id, family_id } => {
                 tracing::warn!(
@@ -409,9 +424,45 @@ impl Auth {
         }
     }
 
-    /// The principal of a valid access token; otherwise why it is not valid.
+    /// The principal of a valid access token; otherwise why it is not valid. Signature and
+    /// claims only: [`Auth::authenticate`] also checks the session.
     pub fn verify(&self, access_token: &str) -> Result<Principal, AuthError> {
         self.keys.verify(access_token)
+    }
+
+    /// [`Auth::verify`], then whether the token's session still lives: removing its user,
+    /// changing the password, a logout or a reused refresh token end it, and its access tokens
+    /// fail from then on. The store answers (so every replica agrees), remembered for
+    /// [`SESSION_CHECK_TTL`]: one indexed lookup per session per second.
+    pub async fn authenticate(&self, access_token: &str) -> Result<Principal, AuthError> {
+        let (principal, sid) = self.keys.verify_session(access_token)?;
+        let Some(sid) = sid else {
+            return Ok(principal);
+        };
+        let now = std::time::Instant::now();
+        let remembered = self
+            .sessions
+            .lock()
+            .expect("sessions lock")
+            .get(&sid)
+            .copied();
+        let alive = match remembered {
+            Some((checked, alive)) if now.duration_since(checked) < SESSION_CHECK_TTL => alive,
+            _ => {
+                let alive = self.store.session_active(sid).await?;
+                let mut sessions = self.sessions.lock().expect("sessions lock");
+                if sessions.len() >= MAX_REMEMBERED_SESSIONS {
+                    sessions.clear();
+                }
+                sessions.insert(sid, (now, alive));
+                alive
+            }
+        };
+        if alive {
+            Ok(principal)
+        } else {
+            Err(AuthError::SessionEnded)
+        }
     }
 
     /// A fresh access token for `principal`, valid for `access_token_ttl` (for tests and
@@ -468,9 +519,20 @@ impl Auth {
         Ok(Bootstrap::Created { generated_password })
     }
 
-    fn tokens(&self, principal: &Principal, refresh_token: String) -> Result<Tokens, AuthError> {
+    fn tokens(
+        &self,
+        principal: &Principal,
+        refresh_token: String,
+        session: Uuid,
+    ) -> Result<Tokens, AuthError> {
+        let access_token = self.keys.sign_session(
+            principal,
+            jwt::now_seconds(),
+            self.access_token_ttl.as_secs(),
+            Some(session),
+        )?;
         Ok(Tokens {
-            access_token: self.issue_access_token(principal)?,
+            access_token,
             refresh_token,
             token_type: "bearer".into(),
             expires_in: self.access_token_ttl.as_secs(),
