@@ -221,7 +221,10 @@ pub async fn state(config: Config) -> anyhow::Result<AppState> {
     let capacity = config.get_int("queue_capacity") as usize;
     let cpu_slots = config.get_int("cpu_slots") as usize;
     let service = Arc::new(Service::open(config).await?);
-    let auth = Arc::new(Auth::new(service.store.clone(), &service.config)?);
+    let auth = Arc::new(
+        Auth::new(service.store.clone(), &service.config)?
+            .with_breaker(service.postgres().shared_breaker()),
+    );
     auth.bootstrap_admin().await?;
     let jobs = Jobs::new(service.clone(), queue(&service, capacity).await?);
     let hypersync = HyperSync::new(service.clone());

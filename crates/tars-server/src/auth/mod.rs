@@ -276,6 +276,9 @@ pub struct Auth {
     hashing: Semaphore,
     /// Sessions checked against the store lately: id → (when, alive), see [`Auth::authenticate`].
     sessions: std::sync::Mutex<std::collections::HashMap<Uuid, (std::time::Instant, bool)>>,
+    /// The store's breaker, when the server has one: while it is open, session checks do not
+    /// wait on the store.
+    breaker: Option<std::sync::Arc<tars_runtime::breaker::CircuitBreaker>>,
 }
 
 /// How long a session check against the store is reused: a revoked session's access tokens
@@ -349,6 +352,7 @@ impl Auth {
             admin_password: settings.admin_password,
             hashing: Semaphore::new(n_hashers),
             sessions: Default::default(),
+            breaker: None,
         })
     }
 
@@ -424,6 +428,16 @@ impl Auth {
         }
     }
 
+    /// Session checks go through the store's `breaker` (one attempt, never waiting on a store
+    /// the breaker knows is down).
+    pub fn with_breaker(
+        mut self,
+        breaker: std::sync::Arc<tars_runtime::breaker::CircuitBreaker>,
+    ) -> Auth {
+        self.breaker = Some(breaker);
+        self
+    }
+
     /// The principal of a valid access token; otherwise why it is not valid. Signature and
     /// claims only: [`Auth::authenticate`] also checks the session.
     pub fn verify(&self, access_token: &str) -> Result<Principal, AuthError> {
@@ -449,7 +463,27 @@ impl Auth {
         let alive = match remembered {
             Some((checked, alive)) if now.duration_since(checked) < SESSION_CHECK_TTL => alive,
             _ => {
-                let alive = self.store.session_active(sid).await?;
+                let check = || self.store.session_active(sid);
+                let checked = match &self.breaker {
+                    Some(breaker) => breaker
+                        .call(StoreError::is_transient, check)
+                        .await
+                        .map_err(|error| error.to_string()),
+                    None => check().await.map_err(|error| error.to_string()),
+                };
+                let alive = match checked {
+                    Ok(alive) => alive,
+                    // While the store cannot answer, no session can be ended either (the ends
+                    // are written there): the last answer stands, and the request goes on to
+                    // meet the store's breaker, which says 503 and when to retry.
+                    Err(error) => {
+                        tracing::debug!(%error, "checking a session failed; the last answer stands");
+                        return match remembered {
+                            Some((_, false)) => Err(AuthError::SessionEnded),
+                            _ => Ok(principal),
+                        };
+                    }
+                };
                 let mut sessions = self.sessions.lock().expect("sessions lock");
                 if sessions.len() >= MAX_REMEMBERED_SESSIONS {
                     sessions.clear();
