@@ -44,7 +44,7 @@ def main():
     env = dict(os.environ, TARS_DATA_DIR=data, TARS_ADMIN_PASSWORD=password)
     server = subprocess.Popen(
         [args.tars, "serve", "--port", "0", "--rate-limit-rps", "0", "--job-workers", "2",
-         "--max-nash-actions", "500"],
+         "--max-nash-actions", "500", "--max-body-bytes", "4194304"],
         env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
     try:
         base = None
@@ -67,7 +67,7 @@ def main():
 
         def heavy(seed):
             rng = random.Random(seed)
-            scores = [[rng.random() for _ in range(500)] for _ in range(500)]
+            scores = [[rng.randint(0, 99) for _ in range(500)] for _ in range(500)]
             while time.monotonic() < stop:
                 status, _ = call(base + "/v1/nash/compute", {"agent_type": "PPO", "scores": scores}, token)
                 with lock:

@@ -328,6 +328,39 @@ async fn ending_a_session_ends_its_access_tokens() {
     );
 }
 
+/// Failed logins back off per account: after five in a row, 429 with Retry-After, without
+/// even checking the password; other accounts are not affected.
+#[tokio::test]
+async fn failed_logins_back_off_per_account() {
+    let app = app(new_auth().await.0);
+    for _ in 0..auth::FREE_LOGIN_FAILURES {
+        let reply = login(&app, "admin", "a wrong password").await;
+        assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+    }
+    // The sixth failure starts the wait; then even the right password waits.
+    assert_eq!(
+        login(&app, "admin", "a wrong password").await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    let waiting = login(&app, "admin", ADMIN_PASSWORD).await;
+    let message = error(&waiting, StatusCode::TOO_MANY_REQUESTS, "rate_limited");
+    assert!(
+        message.contains("too many failed logins for this account"),
+        "{message}"
+    );
+    assert_eq!(waiting.headers["retry-after"], "1");
+    // Another account logs in meanwhile.
+    assert_eq!(
+        login(&app, "nobody", "x").await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(
+        login(&app, "admin", ADMIN_PASSWORD).await.status,
+        StatusCode::OK
+    );
+}
+
 #[tokio::test]
 async fn every_bad_bearer_gets_a_401_that_says_what_was_wrong() {
     let app = app(new_auth().await.0);

@@ -212,6 +212,11 @@ pub enum AuthError {
     RefreshReused,
     #[error("refresh token revoked; log in again")]
     RefreshRevoked,
+    /// Too many failed logins in a row for one account: it waits `seconds` (at most a minute).
+    #[error(
+        "too many failed logins for this account; try again in {seconds} s (each further failure doubles the wait, up to 60 s; a success resets it)"
+    )]
+    LoginBackoff { seconds: u64 },
     #[error(
         "this access token's session has ended (its user was removed, its password changed, it logged out or its refresh token was reused); log in again"
     )]
@@ -256,6 +261,12 @@ impl From<AuthError> for ApiError {
             | AuthError::SessionEnded
             | AuthError::RefreshExpired
             | AuthError::RefreshUnknown => ApiError::unauthorized(error.to_string()),
+            AuthError::LoginBackoff { seconds } => ApiError::new(
+                axum::http::StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                error.to_string(),
+            )
+            .retry_after(seconds),
             AuthError::UnknownRole(_) | AuthError::WeakPassword(_) => {
                 ApiError::unprocessable(error.to_string())
             }
@@ -279,7 +290,15 @@ pub struct Auth {
     /// The store's breaker, when the server has one: while it is open, session checks do not
     /// wait on the store.
     breaker: Option<std::sync::Arc<tars_runtime::breaker::CircuitBreaker>>,
+    /// Failed logins per account name: (failures in a row, refused until).
+    failures: std::sync::Mutex<std::collections::HashMap<String, (u32, std::time::Instant)>>,
 }
+
+/// Failed logins in a row an account gets before it waits; then 1 s, doubling per failure,
+/// at most [`MAX_LOGIN_BACKOFF`]: guessing slows to a crawl, and a real user whose name an
+/// attacker hammers is kept out for a minute at most.
+pub const FREE_LOGIN_FAILURES: u32 = 5;
+pub const MAX_LOGIN_BACKOFF: Duration = Duration::from_secs(60);
 
 /// How long a session check against the store is reused: a revoked session's access tokens
 /// fail on every replica within this long (the store is the shared truth).
@@ -353,12 +372,44 @@ impl Auth {
             hashing: Semaphore::new(n_hashers),
             sessions: Default::default(),
             breaker: None,
+            failures: Default::default(),
         })
     }
 
     /// Checks the password and starts a new session. Unknown users and wrong passwords get the
     /// same error after the same work.
     pub async fn login(&self, username: &str, password: &str) -> Result<Tokens, AuthError> {
+        let now = std::time::Instant::now();
+        if let Some((_, until)) = self.failures.lock().expect("failures lock").get(username)
+            && *until > now
+        {
+            let seconds = until.duration_since(now).as_secs_f64().ceil().max(1.0) as u64;
+            return Err(AuthError::LoginBackoff { seconds });
+        }
+        let outcome = self.check_login(username, password).await;
+        let mut failures = self.failures.lock().expect("failures lock");
+        match &outcome {
+            Err(AuthError::InvalidCredentials) => {
+                if failures.len() >= MAX_REMEMBERED_SESSIONS {
+                    failures.clear();
+                }
+                let entry = failures.entry(username.to_string()).or_insert((0, now));
+                entry.0 += 1;
+                if let Some(over) = entry.0.checked_sub(FREE_LOGIN_FAILURES).filter(|n| *n > 0) {
+                    let wait =
+                        Duration::from_secs(1u64 << (over - 1).min(6)).min(MAX_LOGIN_BACKOFF);
+                    entry.1 = now + wait;
+                }
+            }
+            Ok(_) => {
+                failures.remove(username);
+            }
+            Err(_) => {}
+        }
+        outcome
+    }
+
+    async fn check_login(&self, username: &str, password: &str) -> Result<Tokens, AuthError> {
         if password.len() > MAX_PASSWORD_BYTES {
             return Err(AuthError::InvalidCredentials);
         }
