@@ -681,3 +681,27 @@ async fn bad_requests_are_refused_with_what_is_valid_and_store_nothing() {
 fn uuid_like() -> &'static str {
     "00000000-0000-4000-8000-000000000000"
 }
+
+/// One study cannot take the whole queue: with `max_queued_per_study` 2, a study asking for 8
+/// workers never has more than 2 trials in flight, and it still finishes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_study_holds_at_most_its_share_of_the_queue() {
+    let server = Server::start("automl-share", &[("max_queued_per_study", "2")]).await;
+    let admin = server.admin().await;
+    let mut body = ppo_study(6);
+    body["workers"] = json!(8);
+    let id = start_study(&server, &admin, body).await;
+    let study = wait_for(&server, &admin, &id, |study| {
+        let running = study["trials"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|t| t["state"] == "running")
+            .count();
+        assert!(running <= 2, "{running} trials in flight: {study}");
+        is_ended(study)
+    })
+    .await;
+    assert_eq!(n_finished(&study), 6, "{study}");
+    server.stop().await;
+}

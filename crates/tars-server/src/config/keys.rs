@@ -36,6 +36,13 @@ pub(super) const KEYS: &[Key] = &[
         "most rows or columns of a game or score table POST /v1/nash/compute accepts",
     ),
     Key::int(
+        "max_queued_per_study",
+        16,
+        1,
+        100_000,
+        "trials one AutoML study keeps queued or running at once (its `workers` is capped to it), so others' work still runs",
+    ),
+    Key::int(
         "max_job_attempts",
         3,
         1,

@@ -540,10 +540,13 @@ fn run(
             stopped: None,
         }
     } else {
+        // One study holds at most `max_queued_per_study` of the queue and the workers, so other
+        // studies and evaluations still run beside it.
+        let share = jobs.service().config.get_int("max_queued_per_study") as usize;
         runner::optimize(
             &study,
             remaining,
-            plan.request.workers,
+            plan.request.workers.min(share).max(1),
             &control.no_more,
             |context| {
                 if let Ok(trial) = running_trial(context.number(), context.params()) {
