@@ -152,7 +152,9 @@ impl utoipa::Modify for Overload {
             )
             .property(
                 "details",
-                ObjectBuilder::new().description(Some("structured context, or null")),
+                ObjectBuilder::new()
+                    .schema_type(utoipa::openapi::schema::SchemaType::AnyValue)
+                    .description(Some("structured context (an object), or null")),
             )
             .required("code")
             .required("message");
