@@ -27,14 +27,6 @@ impl Cost {
             env_steps: self.env_steps.saturating_add(other.env_steps),
         }
     }
-
-    /// `n` repetitions run one after the other.
-    pub fn times(self, n: u64) -> Cost {
-        Cost {
-            memory_bytes: self.memory_bytes,
-            env_steps: self.env_steps.saturating_mul(n),
-        }
-    }
 }
 
 /// The most one job may use. The names of the configuration keys that raise each limit are
@@ -52,12 +44,6 @@ impl Budget {
     pub const DEFAULT: Budget = Budget {
         memory_bytes: 4 << 30,
         env_steps: 20_000_000,
-    };
-
-    /// No limit: for a user who chose to spend their own machine.
-    pub const UNLIMITED: Budget = Budget {
-        memory_bytes: u64::MAX,
-        env_steps: u64::MAX,
     };
 
     /// The first limit `cost` exceeds, if any; `what` names the work ("DQN on CartPole-v1").

@@ -179,7 +179,7 @@ impl utoipa::Modify for Overload {
         };
         for (path, item) in openapi.paths.paths.iter_mut() {
             // The probes are never rate limited, and their 503 is their own report.
-            if matches!(path.as_str(), "/health" | "/ready" | "/metrics") {
+            if middleware::UNLIMITED_PATHS.contains(&path.as_str()) {
                 continue;
             }
             let operations = [

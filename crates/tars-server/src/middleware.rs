@@ -118,7 +118,7 @@ impl RateLimiter {
 
 /// The operators' probes, never rate-limited: a load balancer's health checks or a Prometheus
 /// scrape coming from the same address as busy clients must not read as a failing instance.
-const UNLIMITED_PATHS: [&str; 3] = ["/health", "/ready", "/metrics"];
+pub(crate) const UNLIMITED_PATHS: [&str; 3] = ["/health", "/ready", "/metrics"];
 
 /// Per-IP and per-bearer-token rate limits; 429 with `Retry-After`. The probes of
 /// [`UNLIMITED_PATHS`] pass without spending tokens.
