@@ -294,3 +294,56 @@ fn config_show_reports_each_value_and_its_source() {
     assert_eq!(shown["port"]["value"], "8099");
     assert!(!String::from_utf8_lossy(&output.stdout).contains("hunter2"));
 }
+
+#[test]
+fn over_the_job_budget_the_cli_warns_and_runs() {
+    let sandbox = Sandbox::new("cli-budget");
+    std::fs::write(sandbox.dir.join("tars.toml"), "max_job_env_steps = 1000\n").unwrap();
+    let out = sandbox.dir.join("trained");
+    let trained = sandbox.tars(&[
+        "train",
+        "--algo",
+        "ppo",
+        "--env",
+        "CartPole-v1",
+        "--timesteps",
+        "2048",
+        "--eval-episodes",
+        "1",
+        "--out",
+        out.to_str().unwrap(),
+        "--json",
+    ]);
+    let stderr = String::from_utf8_lossy(&trained.stderr);
+    assert!(trained.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("warning: training PPO on CartPole-v1")
+            && stderr.contains("max_job_env_steps")
+            && stderr.contains("a server would refuse this training"),
+        "{stderr}"
+    );
+    assert!(
+        out.join("model.safetensors").exists(),
+        "it trained all the same"
+    );
+
+    let evaluated = sandbox.tars(&[
+        "eval",
+        "--agent",
+        "ppo",
+        "--env",
+        "CartPole-v1",
+        "--hp",
+        "n_timesteps=2048",
+        "--episodes",
+        "1",
+        "--json",
+    ]);
+    let stderr = String::from_utf8_lossy(&evaluated.stderr);
+    assert!(evaluated.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("max_job_env_steps")
+            && stderr.contains("a server would refuse this request"),
+        "{stderr}"
+    );
+}

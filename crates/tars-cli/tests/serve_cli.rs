@@ -1,6 +1,7 @@
 //! `tars serve` as a process: it stops on SIGTERM and on Ctrl-C (SIGINT) with exit status 0,
 //! answers the request in flight in full, and re-queues the job it was running for the next
-//! start.
+//! start; a job interrupted `max_job_attempts` times is failed, not run again; a new data
+//! directory is set up once when `tars serve` and `tars user add` start together.
 
 use reqwest::StatusCode;
 use reqwest::blocking::Client;
@@ -286,4 +287,49 @@ fn a_job_interrupted_max_job_attempts_times_is_failed_not_rerun() {
     let (status, _, _) = serve.stop("TERM", Duration::from_secs(20));
     assert!(status.success());
     std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn serve_and_user_add_started_together_on_a_new_data_directory_both_succeed() {
+    let client = Client::new();
+    for round in 0..5 {
+        let dir = sandbox(&format!("first-start-{round}"));
+        let mut add = Command::new(env!("CARGO_BIN_EXE_tars"));
+        for (var, _) in std::env::vars() {
+            if var.starts_with("TARS_") {
+                add.env_remove(var);
+            }
+        }
+        let add = add
+            .args(["user", "add", "vera", "--role", "viewer"])
+            .current_dir(&dir)
+            .env("TARS_DATA_DIR", dir.join("data"))
+            .env("TARS_USER_PASSWORD", "vera's password")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let serve = Serve::start(&dir, &client);
+        let added = add.wait_with_output().unwrap();
+        assert!(
+            added.status.success(),
+            "round {round}: {}",
+            String::from_utf8_lossy(&added.stderr)
+        );
+        // Whichever set the database up first, both accounts exist: the viewer added by the
+        // CLI does not stop the server from creating its admin.
+        assert!(
+            !serve.token(&client).is_empty(),
+            "round {round}: admin logs in"
+        );
+        let vera = client
+            .post(serve.url("/auth/login"))
+            .json(&json!({"username": "vera", "password": "vera's password"}))
+            .send()
+            .unwrap();
+        assert_eq!(vera.status(), StatusCode::OK, "round {round}");
+        let (status, _, _) = serve.stop("TERM", Duration::from_secs(20));
+        assert!(status.success());
+        std::fs::remove_dir_all(dir).unwrap();
+    }
 }

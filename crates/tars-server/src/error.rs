@@ -70,6 +70,13 @@ impl ApiError {
             .retry_after(retry_after)
     }
 
+    /// 429 with `Retry-After`: a limit on the caller (its rate, its logins, its share of the
+    /// queue), not on the service.
+    pub fn rate_limited(message: impl Into<String>, retry_after: u64) -> ApiError {
+        ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message)
+            .retry_after(retry_after)
+    }
+
     /// A failure that is ours, not the client's: logged in full, reported as one sentence.
     pub fn internal(context: &str, err: impl std::fmt::Display) -> ApiError {
         tracing::error!(error = %err, "{context}");

@@ -150,12 +150,10 @@ pub async fn rate_limit(
     if let Err((index, seconds)) = limiter.check_all(&keys).await {
         let scope = buckets[index].0;
         metrics::counter!("tars_http_rate_limited_total", "scope" => scope).increment(1);
-        return Err(ApiError::new(
-            axum::http::StatusCode::TOO_MANY_REQUESTS,
-            "rate_limited",
+        return Err(ApiError::rate_limited(
             format!("too many requests from this {scope}; retry in {seconds} s"),
-        )
-        .retry_after(seconds));
+            seconds,
+        ));
     }
     Ok(next.run(request).await)
 }
@@ -190,7 +188,7 @@ pub async fn observe(request: Request, next: Next) -> Response {
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
-    let method = request.method().to_string();
+    let method = method_label(request.method()).to_string();
     let (span, trace_id, span_id, sampled) = if crate::telemetry::exporting() {
         // The exported span's own ids, under the caller's span when there is one.
         let span = tracing::info_span!(
@@ -273,6 +271,18 @@ fn parse_traceparent(value: &str) -> Option<TraceParent> {
         }
         _ => None,
     }
+}
+
+/// The `method` label: the standard methods by name, any other (HTTP allows any token) as
+/// `other`, so that a client cannot create series at will.
+fn method_label(method: &axum::http::Method) -> &'static str {
+    const KNOWN: [&str; 9] = [
+        "GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "TRACE", "CONNECT",
+    ];
+    KNOWN
+        .into_iter()
+        .find(|known| *known == method.as_str())
+        .unwrap_or("other")
 }
 
 #[cfg(test)]

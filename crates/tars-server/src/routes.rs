@@ -140,6 +140,14 @@ pub(crate) fn submit_error(err: SubmitError) -> ApiError {
             "Idempotency-Key '{key}' was already used for a job of kind '{kind}'; use a new key for each submission"
         )),
         SubmitError::QueueFull => ApiError::unavailable("the job queue is full; retry later", 30),
+        SubmitError::PrincipalBusy { limit } => ApiError::rate_limited(
+            format!(
+                "you already have {limit} jobs queued or running; retry when one ends, or ask an \
+             operator to raise max_queued_per_principal"
+            ),
+            10,
+        )
+        .with_details(json!({"limit": limit, "key": "max_queued_per_principal"})),
     }
 }
 

@@ -135,15 +135,19 @@ impl Service {
                 }
             }
         }
-        if let Some(id) = &plan.checkpoint_id {
-            inputs.checkpoint = Some(load_checkpoint(&self.config.data_dir(), id)?);
-        }
         let engine = self.engine.clone();
         let run_plan = plan.clone();
+        let data_dir = self.config.data_dir();
         // The engine's spans (evaluate_agent_in_env, …) are children of the caller's.
         let span = tracing::Span::current();
-        let mut response = tokio::task::spawn_blocking(move || {
-            span.in_scope(|| engine.evaluate(&run_plan, &inputs, reporter.as_ref()))
+        // Reading the checkpoint is file I/O and decoding: off the async threads too.
+        let mut response = tokio::task::spawn_blocking(move || -> anyhow::Result<EvalResponse> {
+            if let Some(id) = &run_plan.checkpoint_id {
+                inputs.checkpoint = Some(load_checkpoint(&data_dir, id)?);
+            }
+            let response =
+                span.in_scope(|| engine.evaluate(&run_plan, &inputs, reporter.as_ref()))?;
+            Ok(response)
         })
         .await
         .context("the evaluation thread panicked")??;

@@ -383,6 +383,106 @@ async fn async_jobs_are_idempotent_cancellable_and_traced() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_account_holds_at_most_its_share_of_the_queue() {
+    let server = Server::start("jobs-share", &[("max_queued_per_principal", "2")]).await;
+    let token = server.admin().await;
+    let store = server.running.as_ref().unwrap().state.service.store.clone();
+    tars_server::auth::create_user(
+        &store,
+        "olga",
+        tars_server::auth::Role::Operator,
+        "olga's password",
+    )
+    .await
+    .unwrap();
+    let olga = server.token("olga", "olga's password").await;
+    let long = json!({"agent_type": "PPO", "environments": ["CartPole-v1"],
+                      "hyperparameters": {"n_timesteps": 5000000}});
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let (status, job) = server.submit_async(&token, &long).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{job}");
+        held.push(job["job_id"].as_str().unwrap().to_string());
+    }
+    let keyed = |token: &str| {
+        server
+            .client
+            .post(server.url("/v1/evaluate"))
+            .bearer_auth(token)
+            .header("prefer", "respond-async")
+            .header("idempotency-key", "k-share")
+            .json(&long)
+    };
+    let refused = keyed(&token).send().await.unwrap();
+    assert!(refused.headers().contains_key("retry-after"));
+    let (status, body) = json_of(refused).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    assert_eq!(body["error"]["details"]["key"], "max_queued_per_principal");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("2 jobs queued or running")
+    );
+    // Another account's work is still accepted, and runs beside it.
+    let (status, other) = json_of(keyed(&olga).send().await.unwrap()).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{other}");
+    // Once one of its jobs ends, the account's retry with the same key is a new attempt.
+    let (status, _) = server
+        .call(
+            reqwest::Method::DELETE,
+            &token,
+            &format!("/v1/jobs/{}", held[1]),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, retried) = json_of(keyed(&token).send().await.unwrap()).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{retried}");
+    assert_ne!(retried["job_id"], other["job_id"]);
+    for job in [
+        &held[0],
+        retried["job_id"].as_str().unwrap(),
+        other["job_id"].as_str().unwrap(),
+    ] {
+        server
+            .call(
+                reqwest::Method::DELETE,
+                &token,
+                &format!("/v1/jobs/{job}"),
+                None,
+            )
+            .await;
+    }
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn made_up_methods_and_paths_add_no_metric_series() {
+    let server = Server::start("labels", &[]).await;
+    let send = |i: usize| {
+        let method = reqwest::Method::from_bytes(format!("X{i}").as_bytes()).unwrap();
+        server
+            .client
+            .request(method, server.url(&format!("/made/up/{i}")))
+            .send()
+    };
+    send(0).await.unwrap();
+    // A scrape counts itself: the second one has every series this test makes but the 1,000.
+    server.metrics().await;
+    let series = |text: &str| text.lines().filter(|l| l.starts_with("tars_http_")).count();
+    let before = series(&server.metrics().await);
+    for i in 1..=1000 {
+        let status = send(i).await.unwrap().status();
+        assert!(status.is_client_error(), "{status}");
+    }
+    let metrics = server.metrics().await;
+    assert_eq!(series(&metrics), before, "{metrics}");
+    assert!(metrics.contains("method=\"other\""), "{metrics}");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn jobs_left_by_a_stopped_server_run_after_a_restart() {
     let dir = std::env::temp_dir().join(format!("tars-api-restart-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);

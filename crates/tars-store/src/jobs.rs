@@ -148,6 +148,8 @@ const INSERT: &str = "INSERT INTO eval_jobs (id, kind, status, request, principa
 const BY_ID: &str = "SELECT * FROM eval_jobs WHERE id = $1";
 const BY_KEY: &str = "SELECT * FROM eval_jobs WHERE principal = $1 AND idempotency_key = $2";
 const QUEUED: &str = "SELECT id FROM eval_jobs WHERE status = 'queued' ORDER BY created_at, id";
+const ACTIVE_OF: &str =
+    "SELECT COUNT(*) FROM eval_jobs WHERE principal = $1 AND status IN ('queued', 'running')";
 const REQUEUE: &str = "UPDATE eval_jobs SET status = 'queued' WHERE status = 'running'";
 const REQUEUE_ONE: &str =
     "UPDATE eval_jobs SET status = 'queued' WHERE id = $1 AND status = 'running'";
@@ -355,6 +357,24 @@ impl Store {
                 .fetch_all(&db.write)
                 .await?),
         }
+    }
+
+    /// How many of `principal`'s jobs are queued or running.
+    pub async fn active_jobs_of(&self, principal: &str) -> Result<i64, StoreError> {
+        Ok(match &self.backend {
+            Backend::Postgres(pool) => {
+                sqlx::query_scalar(ACTIVE_OF)
+                    .bind(principal)
+                    .fetch_one(pool)
+                    .await?
+            }
+            Backend::Sqlite(db) => {
+                sqlx::query_scalar(ACTIVE_OF)
+                    .bind(principal)
+                    .fetch_one(&db.write)
+                    .await?
+            }
+        })
     }
 
     /// Ends a job that is in status `from` (running, or queued for a cancel); `false` when it

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 use tars_agents::{Algo, Control, Observer, Progress};
-use tars_server::training::TrainRun;
+use tars_server::training::{TrainRequest, TrainRun};
 
 /// Arguments of `tars train`.
 #[derive(Debug, clap::Args)]
@@ -134,6 +134,27 @@ pub fn train(args: TrainArgs) -> anyhow::Result<ExitCode> {
         args.eval_freq_episodes
     );
     let overrides = parse_overrides(&args.hyperparams)?;
+    // Sized as a server sizes it; over the job budget a server would refuse the training,
+    // here the user decides, so it is only a warning.
+    let sized = TrainRequest {
+        agent_type: algo.name().to_string(),
+        environment: env_id.to_string(),
+        hyperparameters: overrides.clone(),
+        seed: args.seed,
+        total_timesteps: args.timesteps,
+        eval_episodes: args.eval_episodes,
+        eval_freq: args.eval_freq,
+        eval_freq_episodes: args.eval_freq_episodes,
+    };
+    let budget = tars_server::Config::load(&tars_server::ConfigArgs::default())?.job_budget();
+    match sized.validate(budget) {
+        Err(error) if error.code == "over_budget" => {
+            eprintln!("warning: {error} (a server would refuse this training)");
+        }
+        checked => {
+            checked?;
+        }
+    }
     let tty = std::io::stderr().is_terminal() && !args.json;
     let bar = tty.then(|| {
         let bar = ProgressBar::new(0);

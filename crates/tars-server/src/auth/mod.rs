@@ -175,7 +175,7 @@ impl fmt::Debug for AuthSettings {
 /// What [`Auth::bootstrap_admin`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Bootstrap {
-    /// There were users already; nothing changed.
+    /// There was an admin already; nothing changed.
     Existing,
     /// Created `admin`, with the configured password or (`generated_password`) a printed one.
     Created { generated_password: bool },
@@ -261,12 +261,9 @@ impl From<AuthError> for ApiError {
             | AuthError::SessionEnded
             | AuthError::RefreshExpired
             | AuthError::RefreshUnknown => ApiError::unauthorized(error.to_string()),
-            AuthError::LoginBackoff { seconds } => ApiError::new(
-                axum::http::StatusCode::TOO_MANY_REQUESTS,
-                "rate_limited",
-                error.to_string(),
-            )
-            .retry_after(seconds),
+            AuthError::LoginBackoff { seconds } => {
+                ApiError::rate_limited(error.to_string(), seconds)
+            }
             AuthError::UnknownRole(_) | AuthError::WeakPassword(_) => {
                 ApiError::unprocessable(error.to_string())
             }
@@ -560,9 +557,10 @@ impl Auth {
         )
     }
 
-    /// On a database without users, creates `admin` (role admin) with `admin_password`, or with
-    /// a generated password printed once to stderr. Several servers starting together create
-    /// it once.
+    /// On a database without an admin account, creates `admin` (role admin) with
+    /// `admin_password`, or with a generated password printed once to stderr. Several servers
+    /// starting together create it once; a `tars user add` of a viewer or operator that ran
+    /// first does not leave the service without an admin.
     pub async fn bootstrap_admin(&self) -> Result<Bootstrap, AuthError> {
         self.bootstrap_admin_to(&mut std::io::stderr()).await
     }
@@ -571,7 +569,8 @@ impl Auth {
         &self,
         out: &mut (impl std::io::Write + Send),
     ) -> Result<Bootstrap, AuthError> {
-        if self.store.count_users().await? > 0 {
+        let users = self.store.users().await?;
+        if users.iter().any(|user| user.role == Role::Admin.as_str()) {
             return Ok(Bootstrap::Existing);
         }
         let (password, generated_password) = match &self.admin_password {
@@ -794,6 +793,35 @@ mod tests {
             weak.bootstrap_admin().await.unwrap_err().to_string(),
             "invalid admin_password: the password is 5 characters long; use at least 8"
         );
+    }
+
+    #[tokio::test]
+    async fn a_database_with_users_but_no_admin_gets_one() {
+        let first = auth(Some("correct horse battery staple")).await;
+        // `tars user add vera --role viewer` won the first start.
+        create_user(&first.store, "vera", Role::Viewer, "vera's password")
+            .await
+            .unwrap();
+        assert_eq!(
+            first.bootstrap_admin().await.unwrap(),
+            Bootstrap::Created {
+                generated_password: false
+            }
+        );
+        assert!(
+            first
+                .login("admin", "correct horse battery staple")
+                .await
+                .is_ok()
+        );
+
+        // An admin under another name is an admin: nothing is created.
+        let other = auth(None).await;
+        create_user(&other.store, "root", Role::Admin, "root's password")
+            .await
+            .unwrap();
+        assert_eq!(other.bootstrap_admin().await.unwrap(), Bootstrap::Existing);
+        assert!(other.store.user_by_name("admin").await.unwrap().is_none());
     }
 
     #[tokio::test]

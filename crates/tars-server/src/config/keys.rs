@@ -43,6 +43,13 @@ pub(super) const KEYS: &[Key] = &[
         "trials one AutoML study keeps queued or running at once (its `workers` is capped to it), so others' work still runs",
     ),
     Key::int(
+        "max_queued_per_principal",
+        32,
+        1,
+        100_000,
+        "jobs one account keeps queued or running at once (evaluations, trainings, its studies' trials); more get 429",
+    ),
+    Key::int(
         "max_job_attempts",
         3,
         1,

@@ -90,6 +90,9 @@ impl Jobs {
         {
             Ok(Submitted::New(row) | Submitted::Existing(row)) => row,
             Err(SubmitError::QueueFull) => anyhow::bail!("the job queue is full; retry later"),
+            Err(SubmitError::PrincipalBusy { limit }) => anyhow::bail!(
+                "{principal} already has {limit} jobs queued or running (max_queued_per_principal); retry when one ends"
+            ),
             Err(SubmitError::Store(err)) => return Err(err.into()),
             Err(SubmitError::Invalid(err)) => return Err(err.into()),
             Err(SubmitError::KeyReused { key, kind }) => {

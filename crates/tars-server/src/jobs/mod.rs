@@ -318,6 +318,10 @@ pub enum SubmitError {
         kind: JobKind,
     },
     QueueFull,
+    /// The principal already has `limit` jobs queued or running (`max_queued_per_principal`).
+    PrincipalBusy {
+        limit: i64,
+    },
     Store(crate::resilience::StoreCallError),
 }
 
@@ -443,6 +447,29 @@ impl Jobs {
             metrics::counter!("tars_jobs_idempotent_replays_total", "source" => "database")
                 .increment(1);
             return Ok(Submitted::Existing(row));
+        }
+        // Counted after the insert, so that concurrent submissions cannot all pass one count;
+        // the new job is among the active ones.
+        let limit = self.service.config.get_int("max_queued_per_principal");
+        let active = (self.service.postgres())
+            .store(|| self.service.store.active_jobs_of(principal))
+            .await;
+        let over = match active {
+            Ok(active) => active > limit,
+            Err(err) => {
+                let _ = self
+                    .service
+                    .store
+                    .refuse_job(row.id, "rejected: the store did not answer")
+                    .await;
+                return Err(SubmitError::Store(err));
+            }
+        };
+        if over {
+            let reason =
+                format!("rejected: {principal} already had {limit} jobs queued or running");
+            let _ = self.service.store.refuse_job(row.id, &reason).await;
+            return Err(SubmitError::PrincipalBusy { limit });
         }
         if self.queue.push(row.id).await.is_err() {
             // Refused, so the key is free again: a retry after Retry-After is a new attempt.

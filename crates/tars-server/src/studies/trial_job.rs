@@ -143,10 +143,15 @@ pub(super) fn run_remote(
             runtime.block_on(jobs.submit_chained(JobKind::Trial, request.clone(), principal, &key));
         match submitted {
             Ok(Submitted::New(row) | Submitted::Existing(row)) => break row.id,
-            Err(SubmitError::QueueFull) if !control.abort.load(Ordering::SeqCst) => {
+            // The queue, or the principal's share of it, frees up as jobs end.
+            Err(SubmitError::QueueFull | SubmitError::PrincipalBusy { .. })
+                if !control.abort.load(Ordering::SeqCst) =>
+            {
                 std::thread::sleep(QUEUE_FULL_BACKOFF);
             }
-            Err(SubmitError::QueueFull) => return cut(control, 0),
+            Err(SubmitError::QueueFull | SubmitError::PrincipalBusy { .. }) => {
+                return cut(control, 0);
+            }
             Err(SubmitError::Store(err)) => {
                 return Outcome::Failed(format!("queueing the trial failed: {err}"));
             }

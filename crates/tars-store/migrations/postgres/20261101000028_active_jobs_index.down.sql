@@ -1,0 +1,1 @@
+DROP INDEX eval_jobs_active_by_principal;
