@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
-# The API fuzz campaign: schemathesis generates requests from /openapi.json of a fresh embedded
-# `tars serve` (with an admin token, then without one) and fails on any 5xx, any response that
-# does not match the document, or a server that stops answering /health.
+# The API fuzz campaign: first openapi-spec-validator checks the committed document
+# (docs/api/openapi.json, which a test keeps equal to the served one) against OpenAPI 3.1; then
+# schemathesis generates requests from /openapi.json of a fresh embedded `tars serve` (with an
+# admin token, then without one) and fails on any 5xx, any response that does not match the
+# document, or a server that stops answering /health.
 #
 #   scripts/api_fuzz.sh                      # 100 examples per operation and phase
 #   FUZZ_MAX_EXAMPLES=20 scripts/api_fuzz.sh # the bounded run of .ci/run
 #
 # One worker: CPython 3.11's ast.parse is not thread-safe, and hypothesis parses lambdas with it.
-# It needs python3 (schemathesis, pinned in scripts/requirements-fuzz.txt, goes into a venv
-# under target/) and builds the debug `tars`. The server keeps its defaults except that the
+# It needs python3 (schemathesis and openapi-spec-validator, pinned in
+# scripts/requirements-fuzz.txt, go into a venv under target/) and builds the debug `tars`. The server keeps its defaults except that the
 # campaign must not be refused for load: no rate limit, a queue and CPU slots no burst fills,
 # no synchronous wait, and a small step budget so the jobs it starts end quickly.
 set -euo pipefail
@@ -16,17 +18,20 @@ cd "$(dirname "$0")/.."
 
 max_examples=${FUZZ_MAX_EXAMPLES:-100}
 venv=${FUZZ_VENV:-target/fuzz-venv}
-if [ ! -x "$venv/bin/schemathesis" ]; then
+# (Re)installed when the pinned requirements change.
+if ! cmp -s scripts/requirements-fuzz.txt "$venv/requirements.txt"; then
     python3 -m venv "$venv"
     "$venv/bin/pip" install -q -r scripts/requirements-fuzz.txt
+    cp scripts/requirements-fuzz.txt "$venv/requirements.txt"
 fi
+"$venv/bin/openapi-spec-validator" docs/api/openapi.json
 cargo build -q -p tars-cli
 tars=target/debug/tars
 
 dir=$(mktemp -d)
 password='fuzz-admin-password'
 TARS_DATA_DIR="$dir/data" TARS_ADMIN_PASSWORD="$password" "$tars" serve --port 0 \
-    --rate-limit-rps 0 --queue-capacity 100000 --cpu-slots 1024 --sync-wait-seconds 0 \
+    --rate-limit-rps 0 --queue-capacity 100000 --max-queued-per-principal 100000 --cpu-slots 1024 --sync-wait-seconds 0 \
     --max-job-env-steps 300000 --access-token-ttl 86400 >"$dir/log" 2>&1 &
 pid=$!
 trap 'kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -rf "$dir"' EXIT

@@ -49,7 +49,7 @@ pub struct ActView {
 }
 
 /// Actions of the live policy (viewer).
-#[utoipa::path(post, path = "/v1/agents/{agent_type}/act", request_body = ActBody,
+#[utoipa::path(post, path = "/v1/agents/{agent_type}/act", operation_id = "agent_act", request_body = ActBody,
     params(("agent_type" = String, Path)),
     responses((status = 200, body = ActView), (status = 404), (status = 409), (status = 422)),
     security(("bearer" = [])))]

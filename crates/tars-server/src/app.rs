@@ -18,7 +18,6 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
-use utoipa::OpenApi;
 
 /// What every handler can reach. Cheap to clone.
 #[derive(Clone)]
@@ -76,143 +75,13 @@ pub fn metrics_handle() -> PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE
         .get_or_init(|| {
-            PrometheusBuilder::new()
+            let handle = PrometheusBuilder::new()
                 .install_recorder()
-                .expect("no other metrics recorder is installed")
+                .expect("no other metrics recorder is installed");
+            crate::metric_help::describe();
+            handle
         })
         .clone()
-}
-
-#[derive(OpenApi)]
-#[openapi(
-    info(title = "T.A.R.S. evaluation service", description = "Evaluate, gate and rank reinforcement-learning agent configurations."),
-    paths(routes::evaluate, crate::training::train, routes::get_job, routes::cancel_job, routes::get_baselines,
-          routes::get_history, routes::post_baseline, crate::nash::compute,
-          crate::proposals::create, crate::proposals::get, crate::proposals::list,
-          crate::proposals::approve, crate::proposals::reject, crate::agents::act,
-          crate::agents::get_config, crate::agents::put_config, crate::agents::config_history,
-          crate::agents::rollback, crate::studies::optimize, crate::studies::get,
-          crate::studies::list, crate::studies::stop, crate::studies::propose,
-          crate::engines::list, crate::engines::tasks, crate::engines::insights,
-          crate::engines::alerts, crate::engines::route, crate::engines::resume_auto_apply,
-          routes::health, routes::ready, routes::metrics),
-    components(schemas(tars_eval::EvalRequest, tars_eval::EvalResponse, routes::JobView,
-                       crate::training::TrainRequest,
-                       routes::BaselineView, routes::BaselineBody, crate::nash::NashRequest,
-                       crate::hypersync::ProposalBody, crate::hypersync::ConfigBody,
-                       crate::hypersync::ConfigView, crate::proposals::ProposalView,
-                       crate::proposals::EventView, crate::proposals::DecisionBody,
-                       crate::agents::ActBody, crate::agents::ActView,
-                       crate::agents::RollbackBody, crate::studies::OptimizeBody,
-                       crate::studies::StudyCreated, crate::studies::StudyView,
-                       crate::studies::TrialView, crate::studies::BestView,
-                       crate::studies::Progress, crate::studies::StudyProposal,
-                       crate::engines::EnginesView, crate::engines::EngineView,
-                       crate::engines::ComponentView, crate::engines::PauseView,
-                       crate::engines::TaskResultView, crate::engines::FindingView,
-                       crate::engines::RouteBody, crate::engines::RouteView)),
-    modifiers(&Bearer, &Overload),
-)]
-struct ApiDoc;
-
-struct Bearer;
-
-impl utoipa::Modify for Bearer {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-        let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "bearer",
-            SecurityScheme::Http(
-                HttpBuilder::new()
-                    .scheme(HttpAuthScheme::Bearer)
-                    .bearer_format("JWT")
-                    .build(),
-            ),
-        );
-    }
-}
-
-/// The answers every operation but the probes can give under load, as the middleware sends: 429
-/// from the rate limits and 503 (a request timeout, a shutdown, a dependency's breaker, a
-/// full queue or busy CPU slots), both with `Retry-After` and the error body, whose schema is
-/// `ApiErrorBody`.
-struct Overload;
-
-impl utoipa::Modify for Overload {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        use utoipa::openapi::schema::{ObjectBuilder, Type};
-        use utoipa::openapi::{Content, Header, Ref, RefOr, ResponseBuilder};
-        let text = || ObjectBuilder::new().schema_type(Type::String);
-        let error = ObjectBuilder::new()
-            .property("code", text().description(Some("stable, machine-readable")))
-            .property(
-                "message",
-                text().description(Some("what was wrong and what is valid")),
-            )
-            .property(
-                "details",
-                ObjectBuilder::new()
-                    .schema_type(utoipa::openapi::schema::SchemaType::AnyValue)
-                    .description(Some("structured context (an object), or null")),
-            )
-            .required("code")
-            .required("message");
-        let body = ObjectBuilder::new()
-            .property("error", error)
-            .required("error");
-        let components = openapi.components.get_or_insert_with(Default::default);
-        components
-            .schemas
-            .insert("ApiErrorBody".to_string(), body.into());
-        let mut retry_after = Header::new(ObjectBuilder::new().schema_type(Type::Integer));
-        retry_after.description = Some("seconds to wait before retrying".into());
-        let answer = |description: &str| {
-            ResponseBuilder::new()
-                .description(description)
-                .header("Retry-After", retry_after.clone())
-                .content(
-                    "application/json",
-                    Content::new(Some(Ref::from_schema_name("ApiErrorBody"))),
-                )
-                .build()
-        };
-        for (path, item) in openapi.paths.paths.iter_mut() {
-            // The probes are never rate limited, and their 503 is their own report.
-            if middleware::UNLIMITED_PATHS.contains(&path.as_str()) {
-                continue;
-            }
-            let operations = [
-                &mut item.get,
-                &mut item.put,
-                &mut item.post,
-                &mut item.delete,
-            ];
-            for operation in operations.into_iter().flatten() {
-                let responses = &mut operation.responses.responses;
-                responses.insert(
-                    "429".into(),
-                    RefOr::T(answer(
-                        "rate limited (per IP and per token); retry after Retry-After seconds",
-                    )),
-                );
-                let described = match responses.get("503") {
-                    Some(RefOr::T(existing)) if !existing.description.is_empty() => existing.description.clone(),
-                    _ => "unavailable for now (request timeout, shutdown, a dependency down, a full queue or busy CPU slots); retry after Retry-After seconds".into(),
-                };
-                responses.insert("503".into(), RefOr::T(answer(&described)));
-            }
-        }
-    }
-}
-
-/// The OpenAPI document of the whole API (auth endpoints included).
-pub fn openapi() -> utoipa::openapi::OpenApi {
-    let mut doc = ApiDoc::openapi();
-    doc.merge(crate::auth::openapi());
-    // Again: the merged auth operations are limited too.
-    utoipa::Modify::modify(&Overload, &mut doc);
-    doc
 }
 
 /// Builds the state: store, engine, auth (creating the first admin if needed), jobs.

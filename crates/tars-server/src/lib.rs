@@ -4,6 +4,7 @@
 //! Everything here may touch sockets, files and clocks; the domain crates below do not.
 
 pub mod agents;
+pub mod api_doc;
 pub mod app;
 pub mod auth;
 pub mod baseline_cache;
@@ -16,6 +17,7 @@ pub mod events_nats;
 pub mod hypersync;
 pub mod jobs;
 pub mod leader;
+pub mod metric_help;
 pub mod middleware;
 pub mod nash;
 pub mod proposals;

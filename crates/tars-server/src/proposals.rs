@@ -110,7 +110,7 @@ fn parse_id(id: &str) -> Result<Uuid, ApiError> {
 
 /// Submit a proposal (operator; `auto_apply` needs admin). With `evaluate_before_apply` the
 /// answer waits up to `sync_wait_seconds` for the verdict: 201 when decided, else 202.
-#[utoipa::path(post, path = "/v1/proposals", request_body = ProposalBody,
+#[utoipa::path(post, path = "/v1/proposals", operation_id = "create_proposal", request_body = ProposalBody,
     responses((status = 201, body = ProposalView), (status = 202, body = ProposalView),
               (status = 403), (status = 422)),
     security(("bearer" = [])))]
@@ -140,7 +140,7 @@ pub async fn create(
 }
 
 /// A proposal with its evaluation and history (viewer).
-#[utoipa::path(get, path = "/v1/proposals/{id}", params(("id" = String, Path)),
+#[utoipa::path(get, path = "/v1/proposals/{id}", operation_id = "get_proposal", params(("id" = String, Path)),
     responses((status = 200, body = ProposalView), (status = 404)), security(("bearer" = [])))]
 pub async fn get(
     State(state): State<AppState>,
@@ -153,6 +153,7 @@ pub async fn get(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     pub agent_type: Option<String>,
@@ -162,7 +163,7 @@ pub struct ListQuery {
 }
 
 /// Proposals, newest first (viewer).
-#[utoipa::path(get, path = "/v1/proposals", params(ListQuery),
+#[utoipa::path(get, path = "/v1/proposals", operation_id = "list_proposals", params(ListQuery),
     responses((status = 200, body = [ProposalView]), (status = 422)), security(("bearer" = [])))]
 pub async fn list(
     State(state): State<AppState>,
@@ -217,7 +218,7 @@ fn decision_reason(body: &[u8]) -> Result<Option<String>, ApiError> {
 }
 
 /// Approve a proposal awaiting approval, which applies it (admin); 409 from any other status.
-#[utoipa::path(post, path = "/v1/proposals/{id}/approve", params(("id" = String, Path)),
+#[utoipa::path(post, path = "/v1/proposals/{id}/approve", operation_id = "approve_proposal", params(("id" = String, Path)),
     request_body = DecisionBody,
     responses((status = 200, body = ProposalView), (status = 404), (status = 409)),
     security(("bearer" = [])))]
@@ -231,7 +232,7 @@ pub async fn approve(
 }
 
 /// Reject a proposal that is not decided yet (admin).
-#[utoipa::path(post, path = "/v1/proposals/{id}/reject", params(("id" = String, Path)),
+#[utoipa::path(post, path = "/v1/proposals/{id}/reject", operation_id = "reject_proposal", params(("id" = String, Path)),
     request_body = DecisionBody,
     responses((status = 200, body = ProposalView), (status = 404), (status = 409)),
     security(("bearer" = [])))]

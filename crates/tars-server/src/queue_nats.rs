@@ -288,7 +288,9 @@ impl NatsQueue {
             self.stream.delete_message(sequence).await?;
             return Ok(());
         };
-        let last = store.job(id).await?.and_then(|row| row.error);
+        let row = store.job(id).await?;
+        let kind = row.as_ref().map_or("unknown", |row| row.kind.as_str());
+        let last = row.and_then(|row| row.error);
         let error = match last {
             Some(last) => format!(
                 "no worker finished the job in {deliveries} deliveries; the last error: {last}"
@@ -303,7 +305,8 @@ impl NatsQueue {
                 .await?
             {
                 tracing::error!(job = %id, deliveries, "{error}");
-                metrics::counter!("tars_jobs_total", "status" => "failed").increment(1);
+                metrics::counter!("tars_jobs_total", "status" => "failed", "kind" => kind)
+                    .increment(1);
                 break;
             }
         }

@@ -242,6 +242,7 @@ impl From<tars_store::BaselineRow> for BaselineView {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct BaselineQuery {
     /// Gymnasium id, e.g. CartPole-v1 (all environments when absent).
     pub environment: Option<String>,
@@ -400,7 +401,9 @@ pub async fn post_baseline(
 /// Liveness with the state of each dependency (the seed's shape); 503 when the database is
 /// down (its check is at most one second old). A degraded Redis is reported, not failed: the
 /// service works without it.
-#[utoipa::path(get, path = "/health", responses((status = 200, body = Object), (status = 503, body = Object)))]
+#[utoipa::path(get, path = "/health", responses(
+    (status = 200, body = Object, description = "up: the report of each dependency"),
+    (status = 503, body = Object, description = "the database is down: the same report")))]
 pub async fn health(State(state): State<AppState>) -> Response {
     let store = &state.service.store;
     let cached = *state.health.lock().expect("health lock");
@@ -443,7 +446,9 @@ pub async fn health(State(state): State<AppState>) -> Response {
 }
 
 /// Readiness: the database answers and the service is not shutting down.
-#[utoipa::path(get, path = "/ready", responses((status = 200), (status = 503)))]
+#[utoipa::path(get, path = "/ready", responses(
+    (status = 200, body = Object, description = "ready for traffic"),
+    (status = 503, description = "shutting down or the database unreachable (the message says which); Retry-After 5")))]
 pub async fn ready(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     if state
         .shutting_down
@@ -461,7 +466,8 @@ pub async fn ready(State(state): State<AppState>) -> Result<Json<Value>, ApiErro
 }
 
 /// Prometheus text exposition.
-#[utoipa::path(get, path = "/metrics", responses((status = 200, content_type = "text/plain")))]
+#[utoipa::path(get, path = "/metrics", responses(
+    (status = 200, content_type = "text/plain", description = "the Prometheus text exposition format")))]
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
@@ -471,7 +477,7 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
 
 /// This API's OpenAPI 3.1 document.
 pub async fn openapi() -> Json<utoipa::openapi::OpenApi> {
-    Json(crate::app::openapi())
+    Json(crate::api_doc::openapi())
 }
 
 /// Any path the API does not have.

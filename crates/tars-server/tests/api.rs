@@ -9,7 +9,6 @@ use common::{Server, json_of};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::time::Duration;
-use tars_server::app;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_seeds_verification_section_replays_over_http() {
@@ -794,7 +793,7 @@ async fn slow_idle_and_excess_connections_are_closed() {
 
 #[test]
 fn the_committed_openapi_document_matches_the_code() {
-    let generated = serde_json::to_string_pretty(&app::openapi()).unwrap() + "\n";
+    let generated = serde_json::to_string_pretty(&tars_server::api_doc::openapi()).unwrap() + "\n";
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/api/openapi.json");
     if std::env::var_os("TARS_UPDATE_OPENAPI").is_some() {
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
@@ -817,6 +816,42 @@ fn the_committed_openapi_document_matches_the_code() {
             generated.contains(path),
             "{path} missing from the OpenAPI document"
         );
+    }
+
+    // What client generators need: unique operation ids, resource tags, a description on every
+    // response, the error body on every error, and query parameters declared as such.
+    let document: Value = serde_json::from_str(&generated).unwrap();
+    let mut ids = std::collections::BTreeSet::new();
+    for (path, item) in document["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            let at = format!("{method} {path}");
+            let id = operation["operationId"].as_str().unwrap();
+            assert!(ids.insert(id.to_string()), "{at}: operationId {id} repeats");
+            let tags = operation["tags"].as_array().unwrap();
+            assert!(
+                tags.len() == 1 && !tags[0].as_str().unwrap().contains("::"),
+                "{at}: {tags:?}"
+            );
+            for parameter in operation["parameters"].as_array().into_iter().flatten() {
+                let name = parameter["name"].as_str().unwrap();
+                let templated = path.contains(&format!("{{{name}}}"));
+                assert_eq!(
+                    parameter["in"] == "path",
+                    templated,
+                    "{at}: parameter {name}"
+                );
+            }
+            for (status, response) in operation["responses"].as_object().unwrap() {
+                let described = response["description"].as_str().unwrap_or_default();
+                assert!(!described.is_empty(), "{at} {status}: no description");
+                if status.starts_with('4') || status.starts_with('5') {
+                    assert!(
+                        response["content"].is_object(),
+                        "{at} {status}: no body schema"
+                    );
+                }
+            }
+        }
     }
 }
 
@@ -1095,4 +1130,65 @@ async fn a_stop_finishes_the_running_job_and_leaves_queued_ones_queued() {
         "not started by the stopping server"
     );
     store.close().await;
+}
+
+/// `/metrics` as Prometheus' own linter reads it: a `# HELP` and a `# TYPE` for every metric,
+/// and `promtool check metrics` (Debian's prometheus package; `.ci/run` installs it) finds
+/// nothing to report.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_metrics_pass_promtool_check_metrics() {
+    let server = Server::start("promtool", &[]).await;
+    let token = server.admin().await;
+    let quick = json!({"agent_type": "PPO", "environments": ["CartPole-v1"], "num_episodes": 2,
+                       "hyperparameters": {"n_timesteps": 256, "n_steps": 32, "n_envs": 2, "batch_size": 32}});
+    let (status, body) = server
+        .call(reqwest::Method::POST, &token, "/v1/evaluate", Some(quick))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let metrics = server.metrics().await;
+    server.stop().await;
+    let mut typed = std::collections::BTreeSet::new();
+    let mut helped = std::collections::BTreeSet::new();
+    for line in metrics.lines() {
+        let mut words = line.split_whitespace();
+        match (words.next(), words.next(), words.next()) {
+            (Some("#"), Some("TYPE"), Some(name)) => typed.insert(name.to_string()),
+            (Some("#"), Some("HELP"), Some(name)) => helped.insert(name.to_string()),
+            _ => false,
+        };
+    }
+    assert!(typed.contains("tars_eval_evaluations_total"), "{metrics}");
+    assert_eq!(typed, helped, "every metric has its HELP");
+
+    let promtool = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn();
+    let mut promtool = match promtool {
+        Ok(child) => child,
+        Err(error) => {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "promtool must be installed in CI (Debian package prometheus): {error}"
+            );
+            eprintln!("skipping promtool check metrics: {error}");
+            return;
+        }
+    };
+    use std::io::Write;
+    promtool
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(metrics.as_bytes())
+        .unwrap();
+    let output = promtool.wait_with_output().unwrap();
+    let report = String::from_utf8_lossy(&output.stdout).to_string()
+        + &String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success() && report.trim().is_empty(),
+        "{report}"
+    );
 }

@@ -52,7 +52,13 @@ impl Intelligence {
                 .filter(|c| c.alive && c.row.kind == "worker")
                 .map(|c| format!("{}@{} {:?}", c.row.name, c.row.instance, c.row.capabilities))
                 .collect();
-            metrics::counter!("agent_routing_decisions_total", "capability" => capability.to_string(), "outcome" => "unroutable")
+            // A label names a capability some registered component has, never what a caller
+            // made up (one series per request otherwise).
+            let registered = components
+                .iter()
+                .any(|c| c.row.capabilities.iter().any(|known| known == capability));
+            let label = if registered { capability } else { "other" };
+            metrics::counter!("agent_routing_decisions_total", "capability" => label.to_string(), "outcome" => "unroutable")
                 .increment(1);
             return Err(format!(
                 "no live, healthy worker has capability '{capability}'; live workers: {}",

@@ -136,6 +136,7 @@ pub struct FindingView {
 
 /// Filters of `GET /v1/insights` and `GET /v1/alerts`.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct FindingQuery {
     /// Only the open ones (default true); false: resolved ones too.
     pub open: Option<bool>,
@@ -145,6 +146,7 @@ pub struct FindingQuery {
 
 /// Filters of `GET /v1/engines/tasks`.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct TaskQuery {
     /// intelligence, performance, optimization or analysis.
     pub engine: Option<String>,
@@ -227,7 +229,7 @@ fn task_view(row: TaskResultRow) -> TaskResultView {
 
 /// The engines of this process, every registered component and the auto-apply pauses
 /// (viewer).
-#[utoipa::path(get, path = "/v1/engines",
+#[utoipa::path(get, path = "/v1/engines", operation_id = "list_engines",
     responses((status = 200, body = EnginesView), (status = 401)),
     security(("bearer" = [])))]
 pub async fn list(
@@ -299,7 +301,7 @@ pub async fn list(
 }
 
 /// The engines' task outcomes, newest first (viewer).
-#[utoipa::path(get, path = "/v1/engines/tasks", params(TaskQuery),
+#[utoipa::path(get, path = "/v1/engines/tasks", operation_id = "list_engine_tasks", params(TaskQuery),
     responses((status = 200, body = [TaskResultView]), (status = 401), (status = 422)),
     security(("bearer" = [])))]
 pub async fn tasks(
@@ -341,7 +343,7 @@ async fn findings(
 }
 
 /// The Analysis engine's insights: baseline drift and staleness (viewer).
-#[utoipa::path(get, path = "/v1/insights", params(FindingQuery),
+#[utoipa::path(get, path = "/v1/insights", operation_id = "list_insights", params(FindingQuery),
     responses((status = 200, body = [FindingView]), (status = 401)),
     security(("bearer" = [])))]
 pub async fn insights(
@@ -354,7 +356,7 @@ pub async fn insights(
 }
 
 /// The Performance engine's alerts (viewer).
-#[utoipa::path(get, path = "/v1/alerts", params(FindingQuery),
+#[utoipa::path(get, path = "/v1/alerts", operation_id = "list_alerts", params(FindingQuery),
     responses((status = 200, body = [FindingView]), (status = 401)),
     security(("bearer" = [])))]
 pub async fn alerts(
@@ -369,7 +371,7 @@ pub async fn alerts(
 /// Asks the Intelligence engine for a live worker with a capability; the decision is stored
 /// in `task_results` with its confidence (operator). 422 when no worker fits, 503 when the
 /// engine's queue is full or it does not run here.
-#[utoipa::path(post, path = "/v1/engines/route", request_body = RouteBody,
+#[utoipa::path(post, path = "/v1/engines/route", operation_id = "route_task", request_body = RouteBody,
     responses((status = 200, body = RouteView), (status = 401), (status = 403),
               (status = 422), (status = 503)),
     security(("bearer" = [])))]

@@ -893,7 +893,12 @@ impl Jobs {
                 tracing::error!(job = %delivery.id, error = %err, "failing a job after its last attempt failed");
             }
             delivery.ack().await;
-            metrics::counter!("tars_jobs_total", "status" => "failed").increment(1);
+            // The claim itself may have failed: the kind is read back (this path is rare).
+            let kind = match store.job(delivery.id).await {
+                Ok(Some(row)) => row.kind.as_str(),
+                _ => "unknown",
+            };
+            metrics::counter!("tars_jobs_total", "status" => "failed", "kind" => kind).increment(1);
             self.finished
                 .send_replace(Some((delivery.id, JobStatus::Failed)));
             return;

@@ -89,6 +89,7 @@ pub struct StudyProposal {
 
 /// Filters of `GET /v1/studies`.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     pub agent_type: Option<String>,
     pub status: Option<String>,
@@ -218,7 +219,7 @@ pub async fn optimize(
 }
 
 /// A study with its trials, best trial and progress (viewer).
-#[utoipa::path(get, path = "/v1/studies/{id}", params(("id" = String, Path)),
+#[utoipa::path(get, path = "/v1/studies/{id}", operation_id = "get_study", params(("id" = String, Path)),
     responses((status = 200, body = StudyView), (status = 404), (status = 503)),
     security(("bearer" = [])))]
 pub async fn get(
@@ -232,7 +233,7 @@ pub async fn get(
 }
 
 /// Studies, newest first (viewer).
-#[utoipa::path(get, path = "/v1/studies", params(ListQuery),
+#[utoipa::path(get, path = "/v1/studies", operation_id = "list_studies", params(ListQuery),
     responses((status = 200, body = [StudyView]), (status = 422), (status = 503)),
     security(("bearer" = [])))]
 pub async fn list(
@@ -270,7 +271,7 @@ pub async fn list(
 
 /// Stop a running study (operator): no new trial starts, running ones are cut at their next
 /// pruning check, finished trials are kept. The status becomes `stopped` once it has.
-#[utoipa::path(post, path = "/v1/studies/{id}/stop", params(("id" = String, Path)),
+#[utoipa::path(post, path = "/v1/studies/{id}/stop", operation_id = "stop_study", params(("id" = String, Path)),
     responses((status = 202, body = StudyView), (status = 404), (status = 409), (status = 503)),
     security(("bearer" = [])))]
 pub async fn stop(
@@ -288,7 +289,7 @@ pub async fn stop(
 
 /// Submit the best trial's parameters as a HyperSync proposal, evaluated before it can be
 /// applied (operator).
-#[utoipa::path(post, path = "/v1/studies/{id}/propose", params(("id" = String, Path)),
+#[utoipa::path(post, path = "/v1/studies/{id}/propose", operation_id = "propose_study_best", params(("id" = String, Path)),
     responses((status = 201, body = StudyProposal), (status = 404), (status = 409),
               (status = 503)),
     security(("bearer" = [])))]
