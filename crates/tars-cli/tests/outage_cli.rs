@@ -241,6 +241,7 @@ impl Fleet {
             .env("TARS_NATS_ACK_WAIT_SECONDS", "5")
             .env("TARS_JOB_WORKERS", "2")
             .env("TARS_QUEUE_CAPACITY", "10000")
+            .env("TARS_MAX_QUEUED_PER_PRINCIPAL", "10000")
             .env("TARS_LOG_FORMAT", "json")
             .env("TARS_ADMIN_PASSWORD", ADMIN_PASSWORD)
             .stdin(Stdio::null())

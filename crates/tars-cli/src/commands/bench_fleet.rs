@@ -52,6 +52,11 @@ pub fn run(options: Options) -> anyhow::Result<()> {
             ("TARS_ADMIN_PASSWORD", PASSWORD.to_string()),
             ("TARS_RATE_LIMIT_RPS", "0".to_string()),
             ("TARS_QUEUE_CAPACITY", (options.jobs + 1_000).to_string()),
+            // One account submits every job of the bench.
+            (
+                "TARS_MAX_QUEUED_PER_PRINCIPAL",
+                (options.jobs + 1_000).to_string(),
+            ),
             ("TARS_LOG_FORMAT", "text".to_string()),
         ]
         .into_iter()

@@ -96,6 +96,8 @@ impl Fleet {
             // A dead worker's job goes to another within 2 s; running ones ack every ~0.7 s.
             .env("TARS_NATS_ACK_WAIT_SECONDS", "2")
             .env("TARS_QUEUE_CAPACITY", "10000")
+            // The tests submit their hundreds of jobs as one account.
+            .env("TARS_MAX_QUEUED_PER_PRINCIPAL", "10000")
             .env("TARS_LOG_FORMAT", "json")
             .env("TARS_ADMIN_PASSWORD", ADMIN_PASSWORD)
             .envs(env.iter().copied())
