@@ -331,7 +331,8 @@ fi
 grep -q "required variable TARS_JWT_SECRET" "$work/out" || { cat "$work/out"; die "unexpected error without TARS_JWT_SECRET"; }
 "${compose[@]}" config --format json >"$work/compose.json"
 "$py" - "$work/compose.json" <<'PY'
-import json, os, re, sys
+import glob, json, os, re, sys, urllib.parse
+import yaml
 
 model = json.load(open(sys.argv[1]))
 services = model["services"]
@@ -368,19 +369,30 @@ config = next((a.split("=", 1)[1] for a in prom.get("command", []) if a.startswi
 mount = next((v for v in prom.get("volumes", []) if v["target"] == "/etc/prometheus"), None)
 if not mount or not os.path.isfile(os.path.join(mount["source"], os.path.basename(config))):
     problems.append(f"prometheus: {config} is not a file of the mounted directory")
+# Grafana: the provisioning directory, and deploy/grafana where its dashboard providers look.
 grafana = {v["target"]: os.path.relpath(v["source"]) for v in services["grafana"].get("volumes", [])}
-if grafana != {"/etc/grafana/provisioning": "deploy/grafana/provisioning", "/var/lib/grafana/dashboards": "deploy/grafana"}:
-    problems.append(f"grafana: mounts {grafana}")
+if grafana.get("/etc/grafana/provisioning") != "deploy/grafana/provisioning":
+    problems.append(f"grafana: deploy/grafana/provisioning is not mounted at /etc/grafana/provisioning: {grafana}")
+providers = [p for f in glob.glob("deploy/grafana/provisioning/dashboards/*.y*ml")
+             for p in (yaml.safe_load(open(f)) or {}).get("providers", [])]
+if not providers:
+    problems.append("grafana: no dashboard provider in deploy/grafana/provisioning/dashboards/")
+for provider in providers:
+    path = provider.get("options", {}).get("path")
+    if grafana.get(path) != "deploy/grafana":
+        problems.append(f"grafana: provider {provider.get('name')} reads {path}, where deploy/grafana is not mounted")
+for f in glob.glob("deploy/grafana/provisioning/datasources/*.y*ml"):
+    for source in (yaml.safe_load(open(f)) or {}).get("datasources", []):
+        host = urllib.parse.urlsplit(source.get("url", "")).hostname
+        if source.get("type") == "prometheus" and host not in services:
+            problems.append(f"grafana: data source {source.get('name')} is at {host}, no service of the fleet")
 for problem in problems:
     print("check_deploy: compose:", problem, file=sys.stderr)
 if problems:
     sys.exit(1)
 print(f"{len(services)} services; 2 API replicas and 2 workers on PostgreSQL, NATS JetStream and Redis; "
-      "Prometheus and Grafana mounts in place")
+      "Prometheus' config and Grafana's provisioning and dashboards mounted where they are read")
 PY
 ok "docker compose config"
-if [ ! -d deploy/grafana/provisioning ]; then
-    say "note: deploy/grafana/provisioning does not exist yet; Grafana in the compose fleet starts without data sources or dashboards"
-fi
 
 echo "check_deploy: $passed passed, 0 failed"
