@@ -208,6 +208,11 @@ impl Engine {
         &self.config
     }
 
+    /// Policies the cache holds now.
+    pub fn cached_policies(&self) -> usize {
+        self.cache.lock().expect("cache lock").len()
+    }
+
     /// Training runs started so far (cache misses).
     pub fn trainings(&self) -> usize {
         self.trainings.load(Ordering::Relaxed)

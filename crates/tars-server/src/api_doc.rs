@@ -142,14 +142,15 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 }
 
 /// What every operation gets alike, after the annotations and the merge: its resource's tag
-/// (not the Rust module the handler lives in), a description on each response (the status'
-/// meaning in this API where the annotation gave none), and the error body on each 4xx and
-/// 5xx that names no content.
+/// (not the Rust module the handler lives in), the 401 of a secured operation and the 400 of
+/// one with headers to parse, a description on each response (the status' meaning in this API
+/// where the annotation gave none), and the error body on each 4xx and 5xx that names no
+/// content.
 struct Conventions;
 
 impl utoipa::Modify for Conventions {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        use utoipa::openapi::{Content, Ref, RefOr};
+        use utoipa::openapi::{Content, Ref, RefOr, Response};
         for (path, item) in openapi.paths.paths.iter_mut() {
             let tag = resource_tag(path);
             let operations = [
@@ -161,6 +162,19 @@ impl utoipa::Modify for Conventions {
             ];
             for operation in operations.into_iter().flatten() {
                 operation.tags = Some(vec![tag.to_string()]);
+                // What the extractors answer before a handler runs: a missing or bad token,
+                // a malformed header.
+                let secured = operation.security.as_ref().is_some_and(|s| !s.is_empty());
+                let headers = operation.parameters.iter().flatten().any(|p| {
+                    matches!(p.parameter_in, utoipa::openapi::path::ParameterIn::Header)
+                });
+                let responses = &mut operation.responses.responses;
+                if secured && !responses.contains_key("401") {
+                    responses.insert("401".into(), RefOr::T(Response::new(status_description("401"))));
+                }
+                if headers && !responses.contains_key("400") {
+                    responses.insert("400".into(), RefOr::T(Response::new(status_description("400"))));
+                }
                 for (status, response) in operation.responses.responses.iter_mut() {
                     let RefOr::T(response) = response else {
                         continue;

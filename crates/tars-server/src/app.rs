@@ -75,13 +75,27 @@ pub fn metrics_handle() -> PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE
         .get_or_init(|| {
-            let handle = PrometheusBuilder::new()
+            let handle = crate::metrics_catalog::with_buckets(PrometheusBuilder::new())
+                .expect("the buckets are valid")
                 .install_recorder()
                 .expect("no other metrics recorder is installed");
-            crate::metric_help::describe();
+            crate::metrics_catalog::describe();
+            process_metrics().describe();
             handle
         })
         .clone()
+}
+
+/// The process's CPU, memory, file descriptors and start time, read at each scrape.
+fn process_metrics() -> &'static metrics_process::Collector {
+    static COLLECTOR: OnceLock<metrics_process::Collector> = OnceLock::new();
+    COLLECTOR.get_or_init(metrics_process::Collector::default)
+}
+
+/// The text of `/metrics`: the process metrics read now, then every recorded series.
+pub fn render_metrics(handle: &PrometheusHandle) -> String {
+    process_metrics().collect();
+    handle.render()
 }
 
 /// Builds the state: store, engine, auth (creating the first admin if needed), jobs.
@@ -92,6 +106,10 @@ pub async fn state(config: Config) -> anyhow::Result<AppState> {
     let capacity = config.get_int("queue_capacity") as usize;
     let cpu_slots = config.get_int("cpu_slots") as usize;
     let service = Arc::new(Service::open(config).await?);
+    // Known series at 0 from the start (a store that cannot list its baselines yet only
+    // leaves the pairs out).
+    let baselines = service.store.baselines(None, None).await.unwrap_or_default();
+    crate::metrics_catalog::zero_known_series(&baselines);
     let auth = Arc::new(
         Auth::new(service.store.clone(), &service.config)?
             .with_breaker(service.postgres().shared_breaker()),

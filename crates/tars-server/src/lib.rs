@@ -17,7 +17,7 @@ pub mod events_nats;
 pub mod hypersync;
 pub mod jobs;
 pub mod leader;
-pub mod metric_help;
+pub mod metrics_catalog;
 pub mod middleware;
 pub mod nash;
 pub mod proposals;

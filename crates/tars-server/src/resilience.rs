@@ -13,7 +13,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tars_runtime::breaker::{BreakerConfig, BreakerState, CallError, CircuitBreaker};
 use tars_runtime::retry::{Backoff, retry};
 use tars_store::StoreError;
@@ -87,7 +87,10 @@ impl Guard {
     where
         Fut: Future<Output = Result<T, StoreError>>,
     {
-        self.call(StoreError::is_transient, op).await
+        let start = Instant::now();
+        let result = self.call(StoreError::is_transient, op).await;
+        record_store_call(start);
+        result
     }
 
     /// A store call made once through the breaker: for writes a retry could apply twice (a
@@ -96,7 +99,10 @@ impl Guard {
     where
         Fut: Future<Output = Result<T, StoreError>>,
     {
-        self.breaker.call(StoreError::is_transient, op).await
+        let start = Instant::now();
+        let result = self.breaker.call(StoreError::is_transient, op).await;
+        record_store_call(start);
+        result
     }
 
     /// Waits while the breaker is open (not calling a dependency that is known to be down),
@@ -110,4 +116,9 @@ impl Guard {
             tokio::time::sleep(wait.clamp(Duration::from_millis(50), Duration::from_secs(1))).await;
         }
     }
+}
+
+/// `tars_db_query_duration_seconds`: a store call through the guard, its retries included.
+fn record_store_call(start: Instant) {
+    metrics::histogram!("tars_db_query_duration_seconds").record(start.elapsed().as_secs_f64());
 }

@@ -471,7 +471,7 @@ pub async fn ready(State(state): State<AppState>) -> Result<Json<Value>, ApiErro
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.metrics.render(),
+        crate::app::render_metrics(&state.metrics),
     )
 }
 

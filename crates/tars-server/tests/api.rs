@@ -1162,6 +1162,21 @@ async fn the_metrics_pass_promtool_check_metrics() {
     }
     assert!(typed.contains("tars_eval_evaluations_total"), "{metrics}");
     assert_eq!(typed, helped, "every metric has its HELP");
+    // Known series exist before their first event, latencies are histograms, and the process
+    // reports itself.
+    for series in [
+        "tars_jobs_total{status=\"failed\",kind=\"training\"}",
+        "tars_eval_policy_cache_lookups_total{result=\"hit\"}",
+        "tars_hypersync_rollbacks_total{agent_type=\"TD3\",trigger=\"manual\"}",
+        "tars_eval_duration_seconds_bucket{agent_type=\"PPO\",environment=\"CartPole-v1\",le=\"600\"}",
+        "tars_http_request_duration_seconds_bucket{",
+        "tars_db_query_duration_seconds_bucket{le=\"0.001\"}",
+        "tars_build_info{version=",
+        "process_resident_memory_bytes ",
+        "process_start_time_seconds ",
+    ] {
+        assert!(metrics.contains(series), "{series} missing:\n{metrics}");
+    }
 
     let promtool = std::process::Command::new("promtool")
         .args(["check", "metrics"])

@@ -61,13 +61,14 @@ fn bad_dqn() -> Value {
 /// Metric names in the `expr` lines of an alert-rule file.
 fn metric_names(rules: &str) -> BTreeSet<String> {
     /// The PromQL functions, operators and modifiers the rules use.
-    const PROMQL: [&str; 16] = [
+    const PROMQL: [&str; 17] = [
         "abs",
         "absent",
         "and",
         "avg",
         "bool",
         "count",
+        "histogram_quantile",
         "increase",
         "max",
         "max_over_time",

@@ -628,14 +628,31 @@ impl Store {
         })
     }
 
-    /// The database connections of this store's pools: (open, most it may open).
-    pub fn pool_connections(&self) -> (u32, u32) {
+    /// The database connections of this store's pools.
+    pub fn pool_connections(&self) -> PoolConnections {
         match &self.backend {
-            crate::Backend::Postgres(pool) => (pool.size(), pool.options().get_max_connections()),
-            crate::Backend::Sqlite(db) => (
-                db.read.size() + db.write.size(),
-                db.read.options().get_max_connections() + db.write.options().get_max_connections(),
-            ),
+            crate::Backend::Postgres(pool) => PoolConnections {
+                open: pool.size(),
+                idle: pool.num_idle() as u32,
+                max: pool.options().get_max_connections(),
+            },
+            crate::Backend::Sqlite(db) => PoolConnections {
+                open: db.read.size() + db.write.size(),
+                idle: (db.read.num_idle() + db.write.num_idle()) as u32,
+                max: db.read.options().get_max_connections()
+                    + db.write.options().get_max_connections(),
+            },
         }
     }
+}
+
+/// The connections of a store's pools, for the pool gauges.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolConnections {
+    /// Open now, idle or in use.
+    pub open: u32,
+    /// Open and not in use.
+    pub idle: u32,
+    /// The most the pools may open.
+    pub max: u32,
 }

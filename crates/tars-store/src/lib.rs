@@ -39,7 +39,8 @@ mod users;
 
 pub use engines::{
     COMPONENT_KINDS, COMPONENT_STATUSES, ComponentRow, FINDING_KINDS, FindingRow,
-    MAX_ENGINE_ROWS_LISTED, NewFinding, PauseRow, SEVERITIES, TASK_STATUSES, TaskResultRow,
+    MAX_ENGINE_ROWS_LISTED, NewFinding, PauseRow, PoolConnections, SEVERITIES, TASK_STATUSES,
+    TaskResultRow,
 };
 pub use error::{Conflict, StoreError};
 pub use hypersync::{

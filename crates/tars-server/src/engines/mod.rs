@@ -333,8 +333,9 @@ impl Engines {
             }
             Err(err) => tracing::warn!(error = %err, "reading the registry failed"),
         }
-        let (open, max) = self.service.store.pool_connections();
-        metrics::gauge!("tars_db_pool_connections").set(f64::from(open));
-        metrics::gauge!("tars_db_pool_max_connections").set(f64::from(max));
+        let pool = self.service.store.pool_connections();
+        metrics::gauge!("tars_db_pool_connections").set(f64::from(pool.open));
+        metrics::gauge!("tars_db_pool_idle_connections").set(f64::from(pool.idle));
+        metrics::gauge!("tars_db_pool_max_connections").set(f64::from(pool.max));
     }
 }

@@ -34,6 +34,8 @@ impl Jobs {
         {
             Ok(outcome) => {
                 record_metrics(&outcome.response);
+                metrics::gauge!("tars_eval_policy_cache_entries")
+                    .set(self.service.engine.cached_policies() as f64);
                 match outcome.unsaved {
                     None => {
                         if let Some(name) = save_as
@@ -151,6 +153,15 @@ fn record_metrics(response: &tars_eval::EvalResponse) {
             metrics::counter!("tars_eval_regression_detected_total", &with_severity).increment(1);
         }
         metrics::histogram!("tars_eval_duration_seconds", &labels).record(result.duration_seconds);
+        // A checkpoint's policy is not looked up in the cache.
+        let lookup = match result.training.source.as_str() {
+            "cache" => Some("hit"),
+            "trained" => Some("miss"),
+            _ => None,
+        };
+        if let Some(lookup) = lookup {
+            metrics::counter!("tars_eval_policy_cache_lookups_total", "result" => lookup).increment(1);
+        }
         metrics::counter!("tars_eval_episodes_total", &labels)
             .increment(result.metrics.metrics.n_episodes as u64);
     }

@@ -1,7 +1,15 @@
-//! The `# HELP` line and type of every metric T.A.R.S. exports, described once when the
-//! Prometheus recorder is installed, so that `/metrics` passes `promtool check metrics`. The
-//! table is checked against the source: a metric recorded anywhere in the workspace and missing
-//! here (or listed here and recorded nowhere) fails a unit test.
+//! Every metric T.A.R.S. exports: its `# HELP` line and type, described once when the
+//! Prometheus recorder is installed (so that `/metrics` passes `promtool check metrics`), the
+//! buckets of the histograms, and the series with known label values that exist at 0 from
+//! start-up, so that a rate or an alert on them has data before the first event. The table is
+//! checked against the source: a metric recorded anywhere in the workspace and missing here
+//! (or listed here and recorded nowhere) fails a unit test. The process metrics
+//! (`process_cpu_seconds_total`, `process_resident_memory_bytes`, `process_open_fds`,
+//! `process_start_time_seconds`, …) come from the `metrics-process` crate, read at each scrape.
+
+use metrics_exporter_prometheus::{BuildError, Matcher, PrometheusBuilder};
+use tars_eval::Severity;
+use tars_store::{BaselineRow, JobKind, JobStatus};
 
 /// How a metric is recorded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,6 +108,9 @@ pub const METRICS: &[(&str, Kind, &str)] = &[
         Kind::Gauge,
         "Conflict between proposals in the last Nash resolution for an agent type (0 to 1).",
     ),
+    ("tars_eval_policy_cache_entries", Kind::Gauge, "Trained policies the evaluation engine's cache holds."),
+    ("tars_eval_policy_cache_lookups_total", Kind::Counter, "Evaluations whose policy was found in the cache (result=hit) or trained (miss)."),
+    ("tars_build_info", Kind::Gauge, "1, with the version of the running tars binary as a label."),
     (
         "tars_cpu_rejections_total",
         Kind::Counter,
@@ -189,6 +200,8 @@ pub const METRICS: &[(&str, Kind, &str)] = &[
         Kind::Gauge,
         "Database connections open in the pool.",
     ),
+    ("tars_db_pool_idle_connections", Kind::Gauge, "Database connections open in the pool and not in use."),
+    ("tars_db_query_duration_seconds", Kind::Histogram, "Duration of a store call (one query or transaction, its retries included), in seconds."),
     (
         "tars_db_pool_max_connections",
         Kind::Gauge,
@@ -256,6 +269,78 @@ pub const METRICS: &[(&str, Kind, &str)] = &[
     ),
 ];
 
+/// Evaluations take seconds to minutes (seed 001 alerts at a p95 of 300 s).
+const EVALUATION_SECONDS: &[f64] = &[0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0];
+/// A hot reload takes well under a millisecond to tens of them (target: p99 < 100 ms).
+const RELOAD_SECONDS: &[f64] = &[
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
+];
+/// HTTP requests and store calls: a millisecond to the 30 s request timeout.
+const REQUEST_SECONDS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+/// Agent engine tasks: milliseconds (a route) to minutes (a scan).
+const TASK_SECONDS: &[f64] = &[0.001, 0.01, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0];
+/// A confidence between 0 and 1.
+const CONFIDENCE: &[f64] = &[0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0];
+
+/// The histograms' buckets (`_bucket`, `_sum` and `_count`, aggregatable across replicas).
+pub fn with_buckets(builder: PrometheusBuilder) -> Result<PrometheusBuilder, BuildError> {
+    builder
+        .set_buckets_for_metric(Matcher::Full("tars_eval_duration_seconds".into()), EVALUATION_SECONDS)?
+        .set_buckets_for_metric(Matcher::Full("tars_hypersync_reload_seconds".into()), RELOAD_SECONDS)?
+        .set_buckets_for_metric(Matcher::Full("tars_http_request_duration_seconds".into()), REQUEST_SECONDS)?
+        .set_buckets_for_metric(Matcher::Full("tars_db_query_duration_seconds".into()), REQUEST_SECONDS)?
+        .set_buckets_for_metric(Matcher::Full("agent_task_duration_seconds".into()), TASK_SECONDS)?
+        .set_buckets_for_metric(Matcher::Full("agent_routing_confidence".into()), CONFIDENCE)
+}
+
+/// The series with known label values, at 0 until their first event: jobs by kind and ending,
+/// evaluations and regressions (every severity) of each pair with a baseline, cache lookups,
+/// rate-limit scopes, rollbacks of each agent type, trials by state, and the build.
+pub fn zero_known_series(baselines: &[BaselineRow]) {
+    for kind in JobKind::ALL {
+        for status in JobStatus::ALL.into_iter().filter(|s| s.is_final()) {
+            metrics::counter!("tars_jobs_total", "status" => status.as_str(), "kind" => kind.as_str())
+                .increment(0);
+        }
+    }
+    for baseline in baselines {
+        let pair = [
+            ("agent_type", baseline.agent_type.clone()),
+            ("environment", baseline.environment.clone()),
+        ];
+        for status in ["ok", "regression"] {
+            let mut labels = pair.to_vec();
+            labels.push(("status", status.to_string()));
+            metrics::counter!("tars_eval_evaluations_total", &labels).increment(0);
+        }
+        for severity in Severity::ALL {
+            let mut labels = pair.to_vec();
+            labels.push(("severity", severity.as_str().to_string()));
+            metrics::counter!("tars_eval_regression_detected_total", &labels).increment(0);
+        }
+    }
+    for result in ["hit", "miss"] {
+        metrics::counter!("tars_eval_policy_cache_lookups_total", "result" => result).increment(0);
+    }
+    for scope in ["ip", "principal"] {
+        metrics::counter!("tars_http_rate_limited_total", "scope" => scope).increment(0);
+    }
+    for algo in tars_agents::Algo::ALL {
+        for trigger in ["automatic", "manual"] {
+            metrics::counter!("tars_hypersync_rollbacks_total", "agent_type" => algo.name(), "trigger" => trigger)
+                .increment(0);
+        }
+    }
+    for state in ["complete", "pruned", "failed"] {
+        metrics::counter!("tars_automl_trials_total", "state" => state).increment(0);
+    }
+    metrics::counter!("tars_cpu_rejections_total").increment(0);
+    metrics::counter!("tars_http_connections_rejected_total").increment(0);
+    metrics::gauge!("tars_build_info", "version" => env!("CARGO_PKG_VERSION")).set(1.0);
+}
+
 /// Describes every metric to the installed recorder.
 pub fn describe() {
     for &(name, kind, help) in METRICS {
@@ -281,7 +366,7 @@ mod tests {
                 recorded(&path, found);
                 continue;
             }
-            if path.extension().is_none_or(|e| e != "rs") || path.ends_with("metric_help.rs") {
+            if path.extension().is_none_or(|e| e != "rs") || path.ends_with("metrics_catalog.rs") {
                 continue;
             }
             let text = std::fs::read_to_string(&path).unwrap();
