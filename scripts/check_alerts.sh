@@ -53,6 +53,10 @@ for path in glob.glob("crates/*/src/**/*.rs", recursive=True):
         recorded.add(name)
         if kind == "histogram":
             recorded |= {name + "_sum", name + "_count"}
+# Histograms given buckets (crates/tars-server/src/metrics_catalog.rs) also export _bucket.
+for path in glob.glob("crates/*/src/**/*.rs", recursive=True):
+    for name in re.findall(r'set_buckets_for_metric\(\s*Matcher::Full\(\s*"(\w+)"', open(path).read()):
+        recorded.add(name + "_bucket")
 PROMQL = {"abs", "absent", "and", "avg", "bool", "count", "increase", "max", "max_over_time",
           "min", "offset", "or", "rate", "resets", "sum", "unless", "avg_over_time",
           "histogram_quantile", "time", "clamp_min", "changes", "deriv"}

@@ -150,6 +150,7 @@ struct Conventions;
 
 impl utoipa::Modify for Conventions {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::path::ParameterIn;
         use utoipa::openapi::{Content, Ref, RefOr, Response};
         for (path, item) in openapi.paths.paths.iter_mut() {
             let tag = resource_tag(path);
@@ -165,15 +166,21 @@ impl utoipa::Modify for Conventions {
                 // What the extractors answer before a handler runs: a missing or bad token,
                 // a malformed header.
                 let secured = operation.security.as_ref().is_some_and(|s| !s.is_empty());
-                let headers = operation.parameters.iter().flatten().any(|p| {
-                    matches!(p.parameter_in, utoipa::openapi::path::ParameterIn::Header)
-                });
+                let headers = operation.parameters.iter().flatten().any(
+                    |p| matches!(p, RefOr::T(p) if matches!(p.parameter_in, ParameterIn::Header)),
+                );
                 let responses = &mut operation.responses.responses;
                 if secured && !responses.contains_key("401") {
-                    responses.insert("401".into(), RefOr::T(Response::new(status_description("401"))));
+                    responses.insert(
+                        "401".into(),
+                        RefOr::T(Response::new(status_description("401"))),
+                    );
                 }
                 if headers && !responses.contains_key("400") {
-                    responses.insert("400".into(), RefOr::T(Response::new(status_description("400"))));
+                    responses.insert(
+                        "400".into(),
+                        RefOr::T(Response::new(status_description("400"))),
+                    );
                 }
                 for (status, response) in operation.responses.responses.iter_mut() {
                     let RefOr::T(response) = response else {

@@ -81,6 +81,7 @@ pub fn metrics_handle() -> PrometheusHandle {
                 .expect("no other metrics recorder is installed");
             crate::metrics_catalog::describe();
             process_metrics().describe();
+            metrics::gauge!("tars_build_info", "version" => env!("CARGO_PKG_VERSION")).set(1.0);
             handle
         })
         .clone()
@@ -108,7 +109,11 @@ pub async fn state(config: Config) -> anyhow::Result<AppState> {
     let service = Arc::new(Service::open(config).await?);
     // Known series at 0 from the start (a store that cannot list its baselines yet only
     // leaves the pairs out).
-    let baselines = service.store.baselines(None, None).await.unwrap_or_default();
+    let baselines = service
+        .store
+        .baselines(None, None)
+        .await
+        .unwrap_or_default();
     crate::metrics_catalog::zero_known_series(&baselines);
     let auth = Arc::new(
         Auth::new(service.store.clone(), &service.config)?

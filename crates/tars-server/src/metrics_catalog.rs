@@ -108,9 +108,21 @@ pub const METRICS: &[(&str, Kind, &str)] = &[
         Kind::Gauge,
         "Conflict between proposals in the last Nash resolution for an agent type (0 to 1).",
     ),
-    ("tars_eval_policy_cache_entries", Kind::Gauge, "Trained policies the evaluation engine's cache holds."),
-    ("tars_eval_policy_cache_lookups_total", Kind::Counter, "Evaluations whose policy was found in the cache (result=hit) or trained (miss)."),
-    ("tars_build_info", Kind::Gauge, "1, with the version of the running tars binary as a label."),
+    (
+        "tars_eval_policy_cache_entries",
+        Kind::Gauge,
+        "Trained policies the evaluation engine's cache holds.",
+    ),
+    (
+        "tars_eval_policy_cache_lookups_total",
+        Kind::Counter,
+        "Evaluations whose policy was found in the cache (result=hit) or trained (miss).",
+    ),
+    (
+        "tars_build_info",
+        Kind::Gauge,
+        "1, with the version of the running tars binary as a label.",
+    ),
     (
         "tars_cpu_rejections_total",
         Kind::Counter,
@@ -200,8 +212,16 @@ pub const METRICS: &[(&str, Kind, &str)] = &[
         Kind::Gauge,
         "Database connections open in the pool.",
     ),
-    ("tars_db_pool_idle_connections", Kind::Gauge, "Database connections open in the pool and not in use."),
-    ("tars_db_query_duration_seconds", Kind::Histogram, "Duration of a store call (one query or transaction, its retries included), in seconds."),
+    (
+        "tars_db_pool_idle_connections",
+        Kind::Gauge,
+        "Database connections open in the pool and not in use.",
+    ),
+    (
+        "tars_db_query_duration_seconds",
+        Kind::Histogram,
+        "Duration of a store call (one query or transaction, its retries included), in seconds.",
+    ),
     (
         "tars_db_pool_max_connections",
         Kind::Gauge,
@@ -287,17 +307,32 @@ const CONFIDENCE: &[f64] = &[0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0];
 /// The histograms' buckets (`_bucket`, `_sum` and `_count`, aggregatable across replicas).
 pub fn with_buckets(builder: PrometheusBuilder) -> Result<PrometheusBuilder, BuildError> {
     builder
-        .set_buckets_for_metric(Matcher::Full("tars_eval_duration_seconds".into()), EVALUATION_SECONDS)?
-        .set_buckets_for_metric(Matcher::Full("tars_hypersync_reload_seconds".into()), RELOAD_SECONDS)?
-        .set_buckets_for_metric(Matcher::Full("tars_http_request_duration_seconds".into()), REQUEST_SECONDS)?
-        .set_buckets_for_metric(Matcher::Full("tars_db_query_duration_seconds".into()), REQUEST_SECONDS)?
-        .set_buckets_for_metric(Matcher::Full("agent_task_duration_seconds".into()), TASK_SECONDS)?
+        .set_buckets_for_metric(
+            Matcher::Full("tars_eval_duration_seconds".into()),
+            EVALUATION_SECONDS,
+        )?
+        .set_buckets_for_metric(
+            Matcher::Full("tars_hypersync_reload_seconds".into()),
+            RELOAD_SECONDS,
+        )?
+        .set_buckets_for_metric(
+            Matcher::Full("tars_http_request_duration_seconds".into()),
+            REQUEST_SECONDS,
+        )?
+        .set_buckets_for_metric(
+            Matcher::Full("tars_db_query_duration_seconds".into()),
+            REQUEST_SECONDS,
+        )?
+        .set_buckets_for_metric(
+            Matcher::Full("agent_task_duration_seconds".into()),
+            TASK_SECONDS,
+        )?
         .set_buckets_for_metric(Matcher::Full("agent_routing_confidence".into()), CONFIDENCE)
 }
 
 /// The series with known label values, at 0 until their first event: jobs by kind and ending,
 /// evaluations and regressions (every severity) of each pair with a baseline, cache lookups,
-/// rate-limit scopes, rollbacks of each agent type, trials by state, and the build.
+/// rate-limit scopes, rollbacks of each agent type and trials by state.
 pub fn zero_known_series(baselines: &[BaselineRow]) {
     for kind in JobKind::ALL {
         for status in JobStatus::ALL.into_iter().filter(|s| s.is_final()) {
@@ -338,7 +373,6 @@ pub fn zero_known_series(baselines: &[BaselineRow]) {
     }
     metrics::counter!("tars_cpu_rejections_total").increment(0);
     metrics::counter!("tars_http_connections_rejected_total").increment(0);
-    metrics::gauge!("tars_build_info", "version" => env!("CARGO_PKG_VERSION")).set(1.0);
 }
 
 /// Describes every metric to the installed recorder.

@@ -160,7 +160,8 @@ fn record_metrics(response: &tars_eval::EvalResponse) {
             _ => None,
         };
         if let Some(lookup) = lookup {
-            metrics::counter!("tars_eval_policy_cache_lookups_total", "result" => lookup).increment(1);
+            metrics::counter!("tars_eval_policy_cache_lookups_total", "result" => lookup)
+                .increment(1);
         }
         metrics::counter!("tars_eval_episodes_total", &labels)
             .increment(result.metrics.metrics.n_episodes as u64);
