@@ -3,10 +3,45 @@
 //! `utoipa::path` annotations, plus the conventions clients are generated from, applied to
 //! every operation alike — a tag per resource, unique operation ids, a description on every
 //! response, the one error body on every 4xx and 5xx, and the 429/503 answers with
-//! `Retry-After` that the middleware sends.
+//! `Retry-After` that the middleware sends. `GET /docs` renders it as a reference page whose
+//! script and style this binary serves too: nothing is fetched from elsewhere.
 
 use crate::{middleware, routes};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
 use utoipa::OpenApi;
+
+const DOCS_HTML: &str = include_str!("../assets/docs.html");
+const DOCS_JS: &str = include_str!("../assets/docs.js");
+const DOCS_CSS: &str = include_str!("../assets/docs.css");
+
+/// `GET /docs`: the API reference page, rendered in the browser from `/openapi.json`.
+pub async fn page() -> Response {
+    asset("text/html; charset=utf-8", DOCS_HTML)
+}
+
+/// `GET /docs/docs.js`: the page's script.
+pub async fn script() -> Response {
+    asset("text/javascript; charset=utf-8", DOCS_JS)
+}
+
+/// `GET /docs/docs.css`: the page's style.
+pub async fn style() -> Response {
+    asset("text/css; charset=utf-8", DOCS_CSS)
+}
+
+/// An asset with a policy that lets the page load only from this server.
+fn asset(content_type: &'static str, body: &'static str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CONTENT_SECURITY_POLICY, "default-src 'self'"),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        ],
+        body,
+    )
+        .into_response()
+}
 
 #[derive(OpenApi)]
 #[openapi(

@@ -64,7 +64,9 @@ fn check_size(what: &str, matrix: &Matrix, max: usize) -> Result<(), ApiError> {
 
 /// Equilibria, recommendation, weights, stability, conflict, NashConv (operator). The solvers
 /// run off the async threads on one of `cpu_slots`; when all are busy, 503 with Retry-After.
-#[utoipa::path(post, path = "/v1/nash/compute", operation_id = "compute_nash", request_body = NashRequest,
+#[utoipa::path(post, path = "/v1/nash/compute", operation_id = "compute_nash",
+    request_body(content = NashRequest, example = json!({
+        "payoffs": {"row": [[3, 0], [0, 2]], "col": [[2, 0], [0, 3]]}})),
     responses((status = 200, body = Object), (status = 401), (status = 403), (status = 422),
               (status = 503, description = "every CPU slot is busy; retry after Retry-After seconds",
                headers(("Retry-After" = u64, description = "seconds to wait")))),

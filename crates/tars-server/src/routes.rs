@@ -65,7 +65,11 @@ pub(crate) async fn job_view(state: &AppState, row: JobRow) -> Result<JobView, A
 
 /// Evaluate an agent configuration (operator). 200 with the results when done within the
 /// wait limit, else 202 with the job; `Prefer: respond-async` gives 202 at once.
-#[utoipa::path(post, path = "/v1/evaluate", request_body = EvalRequest,
+#[utoipa::path(post, path = "/v1/evaluate",
+    request_body(content = EvalRequest, example = json!({
+        "agent_type": "PPO", "environments": ["CartPole-v1"], "num_episodes": 10,
+        "hyperparameters": {"learning_rate": 0.0003, "n_timesteps": 50000},
+        "compare_to_baseline": true})),
     params(("Idempotency-Key" = Option<String>, Header, description = "de-duplicates submissions"),
            ("Prefer" = Option<String>, Header, description = "respond-async: 202 at once")),
     responses((status = 200, body = tars_eval::EvalResponse), (status = 202, body = JobView),
@@ -349,7 +353,11 @@ fn one() -> i32 {
 }
 
 /// Create or promote a baseline (admin).
-#[utoipa::path(post, path = "/v1/baselines", request_body = BaselineBody,
+#[utoipa::path(post, path = "/v1/baselines",
+    request_body(content = BaselineBody, example = json!({
+        "agent_type": "DQN", "environment": "CartPole-v1", "mean_reward": 450.0,
+        "std_reward": 25.0, "success_rate": 0.95, "rank": 1,
+        "hyperparameters": {"learning_rate": 0.001, "gamma": 0.99}})),
     responses((status = 201, body = BaselineView), (status = 409), (status = 422), (status = 503)),
     security(("bearer" = [])))]
 pub async fn post_baseline(

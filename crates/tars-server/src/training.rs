@@ -128,7 +128,10 @@ impl TrainRequest {
 /// Train an agent configuration (operator): a job any worker runs; its result names the
 /// checkpoint (`train-<job id>`) and its evaluation. 200 with the job when it ends within the
 /// wait limit, else 202; `Prefer: respond-async` gives 202 at once.
-#[utoipa::path(post, path = "/v1/train", request_body = TrainRequest,
+#[utoipa::path(post, path = "/v1/train",
+    request_body(content = TrainRequest, example = json!({
+        "agent_type": "PPO", "environment": "CartPole-v1", "seed": 1,
+        "total_timesteps": 30000, "eval_episodes": 20})),
     params(("Idempotency-Key" = Option<String>, Header, description = "de-duplicates submissions"),
            ("Prefer" = Option<String>, Header, description = "respond-async: 202 at once")),
     responses((status = 200, body = JobView), (status = 202, body = JobView), (status = 401),

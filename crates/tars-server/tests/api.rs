@@ -1210,3 +1210,36 @@ async fn the_metrics_pass_promtool_check_metrics() {
         "{report}"
     );
 }
+
+/// `GET /docs`: the reference page, its script and style come from the server itself, under a
+/// policy that forbids anything else; the script renders `/openapi.json`, whose request bodies
+/// carry examples.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_reference_page_is_served_whole_from_the_server() {
+    let server = Server::start("docs", &[]).await;
+    let mut assets = Vec::new();
+    for (path, content_type) in [
+        ("/docs", "text/html"),
+        ("/docs/docs.js", "text/javascript"),
+        ("/docs/docs.css", "text/css"),
+    ] {
+        let response = server.client.get(server.url(path)).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{path}");
+        let headers = response.headers().clone();
+        assert!(headers["content-type"].to_str().unwrap().starts_with(content_type));
+        assert_eq!(headers["content-security-policy"], "default-src 'self'");
+        let text = response.text().await.unwrap();
+        assert!(!text.contains("http://") && !text.contains("https://"), "{path} fetches from elsewhere");
+        assets.push(text);
+    }
+    assert!(assets[0].contains(r#"<script src="/docs/docs.js">"#));
+    assert!(assets[0].contains(r#"href="/docs/docs.css""#));
+    assert!(assets[1].contains(r#"fetch("/openapi.json")"#));
+    let (status, document) = json_of(server.client.get(server.url("/openapi.json")).send().await.unwrap()).await;
+    assert_eq!(status, StatusCode::OK);
+    for path in ["/v1/evaluate", "/v1/train", "/v1/baselines", "/v1/nash/compute", "/auth/login"] {
+        let example = &document["paths"][path]["post"]["requestBody"]["content"]["application/json"]["example"];
+        assert!(example.is_object(), "{path} has no request example");
+    }
+    server.stop().await;
+}

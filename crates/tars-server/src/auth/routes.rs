@@ -9,6 +9,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
 use serde::Deserialize;
+use serde_json::json;
 use std::fmt;
 use std::sync::Arc;
 
@@ -79,7 +80,7 @@ impl fmt::Debug for RefreshRequest {
     post,
     path = "/auth/login",
     tag = "auth",
-    request_body = LoginRequest,
+    request_body(content = LoginRequest, example = json!({"username": "admin", "password": "change me please"})),
     responses(
         (status = 200, description = "Logged in", body = Tokens),
         (status = 400, description = "The body is not JSON"),
