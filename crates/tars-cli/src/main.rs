@@ -4,7 +4,7 @@
 
 mod commands;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use std::process::ExitCode;
 
 /// T.A.R.S. trains, evaluates, gates, tunes and rolls out reinforcement-learning agents.
@@ -51,6 +51,16 @@ enum Command {
     Bench(commands::bench::BenchArgs),
     /// Development helpers: `tars dev fleet` starts a local fleet of replicas and workers.
     Dev(commands::dev::DevArgs),
+    /// Print the shell completion script for bash, zsh, fish, elvish or powershell.
+    Completions {
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page of tars (roff), or write one page per command into a directory.
+    Man {
+        /// Write tars.1, tars-eval.1, … into this directory instead.
+        #[arg(long, value_name = "DIR")]
+        out: Option<std::path::PathBuf>,
+    },
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -72,6 +82,20 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Nash(args) => commands::nash::run(args),
         Command::Bench(args) => commands::bench::run(args),
         Command::Dev(args) => commands::dev::run(args),
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "tars", &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Man { out: None } => {
+            clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout())?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Man { out: Some(dir) } => {
+            std::fs::create_dir_all(&dir)?;
+            clap_mangen::generate_to(Cli::command(), &dir)?;
+            eprintln!("wrote the man pages to {}", dir.display());
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 

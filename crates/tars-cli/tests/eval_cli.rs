@@ -347,3 +347,24 @@ fn over_the_job_budget_the_cli_warns_and_runs() {
         "{stderr}"
     );
 }
+
+#[test]
+fn config_init_writes_a_commented_file_that_config_show_reads() {
+    let sandbox = Sandbox::new("config-init");
+    sandbox.ok(&["config", "init"]);
+    let written = std::fs::read_to_string(sandbox.dir.join("tars.toml")).unwrap();
+    assert!(written.contains("# port = 8099"), "{written}");
+    assert!(written.contains("[thresholds]"), "{written}");
+    sandbox.fails(&["config", "init"], "exists; pass --overwrite");
+    // Uncommenting a line sets it.
+    std::fs::write(
+        sandbox.dir.join("tars.toml"),
+        written.replace("# port = 8099", "port = 9001"),
+    )
+    .unwrap();
+    let shown = sandbox.json(&["config", "show", "--json"]);
+    assert_eq!(shown["port"]["value"], "9001", "{shown}");
+    sandbox.ok(&["config", "init", "--overwrite"]);
+    let printed = sandbox.ok(&["config", "init", "-"]);
+    assert_eq!(printed, written);
+}

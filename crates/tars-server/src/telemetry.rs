@@ -63,7 +63,10 @@ pub fn otlp_endpoint(config: &Config) -> Option<String> {
 pub fn init(config: &Config) -> anyhow::Result<Telemetry> {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    // Colours only for a terminal: a file, a pipe or a log collector gets plain text.
+    let fmt = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     let logs = if config.get_text("log_format") == "json" {
         fmt.json()
             .with_current_span(true)

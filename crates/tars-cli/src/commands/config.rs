@@ -1,5 +1,7 @@
-//! `tars config show`: the effective configuration and where each value came from.
+//! `tars config show`: the effective configuration and where each value came from; `tars
+//! config init`: a commented `tars.toml` with every key at its default.
 
+use anyhow::Context;
 use serde_json::json;
 use std::io::Write;
 use std::process::ExitCode;
@@ -18,14 +20,27 @@ pub struct ConfigCommandArgs {
 enum ConfigCommand {
     /// Print every key, its value (secrets masked), its source and its environment variable.
     Show {
+        /// Print one JSON object: key → value, source and environment variable.
         #[arg(long)]
         json: bool,
+    },
+    /// Write a commented tars.toml listing every key at its default (stdout with `-`).
+    Init {
+        /// Where to write it.
+        #[arg(default_value = "tars.toml")]
+        path: std::path::PathBuf,
+        /// Replace an existing file.
+        #[arg(long)]
+        overwrite: bool,
     },
 }
 
 pub fn run(args: ConfigCommandArgs) -> anyhow::Result<ExitCode> {
+    let json = match args.command {
+        ConfigCommand::Show { json } => json,
+        ConfigCommand::Init { path, overwrite } => return init(&path, overwrite),
+    };
     let config = Config::load(&args.config)?;
-    let ConfigCommand::Show { json } = args.command;
     let rows = config.rows();
     let mut out = std::io::stdout().lock();
     if json {
@@ -54,5 +69,25 @@ pub fn run(args: ConfigCommandArgs) -> anyhow::Result<ExitCode> {
             "{key:<w0$}  {value:<w1$}  {source:<w2$}  {env:<w3$}  {help}"
         )?;
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn init(path: &std::path::Path, overwrite: bool) -> anyhow::Result<ExitCode> {
+    let template = tars_server::config::template();
+    if path == std::path::Path::new("-") {
+        std::io::stdout().lock().write_all(template.as_bytes())?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    if path.exists() && !overwrite {
+        anyhow::bail!(
+            "{} exists; pass --overwrite to replace it, or give another path",
+            path.display()
+        );
+    }
+    std::fs::write(path, template).with_context(|| format!("writing {}", path.display()))?;
+    eprintln!(
+        "wrote {}: every key at its default, commented out",
+        path.display()
+    );
     Ok(ExitCode::SUCCESS)
 }

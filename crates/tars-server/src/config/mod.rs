@@ -430,6 +430,40 @@ impl Config {
     }
 }
 
+/// A commented `tars.toml` with every key at its default (`tars config init`): each key's
+/// meaning, then its line commented out, the `thresholds.*` keys in their `[thresholds]` table.
+pub fn template() -> String {
+    let mut out = String::from(
+        "# tars.toml: the configuration of T.A.R.S. Every key is listed at its default, commented\n\
+         # out; uncomment a line to set it. TARS_* environment variables and flags override this\n\
+         # file (`tars config show` says where each value came from).\n",
+    );
+    let entry = |key: &Key| {
+        let value = match key.kind {
+            Kind::Int { default, .. } => default.to_string(),
+            Kind::Float { default, .. } => format!("{default:?}"),
+            Kind::Text { default } => toml::Value::String(default.to_string()).to_string(),
+            Kind::Secret => "\"\"".to_string(),
+        };
+        let secret = if matches!(key.kind, Kind::Secret) {
+            " (a secret: prefer its environment variable)"
+        } else {
+            ""
+        };
+        format!("\n# {}{secret}\n# {} = {value}\n", key.help, key.short_name())
+    };
+    let (thresholds, top): (Vec<&Key>, Vec<&Key>) =
+        KEYS.iter().partition(|key| key.name.starts_with("thresholds."));
+    for key in top {
+        out.push_str(&entry(key));
+    }
+    out.push_str("\n[thresholds]\n");
+    for key in thresholds {
+        out.push_str(&entry(key));
+    }
+    out
+}
+
 fn find(name: &str) -> anyhow::Result<&'static Key> {
     KEYS.iter()
         .find(|key| key.name == name || key.short_name() == name)
@@ -528,6 +562,40 @@ mod tests {
             config.database_url(),
             "sqlite:///home/u/.local/share/tars/tars.db"
         );
+    }
+
+    #[test]
+    fn the_template_lists_every_key_at_its_default() {
+        let template = template();
+        // Uncommented, it is a valid file that sets every key but the secrets to its default.
+        let uncommented: String = template
+            .lines()
+            .map(|line| match line.strip_prefix("# ") {
+                Some(assignment) if assignment.contains(" = ") && !assignment.contains("\"\"") => {
+                    assignment
+                }
+                _ => line,
+            })
+            .map(|line| format!("{line}\n"))
+            .collect();
+        let dir = std::env::temp_dir().join(format!("tars-config-template-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("tars.toml");
+        std::fs::write(&file, uncommented).unwrap();
+        let args = ConfigArgs {
+            config: Some(file),
+            ..ConfigArgs::default()
+        };
+        let from_file = load(&args, &[("HOME", "/home/u")]).unwrap();
+        let defaults = load(&ConfigArgs::default(), &[("HOME", "/home/u")]).unwrap();
+        for (file_row, default_row) in from_file.rows().iter().zip(defaults.rows()) {
+            assert_eq!(file_row[0], default_row[0]);
+            assert_eq!(file_row[1], default_row[1], "{}", file_row[0]);
+            if !matches!(find(&file_row[0]).unwrap().kind, Kind::Secret) {
+                assert!(file_row[2].contains("tars.toml"), "{} not set by the file", file_row[0]);
+            }
+        }
+        std::fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]
