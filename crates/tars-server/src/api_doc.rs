@@ -46,7 +46,8 @@ fn asset(content_type: &'static str, body: &'static str) -> Response {
 #[derive(OpenApi)]
 #[openapi(
     info(title = "T.A.R.S. evaluation service", description = "Evaluate, gate and rank reinforcement-learning agent configurations."),
-    paths(routes::evaluate, crate::training::train, routes::get_job, routes::cancel_job, routes::get_baselines,
+    paths(routes::evaluate, crate::training::train, routes::get_job,
+          crate::history::list_jobs, crate::history::list_runs, crate::history::get_run, routes::cancel_job, routes::get_baselines,
           routes::get_history, routes::post_baseline, crate::nash::compute,
           crate::proposals::create, crate::proposals::get, crate::proposals::list,
           crate::proposals::approve, crate::proposals::reject, crate::agents::act,
@@ -57,6 +58,9 @@ fn asset(content_type: &'static str, body: &'static str) -> Response {
           crate::engines::alerts, crate::engines::route, crate::engines::resume_auto_apply,
           routes::health, routes::ready, routes::metrics),
     components(schemas(tars_eval::EvalRequest, tars_eval::EvalResponse, routes::JobView,
+                       crate::history::JobsPage, crate::history::JobSummary,
+                       crate::history::RunsPage, crate::history::RunSummary,
+                       crate::history::ResultSummary,
                        crate::training::TrainRequest,
                        routes::BaselineView, routes::BaselineBody, crate::nash::NashRequest,
                        crate::hypersync::ProposalBody, crate::hypersync::ConfigBody,
@@ -249,7 +253,7 @@ fn resource_tag(path: &str) -> &'static str {
     match segment {
         "auth" => "auth",
         "health" | "ready" | "metrics" => "probes",
-        "evaluate" | "jobs" => "evaluations and jobs",
+        "evaluate" | "jobs" | "runs" => "evaluations and jobs",
         "train" => "training",
         "baselines" => "baselines",
         "nash" => "nash",

@@ -175,6 +175,9 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/v1/evaluate", post(routes::evaluate))
         .route("/v1/train", post(crate::training::train))
+        .route("/v1/jobs", get(crate::history::list_jobs))
+        .route("/v1/runs", get(crate::history::list_runs))
+        .route("/v1/runs/{run_id}", get(crate::history::get_run))
         .route(
             "/v1/jobs/{job_id}",
             get(routes::get_job).delete(routes::cancel_job),

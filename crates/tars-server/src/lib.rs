@@ -14,6 +14,7 @@ pub mod engines;
 pub mod error;
 pub mod events;
 pub mod events_nats;
+pub mod history;
 pub mod hypersync;
 pub mod jobs;
 pub mod leader;

@@ -493,7 +493,7 @@ impl Store {
     }
 }
 
-fn pg_job(row: &PgRow) -> Result<JobRow, sqlx::Error> {
+pub(crate) fn pg_job(row: &PgRow) -> Result<JobRow, sqlx::Error> {
     Ok(JobRow {
         id: row.try_get("id")?,
         kind: JobKind::parse(row.try_get("kind")?)?,
@@ -513,7 +513,7 @@ fn pg_job(row: &PgRow) -> Result<JobRow, sqlx::Error> {
     })
 }
 
-fn sqlite_job(row: &SqliteRow) -> Result<JobRow, sqlx::Error> {
+pub(crate) fn sqlite_job(row: &SqliteRow) -> Result<JobRow, sqlx::Error> {
     let run_id: Option<String> = row.try_get("run_id")?;
     Ok(JobRow {
         id: text_uuid(row, "id")?,

@@ -412,7 +412,7 @@ fn history_from_row(row: &PgRow) -> Result<HistoryRow, sqlx::Error> {
     })
 }
 
-fn run_from_row(row: &PgRow) -> Result<RunRow, sqlx::Error> {
+pub(crate) fn run_from_row(row: &PgRow) -> Result<RunRow, sqlx::Error> {
     Ok(RunRow {
         id: uuid(row, "id")?,
         agent_type: row.try_get("agent_type")?,

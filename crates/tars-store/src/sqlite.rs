@@ -495,7 +495,7 @@ fn history_from_row(row: &SqliteRow) -> Result<HistoryRow, sqlx::Error> {
     })
 }
 
-fn run_from_row(row: &SqliteRow) -> Result<RunRow, sqlx::Error> {
+pub(crate) fn run_from_row(row: &SqliteRow) -> Result<RunRow, sqlx::Error> {
     Ok(RunRow {
         id: uuid(row, "id")?,
         agent_type: row.try_get("agent_type")?,

@@ -11,6 +11,7 @@ mod engines;
 mod hypersync;
 mod jobs;
 mod leader;
+mod listing;
 mod migrations;
 mod promotion;
 mod runs;

@@ -1,0 +1,303 @@
+//! Past work, newest first: evaluation runs filtered by agent type, environment and time, jobs by
+//! kind, status, agent type and time, a page at a time. A page that may have more after it ends
+//! with a [`Cursor`] (its last row's creation time and id); the next page starts after that
+//! row, so rows written meanwhile neither repeat nor shift the pages.
+//!
+//! The SQL is the same on both backends but for how times, ids and a job request's agent type
+//! are written ([`Dialect`]).
+
+use crate::{Backend, JobKind, JobRow, JobStatus, RunRow, Store, StoreError};
+use chrono::{DateTime, Utc};
+use sqlx::{Encode, Postgres, QueryBuilder, Sqlite, Type};
+use uuid::Uuid;
+
+/// The most rows one page holds.
+pub const MAX_PAGE: i64 = 200;
+
+/// Where a page ended: the next page holds the rows created before this one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cursor {
+    pub created_at: DateTime<Utc>,
+    pub id: Uuid,
+}
+
+impl Cursor {
+    /// `<microseconds since the epoch>_<id>`: opaque to clients, exact for the store.
+    pub fn encode(&self) -> String {
+        format!("{}_{}", self.created_at.timestamp_micros(), self.id.simple())
+    }
+
+    pub fn decode(text: &str) -> Result<Cursor, StoreError> {
+        let invalid = || {
+            StoreError::invalid(
+                "cursor",
+                format!("'{text}' is not a cursor; pass the next_cursor of the previous page"),
+            )
+        };
+        let (micros, id) = text.split_once('_').ok_or_else(invalid)?;
+        let micros: i64 = micros.parse().map_err(|_| invalid())?;
+        Ok(Cursor {
+            created_at: DateTime::from_timestamp_micros(micros).ok_or_else(invalid)?,
+            id: id.parse().map_err(|_| invalid())?,
+        })
+    }
+}
+
+/// The time range and page of a listing.
+#[derive(Debug, Clone, Default)]
+pub struct Page {
+    /// Created at or after.
+    pub since: Option<DateTime<Utc>>,
+    /// Created before.
+    pub until: Option<DateTime<Utc>>,
+    /// After the row this cursor names (the previous page's last).
+    pub after: Option<Cursor>,
+    /// 1 to [`MAX_PAGE`].
+    pub limit: i64,
+}
+
+/// Which runs [`Store::list_runs`] returns.
+#[derive(Debug, Clone, Default)]
+pub struct RunFilter {
+    pub agent_type: Option<String>,
+    /// Runs with a result on this environment.
+    pub environment: Option<String>,
+    pub page: Page,
+}
+
+/// Which jobs [`Store::list_jobs`] returns.
+#[derive(Debug, Clone, Default)]
+pub struct JobFilter {
+    pub kind: Option<JobKind>,
+    pub status: Option<JobStatus>,
+    /// The `agent_type` of the job's request.
+    pub agent_type: Option<String>,
+    pub page: Page,
+}
+
+/// A page of rows and, when there may be more, the cursor of the next page.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Listed<T> {
+    pub rows: Vec<T>,
+    pub next: Option<Cursor>,
+}
+
+/// How one backend writes what differs.
+trait Dialect: sqlx::Database {
+    /// A job request's agent type, upper-case.
+    const REQUEST_AGENT: &'static str;
+    fn push_time(query: &mut QueryBuilder<'_, Self>, time: DateTime<Utc>);
+    fn push_id(query: &mut QueryBuilder<'_, Self>, id: Uuid);
+}
+
+impl Dialect for Postgres {
+    const REQUEST_AGENT: &'static str = "UPPER(request->>'agent_type')";
+    fn push_time(query: &mut QueryBuilder<'_, Self>, time: DateTime<Utc>) {
+        query.push_bind(time);
+    }
+    fn push_id(query: &mut QueryBuilder<'_, Self>, id: Uuid) {
+        query.push_bind(id);
+    }
+}
+
+impl Dialect for Sqlite {
+    const REQUEST_AGENT: &'static str = "UPPER(json_extract(request, '$.agent_type'))";
+    // As the columns' defaults write them (`strftime('%Y-%m-%dT%H:%M:%fZ')`), so text order
+    // is time order.
+    fn push_time(query: &mut QueryBuilder<'_, Self>, time: DateTime<Utc>) {
+        query.push_bind(time.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string());
+    }
+    fn push_id(query: &mut QueryBuilder<'_, Self>, id: Uuid) {
+        query.push_bind(id.hyphenated().to_string());
+    }
+}
+
+/// `SELECT * FROM table WHERE …` with the page's conditions, the caller's first.
+fn select<'a, DB: Dialect>(
+    table: &str,
+    conditions: impl FnOnce(&mut QueryBuilder<'a, DB>),
+    page: &Page,
+) -> QueryBuilder<'a, DB>
+where
+    i64: Encode<'a, DB> + Type<DB>,
+{
+    let mut query = QueryBuilder::new(format!("SELECT * FROM {table} WHERE 1 = 1"));
+    conditions(&mut query);
+    if let Some(since) = page.since {
+        query.push(" AND created_at >= ");
+        DB::push_time(&mut query, since);
+    }
+    if let Some(until) = page.until {
+        query.push(" AND created_at < ");
+        DB::push_time(&mut query, until);
+    }
+    if let Some(after) = page.after {
+        query.push(" AND (created_at < ");
+        DB::push_time(&mut query, after.created_at);
+        query.push(" OR (created_at = ");
+        DB::push_time(&mut query, after.created_at);
+        query.push(" AND id < ");
+        DB::push_id(&mut query, after.id);
+        query.push("))");
+    }
+    // One more than the page: whether there is a next one.
+    query.push(" ORDER BY created_at DESC, id DESC LIMIT ");
+    query.push_bind(page.limit + 1);
+    query
+}
+
+fn run_conditions<'a, DB: Dialect>(filter: &'a RunFilter) -> impl FnOnce(&mut QueryBuilder<'a, DB>)
+where
+    String: Encode<'a, DB> + Type<DB>,
+    &'a str: Encode<'a, DB> + Type<DB>,
+{
+    move |query| {
+        if let Some(agent_type) = &filter.agent_type {
+            query.push(" AND agent_type = ");
+            query.push_bind(crate::model::normalize_agent_type(agent_type));
+        }
+        if let Some(environment) = &filter.environment {
+            query.push(
+                " AND EXISTS (SELECT 1 FROM eval_results r WHERE r.run_id = eval_runs.id AND r.environment = ",
+            );
+            query.push_bind(environment.as_str());
+            query.push(")");
+        }
+    }
+}
+
+fn job_conditions<'a, DB: Dialect>(filter: &'a JobFilter) -> impl FnOnce(&mut QueryBuilder<'a, DB>)
+where
+    String: Encode<'a, DB> + Type<DB>,
+    &'a str: Encode<'a, DB> + Type<DB>,
+{
+    move |query| {
+        if let Some(kind) = filter.kind {
+            query.push(" AND kind = ");
+            query.push_bind(kind.as_str());
+        }
+        if let Some(status) = filter.status {
+            query.push(" AND status = ");
+            query.push_bind(status.as_str());
+        }
+        if let Some(agent_type) = &filter.agent_type {
+            query.push(format!(" AND {} = ", DB::REQUEST_AGENT));
+            query.push_bind(agent_type.to_uppercase());
+        }
+    }
+}
+
+fn check(page: &Page) -> Result<(), StoreError> {
+    if !(1..=MAX_PAGE).contains(&page.limit) {
+        return Err(StoreError::invalid(
+            "limit",
+            format!("{} is out of range; use 1 to {MAX_PAGE}", page.limit),
+        ));
+    }
+    if let (Some(since), Some(until)) = (page.since, page.until)
+        && since >= until
+    {
+        return Err(StoreError::invalid(
+            "time range",
+            format!("since ({since}) must be before until ({until})"),
+        ));
+    }
+    Ok(())
+}
+
+/// The page's rows and the cursor after them, from `limit + 1` fetched.
+fn paged<T>(mut rows: Vec<T>, limit: i64, key: impl Fn(&T) -> Cursor) -> Listed<T> {
+    let more = rows.len() as i64 > limit;
+    rows.truncate(limit as usize);
+    let next = if more { rows.last().map(key) } else { None };
+    Listed { rows, next }
+}
+
+impl Store {
+    /// Runs with their results, newest first.
+    pub async fn list_runs(&self, filter: &RunFilter) -> Result<Listed<RunRow>, StoreError> {
+        check(&filter.page)?;
+        let runs = match &self.backend {
+            Backend::Postgres(pool) => {
+                select::<Postgres>("eval_runs", run_conditions(filter), &filter.page)
+                    .build()
+                    .try_map(|row| crate::postgres::run_from_row(&row))
+                    .fetch_all(pool)
+                    .await?
+            }
+            Backend::Sqlite(db) => {
+                select::<Sqlite>("eval_runs", run_conditions(filter), &filter.page)
+                    .build()
+                    .try_map(|row| crate::sqlite::run_from_row(&row))
+                    .fetch_all(&db.read)
+                    .await?
+            }
+        };
+        let mut listed = paged(runs, filter.page.limit, |run| Cursor {
+            created_at: run.created_at,
+            id: run.id,
+        });
+        // A run's results are written with it, in its transaction: each run reads whole.
+        for run in &mut listed.rows {
+            if let Some(stored) = self.run(run.id).await? {
+                run.results = stored.results;
+            }
+        }
+        Ok(listed)
+    }
+
+    /// Jobs of every kind, newest first.
+    pub async fn list_jobs(&self, filter: &JobFilter) -> Result<Listed<JobRow>, StoreError> {
+        check(&filter.page)?;
+        let jobs = match &self.backend {
+            Backend::Postgres(pool) => {
+                select::<Postgres>("eval_jobs", job_conditions(filter), &filter.page)
+                    .build()
+                    .try_map(|row| crate::jobs::pg_job(&row))
+                    .fetch_all(pool)
+                    .await?
+            }
+            Backend::Sqlite(db) => {
+                select::<Sqlite>("eval_jobs", job_conditions(filter), &filter.page)
+                    .build()
+                    .try_map(|row| crate::jobs::sqlite_job(&row))
+                    .fetch_all(&db.write)
+                    .await?
+            }
+        };
+        Ok(paged(jobs, filter.page.limit, |job| Cursor {
+            created_at: job.created_at,
+            id: job.id,
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_bad_ones_name_what_to_pass() {
+        let cursor = Cursor {
+            created_at: DateTime::from_timestamp_micros(1_765_000_000_123_456).unwrap(),
+            id: Uuid::from_u128(7),
+        };
+        assert_eq!(Cursor::decode(&cursor.encode()).unwrap(), cursor);
+        for bad in ["", "12", "x_00000000000000000000000000000007", "1_not-a-uuid"] {
+            let error = Cursor::decode(bad).unwrap_err().to_string();
+            assert!(error.contains("pass the next_cursor"), "{error}");
+        }
+    }
+
+    #[test]
+    fn a_page_says_whether_another_follows() {
+        let key = |n: &u128| Cursor {
+            created_at: DateTime::from_timestamp_micros(0).unwrap(),
+            id: Uuid::from_u128(*n),
+        };
+        let full = paged(vec![5, 4, 3], 2, key);
+        assert_eq!(full.rows, vec![5, 4]);
+        assert_eq!(full.next.unwrap().id, Uuid::from_u128(4));
+        assert_eq!(paged(vec![5, 4], 2, key).next, None);
+    }
+}
