@@ -52,9 +52,7 @@ enum Command {
     /// Development helpers: `tars dev fleet` starts a local fleet of replicas and workers.
     Dev(commands::dev::DevArgs),
     /// Print the shell completion script for bash, zsh, fish, elvish or powershell.
-    Completions {
-        shell: clap_complete::Shell,
-    },
+    Completions { shell: clap_complete::Shell },
     /// Print the man page of tars (roff), or write one page per command into a directory.
     Man {
         /// Write tars.1, tars-eval.1, … into this directory instead.

@@ -243,19 +243,34 @@ fn broken_fences_and_commands_are_found() {
 #[test]
 fn completions_and_man_pages_cover_the_commands() {
     let tars = |args: &[&str]| {
-        let output = Command::new(env!("CARGO_BIN_EXE_tars")).args(args).output().unwrap();
-        assert!(output.status.success(), "{args:?}: {}", String::from_utf8_lossy(&output.stderr));
+        let output = Command::new(env!("CARGO_BIN_EXE_tars"))
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
         String::from_utf8(output.stdout).unwrap()
     };
     let bash = tars(&["completions", "bash"]);
-    assert!(bash.contains("_tars()") && bash.contains("baseline"), "{bash}");
+    assert!(
+        bash.contains("_tars()") && bash.contains("baseline"),
+        "{bash}"
+    );
     assert!(tars(&["completions", "zsh"]).contains("#compdef tars"));
     let man = tars(&["man"]);
     assert!(man.contains(".TH tars") && man.contains("serve"), "{man}");
     let dir = std::env::temp_dir().join(format!("tars-man-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     tars(&["man", "--out", dir.to_str().unwrap()]);
-    for page in ["tars.1", "tars-eval.1", "tars-serve.1", "tars-baseline-promote.1"] {
+    for page in [
+        "tars.1",
+        "tars-eval.1",
+        "tars-serve.1",
+        "tars-baseline-promote.1",
+    ] {
         assert!(dir.join(page).is_file(), "{page} missing");
     }
     std::fs::remove_dir_all(dir).unwrap();

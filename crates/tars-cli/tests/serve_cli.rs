@@ -196,7 +196,10 @@ fn sigterm_answers_the_request_in_flight_requeues_the_job_and_exits_0() {
         "stopped after {elapsed:?}"
     );
     assert!(log.contains("re-queued for the next start"), "{log}");
-    assert!(!log.contains('\u{1b}'), "colour codes in a log that is not a terminal: {log}");
+    assert!(
+        !log.contains('\u{1b}'),
+        "colour codes in a log that is not a terminal: {log}"
+    );
     let (status, answer) = in_flight.join().unwrap();
     assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
     assert_eq!(answer["job_id"], job_id.as_str());

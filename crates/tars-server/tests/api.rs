@@ -1226,20 +1226,139 @@ async fn the_api_reference_page_is_served_whole_from_the_server() {
         let response = server.client.get(server.url(path)).send().await.unwrap();
         assert_eq!(response.status(), StatusCode::OK, "{path}");
         let headers = response.headers().clone();
-        assert!(headers["content-type"].to_str().unwrap().starts_with(content_type));
+        assert!(
+            headers["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with(content_type)
+        );
         assert_eq!(headers["content-security-policy"], "default-src 'self'");
         let text = response.text().await.unwrap();
-        assert!(!text.contains("http://") && !text.contains("https://"), "{path} fetches from elsewhere");
+        assert!(
+            !text.contains("http://") && !text.contains("https://"),
+            "{path} fetches from elsewhere"
+        );
         assets.push(text);
     }
     assert!(assets[0].contains(r#"<script src="/docs/docs.js">"#));
     assert!(assets[0].contains(r#"href="/docs/docs.css""#));
     assert!(assets[1].contains(r#"fetch("/openapi.json")"#));
-    let (status, document) = json_of(server.client.get(server.url("/openapi.json")).send().await.unwrap()).await;
+    let (status, document) = json_of(
+        server
+            .client
+            .get(server.url("/openapi.json"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(status, StatusCode::OK);
-    for path in ["/v1/evaluate", "/v1/train", "/v1/baselines", "/v1/nash/compute", "/auth/login"] {
-        let example = &document["paths"][path]["post"]["requestBody"]["content"]["application/json"]["example"];
+    for path in [
+        "/v1/evaluate",
+        "/v1/train",
+        "/v1/baselines",
+        "/v1/nash/compute",
+        "/auth/login",
+    ] {
+        let example = &document["paths"][path]["post"]["requestBody"]["content"]["application/json"]
+            ["example"];
         assert!(example.is_object(), "{path} has no request example");
     }
+    server.stop().await;
+}
+
+/// Past work is found again: `GET /v1/runs` and `GET /v1/jobs` page by cursor and filter, and
+/// `GET /v1/runs/{run_id}` answers the stored response.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn past_runs_and_jobs_are_listed_filtered_and_paged() {
+    let server = Server::start("history", &[]).await;
+    let token = server.admin().await;
+    let quick = |env: &str| {
+        json!({"agent_type": "PPO", "environments": [env], "num_episodes": 2,
+               "hyperparameters": {"n_timesteps": 256, "n_steps": 32, "n_envs": 2, "batch_size": 32}})
+    };
+    let mut evaluated = Vec::new();
+    for env in ["CartPole-v1", "Acrobot-v1", "CartPole-v1"] {
+        let (status, body) = server
+            .call(
+                reqwest::Method::POST,
+                &token,
+                "/v1/evaluate",
+                Some(quick(env)),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        evaluated.push(body["evaluation_id"].as_str().unwrap().to_string());
+    }
+    let get = |path: String| {
+        let (server, token) = (&server, &token);
+        async move { server.call(reqwest::Method::GET, token, &path, None).await }
+    };
+
+    let (status, first) = get("/v1/runs?limit=2".into()).await;
+    assert_eq!(status, StatusCode::OK, "{first}");
+    assert_eq!(first["runs"].as_array().unwrap().len(), 2);
+    let cursor = first["next_cursor"].as_str().unwrap();
+    let (_, second) = get(format!("/v1/runs?limit=2&cursor={cursor}")).await;
+    assert_eq!(second["runs"].as_array().unwrap().len(), 1);
+    assert!(second["next_cursor"].is_null());
+    let mut listed: Vec<String> = first["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(second["runs"].as_array().unwrap())
+        .map(|run| run["run_id"].as_str().unwrap().to_string())
+        .collect();
+    listed.sort();
+    evaluated.sort();
+    assert_eq!(listed, evaluated);
+    let run = &first["runs"][0];
+    assert_eq!(run["agent_type"], "PPO");
+    assert!(run["results"][0]["mean_reward"].is_number(), "{run}");
+    assert!(run["results"][0]["result_id"].is_string(), "{run}");
+
+    let (_, acrobot) = get("/v1/runs?environment=Acrobot-v1&agent_type=ppo".into()).await;
+    assert_eq!(acrobot["runs"].as_array().unwrap().len(), 1, "{acrobot}");
+    let (status, stored) = get(format!("/v1/runs/{}", evaluated[0])).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(stored["evaluation_id"], evaluated[0].as_str());
+
+    let (status, jobs) =
+        get("/v1/jobs?kind=evaluation&status=succeeded&agent_type=PPO".into()).await;
+    assert_eq!(status, StatusCode::OK, "{jobs}");
+    let jobs = jobs["jobs"].as_array().unwrap();
+    assert_eq!(jobs.len(), 3);
+    assert!(
+        jobs.iter()
+            .all(|job| job["run_id"].is_string() && job["principal"] == "admin")
+    );
+    let (_, none) = get("/v1/jobs?status=failed".into()).await;
+    assert!(none["jobs"].as_array().unwrap().is_empty());
+
+    for (path, message) in [
+        ("/v1/jobs?kind=study", "valid: evaluation, training, trial"),
+        (
+            "/v1/jobs?status=done",
+            "valid: queued, running, succeeded, failed, cancelled",
+        ),
+        (
+            "/v1/jobs?environment=CartPole-v1",
+            "use GET /v1/runs?environment=",
+        ),
+        ("/v1/runs?status=failed", "status filters jobs, not runs"),
+        (
+            "/v1/runs?cursor=nonsense",
+            "pass the next_cursor of the previous page",
+        ),
+        ("/v1/runs?limit=0", "use 1 to 200"),
+        ("/v1/runs?since=yesterday", "is not an RFC 3339 time"),
+    ] {
+        let (status, body) = get(path.into()).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{path}: {body}");
+        let text = body["error"]["message"].as_str().unwrap();
+        assert!(text.contains(message), "{path}: {text}");
+    }
+    let (status, _) = get(format!("/v1/runs/{}", uuid::Uuid::new_v4())).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
     server.stop().await;
 }

@@ -24,7 +24,11 @@ pub struct Cursor {
 impl Cursor {
     /// `<microseconds since the epoch>_<id>`: opaque to clients, exact for the store.
     pub fn encode(&self) -> String {
-        format!("{}_{}", self.created_at.timestamp_micros(), self.id.simple())
+        format!(
+            "{}_{}",
+            self.created_at.timestamp_micros(),
+            self.id.simple()
+        )
     }
 
     pub fn decode(text: &str) -> Result<Cursor, StoreError> {
@@ -86,16 +90,16 @@ pub struct Listed<T> {
 trait Dialect: sqlx::Database {
     /// A job request's agent type, upper-case.
     const REQUEST_AGENT: &'static str;
-    fn push_time(query: &mut QueryBuilder<'_, Self>, time: DateTime<Utc>);
-    fn push_id(query: &mut QueryBuilder<'_, Self>, id: Uuid);
+    fn push_time(query: &mut QueryBuilder<Self>, time: DateTime<Utc>);
+    fn push_id(query: &mut QueryBuilder<Self>, id: Uuid);
 }
 
 impl Dialect for Postgres {
     const REQUEST_AGENT: &'static str = "UPPER(request->>'agent_type')";
-    fn push_time(query: &mut QueryBuilder<'_, Self>, time: DateTime<Utc>) {
+    fn push_time(query: &mut QueryBuilder<Self>, time: DateTime<Utc>) {
         query.push_bind(time);
     }
-    fn push_id(query: &mut QueryBuilder<'_, Self>, id: Uuid) {
+    fn push_id(query: &mut QueryBuilder<Self>, id: Uuid) {
         query.push_bind(id);
     }
 }
@@ -104,22 +108,22 @@ impl Dialect for Sqlite {
     const REQUEST_AGENT: &'static str = "UPPER(json_extract(request, '$.agent_type'))";
     // As the columns' defaults write them (`strftime('%Y-%m-%dT%H:%M:%fZ')`), so text order
     // is time order.
-    fn push_time(query: &mut QueryBuilder<'_, Self>, time: DateTime<Utc>) {
+    fn push_time(query: &mut QueryBuilder<Self>, time: DateTime<Utc>) {
         query.push_bind(time.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string());
     }
-    fn push_id(query: &mut QueryBuilder<'_, Self>, id: Uuid) {
+    fn push_id(query: &mut QueryBuilder<Self>, id: Uuid) {
         query.push_bind(id.hyphenated().to_string());
     }
 }
 
 /// `SELECT * FROM table WHERE …` with the page's conditions, the caller's first.
-fn select<'a, DB: Dialect>(
+fn select<DB: Dialect>(
     table: &str,
-    conditions: impl FnOnce(&mut QueryBuilder<'a, DB>),
+    conditions: impl FnOnce(&mut QueryBuilder<DB>),
     page: &Page,
-) -> QueryBuilder<'a, DB>
+) -> QueryBuilder<DB>
 where
-    i64: Encode<'a, DB> + Type<DB>,
+    for<'t> i64: Encode<'t, DB> + Type<DB>,
 {
     let mut query = QueryBuilder::new(format!("SELECT * FROM {table} WHERE 1 = 1"));
     conditions(&mut query);
@@ -146,10 +150,9 @@ where
     query
 }
 
-fn run_conditions<'a, DB: Dialect>(filter: &'a RunFilter) -> impl FnOnce(&mut QueryBuilder<'a, DB>)
+fn run_conditions<DB: Dialect>(filter: &RunFilter) -> impl FnOnce(&mut QueryBuilder<DB>) + '_
 where
-    String: Encode<'a, DB> + Type<DB>,
-    &'a str: Encode<'a, DB> + Type<DB>,
+    for<'t> String: Encode<'t, DB> + Type<DB>,
 {
     move |query| {
         if let Some(agent_type) = &filter.agent_type {
@@ -160,25 +163,24 @@ where
             query.push(
                 " AND EXISTS (SELECT 1 FROM eval_results r WHERE r.run_id = eval_runs.id AND r.environment = ",
             );
-            query.push_bind(environment.as_str());
+            query.push_bind(environment.clone());
             query.push(")");
         }
     }
 }
 
-fn job_conditions<'a, DB: Dialect>(filter: &'a JobFilter) -> impl FnOnce(&mut QueryBuilder<'a, DB>)
+fn job_conditions<DB: Dialect>(filter: &JobFilter) -> impl FnOnce(&mut QueryBuilder<DB>) + '_
 where
-    String: Encode<'a, DB> + Type<DB>,
-    &'a str: Encode<'a, DB> + Type<DB>,
+    for<'t> String: Encode<'t, DB> + Type<DB>,
 {
     move |query| {
         if let Some(kind) = filter.kind {
             query.push(" AND kind = ");
-            query.push_bind(kind.as_str());
+            query.push_bind(kind.as_str().to_string());
         }
         if let Some(status) = filter.status {
             query.push(" AND status = ");
-            query.push_bind(status.as_str());
+            query.push_bind(status.as_str().to_string());
         }
         if let Some(agent_type) = &filter.agent_type {
             query.push(format!(" AND {} = ", DB::REQUEST_AGENT));
@@ -219,18 +221,19 @@ impl Store {
         check(&filter.page)?;
         let runs = match &self.backend {
             Backend::Postgres(pool) => {
-                select::<Postgres>("eval_runs", run_conditions(filter), &filter.page)
+                let mut query =
+                    select::<Postgres>("eval_runs", run_conditions(filter), &filter.page);
+                let rows = query
                     .build()
-                    .try_map(|row| crate::postgres::run_from_row(&row))
-                    .fetch_all(pool)
-                    .await?
+                    .try_map(|row| crate::postgres::run_from_row(&row));
+                rows.fetch_all(pool).await?
             }
             Backend::Sqlite(db) => {
-                select::<Sqlite>("eval_runs", run_conditions(filter), &filter.page)
+                let mut query = select::<Sqlite>("eval_runs", run_conditions(filter), &filter.page);
+                let rows = query
                     .build()
-                    .try_map(|row| crate::sqlite::run_from_row(&row))
-                    .fetch_all(&db.read)
-                    .await?
+                    .try_map(|row| crate::sqlite::run_from_row(&row));
+                rows.fetch_all(&db.read).await?
             }
         };
         let mut listed = paged(runs, filter.page.limit, |run| Cursor {
@@ -251,18 +254,15 @@ impl Store {
         check(&filter.page)?;
         let jobs = match &self.backend {
             Backend::Postgres(pool) => {
-                select::<Postgres>("eval_jobs", job_conditions(filter), &filter.page)
-                    .build()
-                    .try_map(|row| crate::jobs::pg_job(&row))
-                    .fetch_all(pool)
-                    .await?
+                let mut query =
+                    select::<Postgres>("eval_jobs", job_conditions(filter), &filter.page);
+                let rows = query.build().try_map(|row| crate::jobs::pg_job(&row));
+                rows.fetch_all(pool).await?
             }
             Backend::Sqlite(db) => {
-                select::<Sqlite>("eval_jobs", job_conditions(filter), &filter.page)
-                    .build()
-                    .try_map(|row| crate::jobs::sqlite_job(&row))
-                    .fetch_all(&db.write)
-                    .await?
+                let mut query = select::<Sqlite>("eval_jobs", job_conditions(filter), &filter.page);
+                let rows = query.build().try_map(|row| crate::jobs::sqlite_job(&row));
+                rows.fetch_all(&db.write).await?
             }
         };
         Ok(paged(jobs, filter.page.limit, |job| Cursor {
@@ -283,7 +283,12 @@ mod tests {
             id: Uuid::from_u128(7),
         };
         assert_eq!(Cursor::decode(&cursor.encode()).unwrap(), cursor);
-        for bad in ["", "12", "x_00000000000000000000000000000007", "1_not-a-uuid"] {
+        for bad in [
+            "",
+            "12",
+            "x_00000000000000000000000000000007",
+            "1_not-a-uuid",
+        ] {
             let error = Cursor::decode(bad).unwrap_err().to_string();
             assert!(error.contains("pass the next_cursor"), "{error}");
         }

@@ -442,7 +442,7 @@ pub fn template() -> String {
         let value = match key.kind {
             Kind::Int { default, .. } => default.to_string(),
             Kind::Float { default, .. } => format!("{default:?}"),
-            Kind::Text { default } => toml::Value::String(default.to_string()).to_string(),
+            Kind::Text { default } => serde_json::Value::from(default).to_string(),
             Kind::Secret => "\"\"".to_string(),
         };
         let secret = if matches!(key.kind, Kind::Secret) {
@@ -450,10 +450,15 @@ pub fn template() -> String {
         } else {
             ""
         };
-        format!("\n# {}{secret}\n# {} = {value}\n", key.help, key.short_name())
+        format!(
+            "\n# {}{secret}\n# {} = {value}\n",
+            key.help,
+            key.short_name()
+        )
     };
-    let (thresholds, top): (Vec<&Key>, Vec<&Key>) =
-        KEYS.iter().partition(|key| key.name.starts_with("thresholds."));
+    let (thresholds, top): (Vec<&Key>, Vec<&Key>) = KEYS
+        .iter()
+        .partition(|key| key.name.starts_with("thresholds."));
     for key in top {
         out.push_str(&entry(key));
     }
@@ -567,11 +572,17 @@ mod tests {
     #[test]
     fn the_template_lists_every_key_at_its_default() {
         let template = template();
-        // Uncommented, it is a valid file that sets every key but the secrets to its default.
+        // Uncommented, it is a valid file that sets every key to its default.
         let uncommented: String = template
             .lines()
             .map(|line| match line.strip_prefix("# ") {
-                Some(assignment) if assignment.contains(" = ") && !assignment.contains("\"\"") => {
+                Some(assignment)
+                    if assignment
+                        .split(" = ")
+                        .next()
+                        .is_some_and(|name| find(name).is_ok())
+                        && !assignment.ends_with("\"\"") =>
+                {
                     assignment
                 }
                 _ => line,
@@ -591,8 +602,17 @@ mod tests {
         for (file_row, default_row) in from_file.rows().iter().zip(defaults.rows()) {
             assert_eq!(file_row[0], default_row[0]);
             assert_eq!(file_row[1], default_row[1], "{}", file_row[0]);
-            if !matches!(find(&file_row[0]).unwrap().kind, Kind::Secret) {
-                assert!(file_row[2].contains("tars.toml"), "{} not set by the file", file_row[0]);
+            // Secrets and text keys unset by default (data_dir: from HOME) stay commented.
+            let unset = matches!(
+                find(&file_row[0]).unwrap().kind,
+                Kind::Secret | Kind::Text { default: "" }
+            );
+            if !unset {
+                assert!(
+                    file_row[2].contains("tars.toml"),
+                    "{} not set by the file",
+                    file_row[0]
+                );
             }
         }
         std::fs::remove_dir_all(dir).unwrap();

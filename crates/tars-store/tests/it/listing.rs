@@ -71,7 +71,10 @@ async fn runs_are_paged_and_filtered(db: &TestDb) {
             ..RunFilter::default()
         };
         let listed = db.store.list_runs(&filter).await.unwrap();
-        assert!(listed.rows.iter().all(|run| !run.results.is_empty()), "results attached");
+        assert!(
+            listed.rows.iter().all(|run| !run.results.is_empty()),
+            "results attached"
+        );
         seen.extend(listed.rows.iter().map(|run| (run.created_at, run.id)));
         match listed.next {
             Some(next) => after = Some(next),
@@ -87,27 +90,51 @@ async fn runs_are_paged_and_filtered(db: &TestDb) {
     };
     let ppo = db.store.list_runs(&by(Some("PPO"), None)).await.unwrap();
     assert_eq!(ppo.rows.len(), 5, "agent types match case-insensitively");
-    let acrobot = db.store.list_runs(&by(None, Some("Acrobot-v1"))).await.unwrap();
+    let acrobot = db
+        .store
+        .list_runs(&by(None, Some("Acrobot-v1")))
+        .await
+        .unwrap();
     assert_eq!(acrobot.rows.len(), 3);
-    let both = db.store.list_runs(&by(Some("dqn"), Some("Acrobot-v1"))).await.unwrap();
+    let both = db
+        .store
+        .list_runs(&by(Some("dqn"), Some("Acrobot-v1")))
+        .await
+        .unwrap();
     assert_eq!(both.rows.len(), 1);
 
     // A time range: nothing is older than now minus an hour, nothing is newer than now.
     let now = chrono::Utc::now();
     let range = |since, until| RunFilter {
-        page: Page { since, until, ..page(50) },
+        page: Page {
+            since,
+            until,
+            ..page(50)
+        },
         ..RunFilter::default()
     };
-    let recent = db.store.list_runs(&range(Some(now - chrono::Duration::hours(1)), None));
-    assert_eq!(recent.await.unwrap().rows.len(), 7);
-    let future = db.store.list_runs(&range(Some(now + chrono::Duration::hours(1)), None));
-    assert!(future.await.unwrap().rows.is_empty());
-    let past = db.store.list_runs(&range(None, Some(now - chrono::Duration::hours(1))));
-    assert!(past.await.unwrap().rows.is_empty());
+    let hour = chrono::Duration::hours(1);
+    let count =
+        |filter: RunFilter| async move { db.store.list_runs(&filter).await.unwrap().rows.len() };
+    assert_eq!(count(range(Some(now - hour), None)).await, 7);
+    assert_eq!(count(range(Some(now + hour), None)).await, 0);
+    assert_eq!(count(range(None, Some(now - hour))).await, 0);
 
     for (filter, message) in [
-        (RunFilter { page: page(0), ..RunFilter::default() }, "use 1 to 200"),
-        (RunFilter { page: page(201), ..RunFilter::default() }, "use 1 to 200"),
+        (
+            RunFilter {
+                page: page(0),
+                ..RunFilter::default()
+            },
+            "use 1 to 200",
+        ),
+        (
+            RunFilter {
+                page: page(201),
+                ..RunFilter::default()
+            },
+            "use 1 to 200",
+        ),
         (range(Some(now), Some(now)), "must be before until"),
     ] {
         let error = db.store.list_runs(&filter).await.unwrap_err();
@@ -121,7 +148,11 @@ async fn jobs_are_paged_and_filtered(db: &TestDb) {
     for i in 0..6 {
         let job = NewJob {
             id: Uuid::new_v4(),
-            kind: if i < 4 { JobKind::Evaluation } else { JobKind::Training },
+            kind: if i < 4 {
+                JobKind::Evaluation
+            } else {
+                JobKind::Training
+            },
             request: serde_json::json!({"agent_type": if i % 2 == 0 { "PPO" } else { "dqn" }}),
             principal: "alice".into(),
             idempotency_key: None,
@@ -137,7 +168,11 @@ async fn jobs_are_paged_and_filtered(db: &TestDb) {
         agent_type: agent_type.map(String::from),
         page: Page { after, ..page(4) },
     };
-    let first = db.store.list_jobs(&filter(None, None, None, None)).await.unwrap();
+    let first = db
+        .store
+        .list_jobs(&filter(None, None, None, None))
+        .await
+        .unwrap();
     let second = db
         .store
         .list_jobs(&filter(None, None, None, first.next))
@@ -150,8 +185,20 @@ async fn jobs_are_paged_and_filtered(db: &TestDb) {
     assert_eq!(second.next, None);
 
     let count = |f: JobFilter| async move { db.store.list_jobs(&f).await.unwrap().rows.len() };
-    assert_eq!(count(filter(Some(JobKind::Training), None, None, None)).await, 2);
-    assert_eq!(count(filter(None, Some(JobStatus::Running), None, None)).await, 1);
-    assert_eq!(count(filter(None, Some(JobStatus::Queued), Some("ppo"), None)).await, 2);
-    assert_eq!(count(filter(Some(JobKind::Evaluation), None, Some("DQN"), None)).await, 2);
+    assert_eq!(
+        count(filter(Some(JobKind::Training), None, None, None)).await,
+        2
+    );
+    assert_eq!(
+        count(filter(None, Some(JobStatus::Running), None, None)).await,
+        1
+    );
+    assert_eq!(
+        count(filter(None, Some(JobStatus::Queued), Some("ppo"), None)).await,
+        2
+    );
+    assert_eq!(
+        count(filter(Some(JobKind::Evaluation), None, Some("DQN"), None)).await,
+        2
+    );
 }
