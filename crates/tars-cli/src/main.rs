@@ -39,6 +39,10 @@ enum Command {
     Serve(commands::serve::ServeArgs),
     /// Run jobs from the fleet's NATS queue, without HTTP (`--nats-url nats://…`).
     Worker(commands::worker::WorkerArgs),
+    /// Past jobs (evaluations, trainings, trials): list and show.
+    Jobs(commands::history::JobsArgs),
+    /// Stored evaluation runs and their result ids: list and show.
+    Runs(commands::history::RunsArgs),
     /// Add, list, re-password and remove the users of the HTTP API.
     User(commands::user::UserArgs),
     /// Show the effective configuration.
@@ -70,6 +74,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Baseline(args) => commands::baseline::run(args),
         Command::Config(args) => commands::config::run(args),
         Command::User(args) => commands::user::run(args),
+        Command::Jobs(args) => commands::history::jobs(args),
+        Command::Runs(args) => commands::history::runs(args),
         Command::Serve(args) => commands::serve::run(args),
         Command::Worker(args) => commands::worker::run(args),
         Command::Propose(args) => commands::hypersync::propose(args),

@@ -368,3 +368,72 @@ fn config_init_writes_a_commented_file_that_config_show_reads() {
     let printed = sandbox.ok(&["config", "init", "-"]);
     assert_eq!(printed, written);
 }
+
+#[test]
+fn past_runs_are_listed_and_shown_and_bad_filters_say_what_is_valid() {
+    let sandbox = Sandbox::new("history");
+    let eval = |env: &str| {
+        sandbox.json(&[
+            "eval",
+            "--agent",
+            "ppo",
+            "--env",
+            env,
+            "--hp",
+            "n_timesteps=256",
+            "--hp",
+            "n_steps=32",
+            "--hp",
+            "batch_size=32",
+            "--episodes",
+            "2",
+            "--json",
+        ])
+    };
+    let first = eval("CartPole-v1");
+    let second = eval("Acrobot-v1");
+    let listed = sandbox.json(&["runs", "list", "--json"]);
+    let runs = listed["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 2, "{listed}");
+    assert_eq!(runs[0]["run_id"], second["evaluation_id"], "newest first");
+    assert_eq!(runs[1]["run_id"], first["evaluation_id"]);
+    let acrobot = sandbox.json(&["runs", "list", "--env", "Acrobot-v1", "--json"]);
+    assert_eq!(acrobot["runs"].as_array().unwrap().len(), 1);
+
+    let table = sandbox.ok(&["runs", "list", "--limit", "1"]);
+    assert!(
+        table.contains(second["evaluation_id"].as_str().unwrap()),
+        "{table}"
+    );
+    let cursor = table
+        .lines()
+        .last()
+        .unwrap()
+        .strip_prefix("more: --cursor ")
+        .unwrap();
+    let rest = sandbox.json(&["runs", "list", "--limit", "1", "--cursor", cursor, "--json"]);
+    assert_eq!(rest["runs"][0]["run_id"], first["evaluation_id"]);
+    assert!(rest["next_cursor"].is_null());
+
+    let shown = sandbox.json(&["runs", "show", first["evaluation_id"].as_str().unwrap()]);
+    assert_eq!(shown["evaluation_id"], first["evaluation_id"]);
+    // `tars eval` runs in-process: no job.
+    let jobs = sandbox.json(&["jobs", "list", "--json"]);
+    assert!(jobs["jobs"].as_array().unwrap().is_empty(), "{jobs}");
+
+    sandbox.fails(
+        &["jobs", "list", "--kind", "study"],
+        "valid: evaluation, training, trial",
+    );
+    sandbox.fails(
+        &["runs", "list", "--since", "yesterday"],
+        "is not an RFC 3339 time",
+    );
+    sandbox.fails(&["runs", "list", "--limit", "0"], "use 1 to 200");
+    sandbox.fails(&["runs", "show", "nope"], "is not a UUID");
+    sandbox.fails(&["jobs", "show", &uuid_like()], "does not exist");
+}
+
+fn uuid_like() -> String {
+    "00000000-0000-4000-8000-000000000000".to_string()
+}

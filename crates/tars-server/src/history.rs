@@ -134,7 +134,7 @@ pub struct RunsPage {
     pub next_cursor: Option<String>,
 }
 
-fn parse_kind(text: &str) -> Result<JobKind, ApiError> {
+pub fn parse_kind(text: &str) -> Result<JobKind, ApiError> {
     JobKind::ALL
         .into_iter()
         .find(|k| k.as_str() == text)
@@ -145,7 +145,7 @@ fn parse_kind(text: &str) -> Result<JobKind, ApiError> {
         })
 }
 
-fn parse_status(text: &str) -> Result<JobStatus, ApiError> {
+pub fn parse_status(text: &str) -> Result<JobStatus, ApiError> {
     JobStatus::ALL
         .into_iter()
         .find(|s| s.as_str() == text)

@@ -11,6 +11,7 @@ pub mod config;
 pub mod dev;
 pub mod env;
 pub mod eval;
+pub mod history;
 pub mod hypersync;
 pub mod nash;
 pub mod serve;
