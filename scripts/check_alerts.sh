@@ -53,6 +53,11 @@ for path in glob.glob("crates/*/src/**/*.rs", recursive=True):
         recorded.add(name)
         if kind == "histogram":
             recorded |= {name + "_sum", name + "_count"}
+# The process metrics come from the metrics-process crate, read at each scrape.
+if "metrics-process" in open("crates/tars-server/Cargo.toml").read():
+    recorded |= {"process_cpu_seconds_total", "process_open_fds", "process_max_fds",
+                 "process_virtual_memory_bytes", "process_virtual_memory_max_bytes",
+                 "process_resident_memory_bytes", "process_start_time_seconds", "process_threads"}
 # Histograms given buckets (crates/tars-server/src/metrics_catalog.rs) also export _bucket.
 for path in glob.glob("crates/*/src/**/*.rs", recursive=True):
     for name in re.findall(r'set_buckets_for_metric\(\s*Matcher::Full\(\s*"(\w+)"', open(path).read()):

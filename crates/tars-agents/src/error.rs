@@ -5,8 +5,12 @@
 #[non_exhaustive]
 pub enum Error {
     /// The algorithm name is not one of ours.
-    #[error("unknown algorithm '{name}'; valid algorithms: dqn, a2c, ppo, ddpg, td3")]
-    UnknownAlgo { name: String },
+    #[error("unknown algorithm '{name}'{hint}; valid algorithms: dqn, a2c, ppo, ddpg, td3")]
+    UnknownAlgo {
+        name: String,
+        /// ` (did you mean 'ppo'?)` for a near miss, else empty.
+        hint: String,
+    },
     /// A hyperparameter name the algorithm does not have.
     #[error("unknown {algo} hyperparameter '{name}'{hint}; valid names: {valid}")]
     UnknownHyperparameter {

@@ -61,6 +61,7 @@ impl FromStr for Algo {
             .find(|algo| algo.name().eq_ignore_ascii_case(name))
             .ok_or_else(|| Error::UnknownAlgo {
                 name: name.to_string(),
+                hint: tars_envs::did_you_mean(name, ["dqn", "a2c", "ppo", "ddpg", "td3"]),
             })
     }
 }
@@ -146,9 +147,10 @@ where
                 .chain(ALIASES.iter())
                 .find(|(other, _)| other == name)
                 .filter(|(_, sb3)| valid.iter().any(|v| v == sb3))
-                .map_or(String::new(), |(_, sb3)| {
-                    format!(" (did you mean '{sb3}'?)")
-                });
+                .map_or_else(
+                    || tars_envs::did_you_mean(name, valid.iter().map(String::as_str)),
+                    |(_, sb3)| format!(" (did you mean '{sb3}'?)"),
+                );
             return Err(Error::UnknownHyperparameter {
                 algo: algo.name(),
                 name: name.clone(),
@@ -395,6 +397,19 @@ mod tests {
             err.to_string()
                 .starts_with("unknown PPO hyperparameter 'entropy'; valid names"),
             "{err}"
+        );
+        // A typo gets the closest valid name.
+        let err = resolve::<Toy>(Algo::Ppo, "Pendulum-v1", &map(json!({"lerning_rate": 1e-3})))
+            .unwrap_err();
+        assert!(
+            err.to_string().starts_with(
+                "unknown PPO hyperparameter 'lerning_rate' (did you mean 'learning_rate'?); valid names"
+            ),
+            "{err}"
+        );
+        assert_eq!(
+            "ppp".parse::<Algo>().unwrap_err().to_string(),
+            "unknown algorithm 'ppp' (did you mean 'ppo'?); valid algorithms: dqn, a2c, ppo, ddpg, td3"
         );
     }
 

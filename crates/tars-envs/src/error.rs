@@ -5,8 +5,13 @@
 #[non_exhaustive]
 pub enum Error {
     /// The id names no environment.
-    #[error("unknown environment '{id}'; valid ids: {valid}")]
-    UnknownEnv { id: String, valid: String },
+    #[error("unknown environment '{id}'{hint}; valid ids: {valid}")]
+    UnknownEnv {
+        id: String,
+        /// ` (did you mean 'CartPole-v1'?)` for a near miss, else empty.
+        hint: String,
+        valid: String,
+    },
     /// A state vector of the wrong length.
     #[error("{env} state must have {expected} values ({layout}), got {found}")]
     StateLength {
@@ -48,4 +53,32 @@ pub enum Error {
         value: f64,
         expected: &'static str,
     },
+}
+
+/// ` (did you mean 'X'?)` when one of `candidates` is a near miss of `name` (a typo: at most
+/// one edit per three characters, case aside), else an empty string.
+pub fn did_you_mean<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> String {
+    let name = name.to_lowercase();
+    let allowed = (name.chars().count() / 3).clamp(1, 3);
+    candidates
+        .into_iter()
+        .map(|candidate| (strsim::damerau_levenshtein(&name, &candidate.to_lowercase()), candidate))
+        .filter(|(distance, _)| *distance <= allowed)
+        .min_by_key(|(distance, _)| *distance)
+        .map_or(String::new(), |(_, candidate)| format!(" (did you mean '{candidate}'?)"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::did_you_mean;
+
+    #[test]
+    fn near_misses_are_suggested_and_others_are_not() {
+        let envs = ["CartPole-v1", "Acrobot-v1", "Pendulum-v1"];
+        assert_eq!(did_you_mean("cartpole-v2", envs), " (did you mean 'CartPole-v1'?)");
+        assert_eq!(did_you_mean("Acrobt-v1", envs), " (did you mean 'Acrobot-v1'?)");
+        assert_eq!(did_you_mean("Humanoid-v4", envs), "");
+        assert_eq!(did_you_mean("lerning_rate", ["learning_rate", "gamma"]), " (did you mean 'learning_rate'?)");
+        assert_eq!(did_you_mean("sac", ["dqn", "ppo", "td3"]), "");
+    }
 }

@@ -19,7 +19,7 @@ mod space;
 mod vec_env;
 
 pub use classic::{Acrobot, CartPole, MountainCar, MountainCarContinuous, Pendulum};
-pub use error::Error;
+pub use error::{Error, did_you_mean};
 pub use lunar_lander::{
     EpisodeDraws, HeuristicAction, LUNAR_LANDER_CONTINUOUS_SPEC, LUNAR_LANDER_SPEC, LunarLander,
     LunarLanderOptions, heuristic, heuristic_continuous, heuristic_discrete,

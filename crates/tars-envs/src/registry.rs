@@ -59,6 +59,7 @@ fn entry(id: &str) -> Result<&'static Entry, Error> {
         .find(|e| e.spec.id == id || e.spec.aliases.contains(&id))
         .ok_or_else(|| Error::UnknownEnv {
             id: id.to_string(),
+            hint: crate::did_you_mean(id, REGISTRY.iter().map(|e| e.spec.id)),
             valid: REGISTRY
                 .iter()
                 .map(|e| e.spec.id)
@@ -91,7 +92,7 @@ mod tests {
         let err = make("CartPole-v0").err().unwrap();
         assert_eq!(
             err.to_string(),
-            "unknown environment 'CartPole-v0'; valid ids: CartPole-v1, Acrobot-v1, \
+            "unknown environment 'CartPole-v0' (did you mean 'CartPole-v1'?); valid ids: CartPole-v1, Acrobot-v1, \
              MountainCar-v0, Pendulum-v1, MountainCarContinuous-v0, LunarLander-v3, LunarLanderContinuous-v3"
         );
     }

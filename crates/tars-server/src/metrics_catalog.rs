@@ -341,20 +341,7 @@ pub fn zero_known_series(baselines: &[BaselineRow]) {
         }
     }
     for baseline in baselines {
-        let pair = [
-            ("agent_type", baseline.agent_type.clone()),
-            ("environment", baseline.environment.clone()),
-        ];
-        for status in ["ok", "regression"] {
-            let mut labels = pair.to_vec();
-            labels.push(("status", status.to_string()));
-            metrics::counter!("tars_eval_evaluations_total", &labels).increment(0);
-        }
-        for severity in Severity::ALL {
-            let mut labels = pair.to_vec();
-            labels.push(("severity", severity.as_str().to_string()));
-            metrics::counter!("tars_eval_regression_detected_total", &labels).increment(0);
-        }
+        zero_pair(&baseline.agent_type, &baseline.environment);
     }
     for result in ["hit", "miss"] {
         metrics::counter!("tars_eval_policy_cache_lookups_total", "result" => result).increment(0);
@@ -373,6 +360,28 @@ pub fn zero_known_series(baselines: &[BaselineRow]) {
     }
     metrics::counter!("tars_cpu_rejections_total").increment(0);
     metrics::counter!("tars_http_connections_rejected_total").increment(0);
+}
+
+/// A pair's evaluation series at 0 (its evaluations by status, regressions by severity, the
+/// latency histogram): at start-up for the pairs with a baseline, and when a pair gets its
+/// baseline, so that the first evaluation or regression after it is an increase.
+pub fn zero_pair(agent_type: &str, environment: &str) {
+    let pair = [
+        ("agent_type", agent_type.to_string()),
+        ("environment", environment.to_string()),
+    ];
+    for status in ["ok", "regression"] {
+        let mut labels = pair.to_vec();
+        labels.push(("status", status.to_string()));
+        metrics::counter!("tars_eval_evaluations_total", &labels).increment(0);
+    }
+    for severity in Severity::ALL {
+        let mut labels = pair.to_vec();
+        labels.push(("severity", severity.as_str().to_string()));
+        metrics::counter!("tars_eval_regression_detected_total", &labels).increment(0);
+    }
+    // Registered, not observed: its buckets are exported at 0.
+    let _ = metrics::histogram!("tars_eval_duration_seconds", &pair);
 }
 
 /// Describes every metric to the installed recorder.

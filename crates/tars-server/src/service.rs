@@ -296,6 +296,7 @@ impl Service {
     /// The other replicas drop their cached listings of the pair ([`Event::Baseline`]).
     fn baseline_written(&self, written: &Result<BaselineRow, StoreCallError>) {
         if let Ok(row) = written {
+            crate::metrics_catalog::zero_pair(&row.agent_type, &row.environment);
             self.publish(Event::Baseline {
                 agent_type: row.agent_type.clone(),
                 environment: row.environment.clone(),

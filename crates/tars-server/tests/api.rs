@@ -1148,7 +1148,21 @@ async fn the_metrics_pass_promtool_check_metrics() {
         .call(reqwest::Method::POST, &token, "/v1/evaluate", Some(quick))
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
+    // A pair's series exist from its first baseline, before it is evaluated.
+    let baseline = json!({"agent_type": "TD3", "environment": "Pendulum-v1", "mean_reward": -150.0,
+                          "std_reward": 20.0, "success_rate": 0.9, "rank": 1});
+    let (status, body) = server
+        .call(reqwest::Method::POST, &token, "/v1/baselines", Some(baseline))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
     let metrics = server.metrics().await;
+    for series in [
+        "tars_eval_regression_detected_total{agent_type=\"TD3\",environment=\"Pendulum-v1\",severity=\"critical\"} 0",
+        "tars_eval_evaluations_total{agent_type=\"TD3\",environment=\"Pendulum-v1\",status=\"ok\"} 0",
+        "tars_eval_duration_seconds_bucket{agent_type=\"TD3\",environment=\"Pendulum-v1\",le=\"600\"} 0",
+    ] {
+        assert!(metrics.contains(series), "{series} missing:\n{metrics}");
+    }
     server.stop().await;
     let mut typed = std::collections::BTreeSet::new();
     let mut helped = std::collections::BTreeSet::new();

@@ -43,6 +43,9 @@ pub struct TrainArgs {
     /// Print one final JSON object.
     #[arg(long)]
     json: bool,
+    /// Replace the checkpoint directory when it already holds a checkpoint.
+    #[arg(long)]
+    overwrite: bool,
 }
 
 /// Arguments of `tars evaluate`.
@@ -184,6 +187,15 @@ pub fn train(args: TrainArgs) -> anyhow::Result<ExitCode> {
             (data_dir()?.join("checkpoints").join(&name), name)
         }
     };
+    // A second run with the same algorithm, environment and seed would replace the first's
+    // checkpoint, which a proposal may name.
+    if dir.join(tars_agents::checkpoint::WEIGHTS_FILE).exists() && !args.overwrite {
+        anyhow::bail!(
+            "{} already holds a checkpoint; pass --overwrite to replace it, or --out DIR (or \
+             another --seed) to keep both",
+            dir.display()
+        );
+    }
     let run = TrainRun {
         algo,
         env_id,
