@@ -399,8 +399,12 @@ mod tests {
             "{err}"
         );
         // A typo gets the closest valid name.
-        let err = resolve::<Toy>(Algo::Ppo, "Pendulum-v1", &map(json!({"lerning_rate": 1e-3})))
-            .unwrap_err();
+        let err = resolve::<Toy>(
+            Algo::Ppo,
+            "Pendulum-v1",
+            &map(json!({"lerning_rate": 1e-3})),
+        )
+        .unwrap_err();
         assert!(
             err.to_string().starts_with(
                 "unknown PPO hyperparameter 'lerning_rate' (did you mean 'learning_rate'?); valid names"

@@ -79,14 +79,33 @@ fn train_writes_a_checkpoint_that_evaluates_to_the_same_score() {
 
     // The same directory again: refused, unless asked to replace it.
     let again = tars(&[
-        "train", "--algo", "ppo", "--env", "CartPole-v1", "--timesteps", "256", "--out", dir_str,
+        "train",
+        "--algo",
+        "ppo",
+        "--env",
+        "CartPole-v1",
+        "--timesteps",
+        "256",
+        "--out",
+        dir_str,
     ]);
     assert_eq!(again.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&again.stderr);
-    assert!(stderr.contains("already holds a checkpoint; pass --overwrite"), "{stderr}");
+    assert!(
+        stderr.contains("already holds a checkpoint; pass --overwrite"),
+        "{stderr}"
+    );
     assert_eq!(
-        tars_json(&["evaluate", "--checkpoint", dir_str, "--episodes", "50", "--seed", "1000003", "--json"])
-            ["mean_reward"],
+        tars_json(&[
+            "evaluate",
+            "--checkpoint",
+            dir_str,
+            "--episodes",
+            "50",
+            "--seed",
+            "1000003",
+            "--json"
+        ])["mean_reward"],
         evaluated["mean_reward"],
         "the refused run left the checkpoint as it was"
     );

@@ -62,10 +62,17 @@ pub fn did_you_mean<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str
     let allowed = (name.chars().count() / 3).clamp(1, 3);
     candidates
         .into_iter()
-        .map(|candidate| (strsim::damerau_levenshtein(&name, &candidate.to_lowercase()), candidate))
+        .map(|candidate| {
+            (
+                strsim::damerau_levenshtein(&name, &candidate.to_lowercase()),
+                candidate,
+            )
+        })
         .filter(|(distance, _)| *distance <= allowed)
         .min_by_key(|(distance, _)| *distance)
-        .map_or(String::new(), |(_, candidate)| format!(" (did you mean '{candidate}'?)"))
+        .map_or(String::new(), |(_, candidate)| {
+            format!(" (did you mean '{candidate}'?)")
+        })
 }
 
 #[cfg(test)]
@@ -75,10 +82,19 @@ mod tests {
     #[test]
     fn near_misses_are_suggested_and_others_are_not() {
         let envs = ["CartPole-v1", "Acrobot-v1", "Pendulum-v1"];
-        assert_eq!(did_you_mean("cartpole-v2", envs), " (did you mean 'CartPole-v1'?)");
-        assert_eq!(did_you_mean("Acrobt-v1", envs), " (did you mean 'Acrobot-v1'?)");
+        assert_eq!(
+            did_you_mean("cartpole-v2", envs),
+            " (did you mean 'CartPole-v1'?)"
+        );
+        assert_eq!(
+            did_you_mean("Acrobt-v1", envs),
+            " (did you mean 'Acrobot-v1'?)"
+        );
         assert_eq!(did_you_mean("Humanoid-v4", envs), "");
-        assert_eq!(did_you_mean("lerning_rate", ["learning_rate", "gamma"]), " (did you mean 'learning_rate'?)");
+        assert_eq!(
+            did_you_mean("lerning_rate", ["learning_rate", "gamma"]),
+            " (did you mean 'learning_rate'?)"
+        );
         assert_eq!(did_you_mean("sac", ["dqn", "ppo", "td3"]), "");
     }
 }

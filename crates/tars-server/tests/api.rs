@@ -1152,7 +1152,12 @@ async fn the_metrics_pass_promtool_check_metrics() {
     let baseline = json!({"agent_type": "TD3", "environment": "Pendulum-v1", "mean_reward": -150.0,
                           "std_reward": 20.0, "success_rate": 0.9, "rank": 1});
     let (status, body) = server
-        .call(reqwest::Method::POST, &token, "/v1/baselines", Some(baseline))
+        .call(
+            reqwest::Method::POST,
+            &token,
+            "/v1/baselines",
+            Some(baseline),
+        )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     let metrics = server.metrics().await;
