@@ -61,12 +61,13 @@ fn bad_dqn() -> Value {
 /// Metric names in the `expr` lines of an alert-rule file.
 fn metric_names(rules: &str) -> BTreeSet<String> {
     /// The PromQL functions, operators and modifiers the rules use.
-    const PROMQL: [&str; 17] = [
+    const PROMQL: [&str; 18] = [
         "abs",
         "absent",
         "and",
         "avg",
         "bool",
+        "changes",
         "count",
         "histogram_quantile",
         "increase",
