@@ -243,14 +243,14 @@ fn local_ids(parent: Option<TraceParent>) -> (String, String, bool) {
 
 /// The parts of a valid `traceparent` that name the caller's span.
 #[derive(Debug, PartialEq)]
-struct TraceParent {
-    trace_id: String,
-    parent_id: String,
-    sampled: bool,
+pub(crate) struct TraceParent {
+    pub(crate) trace_id: String,
+    pub(crate) parent_id: String,
+    pub(crate) sampled: bool,
 }
 
 /// A valid `traceparent` (`00-<32 hex>-<16 hex>-<2 hex>`, ids not all zero), ids lower-cased.
-fn parse_traceparent(value: &str) -> Option<TraceParent> {
+pub(crate) fn parse_traceparent(value: &str) -> Option<TraceParent> {
     let parts: Vec<&str> = value.trim().split('-').collect();
     let hex = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_hexdigit());
     match parts.as_slice() {

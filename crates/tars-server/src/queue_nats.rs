@@ -5,7 +5,8 @@
 //! Names come from `nats_prefix` (`tars`): stream `TARS_JOBS` on subjects `tars.jobs.>`, one
 //! subject per job, `tars.jobs.eval.<job id>`, and consumer `tars-workers`. A message is
 //! `{"v": 1, "job_id": "…"}` with the job id as `Nats-Msg-Id` (the server drops a duplicate
-//! publish within its duplicate window); the store stays the truth.
+//! publish within its duplicate window) and the submitter's `traceparent` header, so the
+//! worker's `job` span continues the request's trace; the store stays the truth.
 //!
 //! - The job row is written before its message is published ([`crate::jobs::Jobs::submit`]),
 //!   so a crash between the two loses nothing: the elected leader of the `job-reaper` duty
@@ -166,7 +167,7 @@ impl NatsQueue {
 
     /// Publishes job `id`'s message, retrying while NATS is unreachable (the job id is the
     /// message id, so a retry after a lost acknowledgement is dropped as a duplicate).
-    async fn publish(&self, id: Uuid) -> Result<(), String> {
+    async fn publish(&self, id: Uuid, traceparent: Option<&str>) -> Result<(), String> {
         use async_nats::jetstream::context::PublishErrorKind;
         // Unreachable, or JetStream not ready after a restart; not a refusal (stream full).
         let transient = |err: &async_nats::jetstream::context::PublishError| {
@@ -181,6 +182,9 @@ impl NatsQueue {
             .call(transient, || async {
                 let mut headers = async_nats::HeaderMap::new();
                 headers.insert("Nats-Msg-Id", id.to_string().as_str());
+                if let Some(traceparent) = traceparent {
+                    headers.insert("traceparent", traceparent);
+                }
                 let payload = serde_json::json!({"v": MESSAGE_VERSION, "job_id": id}).to_string();
                 let ack = self
                     .jetstream
@@ -386,7 +390,7 @@ impl NatsQueue {
     }
 
     async fn republish(&self, id: Uuid) -> bool {
-        match self.publish(id).await {
+        match self.publish(id, None).await {
             Ok(()) => true,
             Err(err) => {
                 tracing::error!(job = %id, error = %err, "re-publishing a job failed");
@@ -456,6 +460,9 @@ impl NatsQueue {
                         redelivered: delivered > 1,
                         last_attempt: delivered >= self.settings.max_deliver,
                         acker: Some(acker),
+                        traceparent: (message.headers.as_ref())
+                            .and_then(|headers| headers.get("traceparent"))
+                            .map(|value| value.as_str().to_string()),
                     });
                 }
                 Err(refusal) => {
@@ -475,9 +482,13 @@ impl NatsQueue {
 }
 
 impl Queue for NatsQueue {
-    fn push(&self, id: Uuid) -> BoxFuture<'_, Result<(), QueueFull>> {
+    fn push_traced(
+        &self,
+        id: Uuid,
+        traceparent: Option<String>,
+    ) -> BoxFuture<'_, Result<(), QueueFull>> {
         Box::pin(async move {
-            self.publish(id).await.map_err(|err| {
+            self.publish(id, traceparent.as_deref()).await.map_err(|err| {
                 tracing::warn!(job = %id, error = %err, "publishing a job to NATS failed");
                 QueueFull
             })

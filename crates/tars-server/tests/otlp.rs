@@ -1,7 +1,10 @@
 //! OTLP trace export end to end: a stand-in collector (an axum server taking OTLP/HTTP protobuf
 //! on `POST /v1/traces`), the service exporting to it, an evaluation requested with a caller's
 //! `traceparent`, then a stop that flushes the batch exporter. The exported spans must carry
-//! the caller's trace id, hang under the caller's span and include the seeds' span names.
+//! the caller's trace id, hang under the caller's span and include the seeds' span names. In
+//! fleet mode (NATS, `TARS_TEST_NATS_URL`) the job runs on another replica than the one that
+//! queued it, and its span still hangs under the request, through the message's
+//! `traceparent`.
 //!
 //! Its own test binary: the subscriber is process-wide and installed once.
 
@@ -133,6 +136,8 @@ async fn spans_are_exported_to_the_collector_in_the_callers_trace() {
     let request_span_id = parts[2].to_string();
     assert_ne!(request_span_id, PARENT_ID, "the server's own span");
 
+    let fleet_request_span = fleet_evaluation(&client).await;
+
     // The stop flushes nothing by itself; the telemetry shutdown exports what is queued.
     running.stop().await.unwrap();
     tokio::task::spawn_blocking(move || telemetry.shutdown())
@@ -192,5 +197,105 @@ async fn spans_are_exported_to_the_collector_in_the_callers_trace() {
             .iter()
             .any(|(span, _)| span.name == "http_request" && span.parent_span_id.is_empty())
     );
+    if let Some(request_span) = fleet_request_span {
+        let job = spans
+            .iter()
+            .map(|(span, _)| span)
+            .find(|span| hex(&span.trace_id) == FLEET_TRACE_ID && span.name == "job")
+            .expect("the worker's job span is in the caller's trace");
+        assert_eq!(
+            hex(&job.parent_span_id),
+            request_span,
+            "the job, run by another replica, hangs under the request that queued it"
+        );
+        assert!(
+            spans.iter().any(|(span, _)| span.name == "evaluate_agent_in_env"
+                && span.parent_span_id == job.span_id),
+            "the engine's spans under the worker's job"
+        );
+    }
     std::fs::remove_dir_all(dir).unwrap();
+}
+
+const FLEET_TRACE_ID: &str = "0af7651916cd43dd8448eb211c80319c";
+
+/// Fleet mode: a replica without job workers queues an evaluation on NATS and a second replica
+/// runs it. The request span's id, or `None` (skipped) without NATS.
+async fn fleet_evaluation(client: &Client) -> Option<String> {
+    let [nats_url] = tars_testkit::service_urls(["TARS_TEST_NATS_URL"])?;
+    let prefix = format!("otlp{}", std::process::id());
+    let dir = std::env::temp_dir().join(format!("tars-otlp-fleet-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let dir_text = dir.display().to_string();
+    let replica = |job_workers: &'static str| {
+        Config::load(&ConfigArgs::with(&[
+            ("data_dir", dir_text.as_str()),
+            ("port", "0"),
+            ("admin_password", ADMIN_PASSWORD),
+            ("rate_limit_rps", "0"),
+            ("nats_url", nats_url.as_str()),
+            ("nats_prefix", prefix.as_str()),
+            ("job_workers", job_workers),
+        ]))
+        .unwrap()
+    };
+    let api = app::start(replica("0"), false).await.unwrap();
+    let worker = app::start(replica("1"), false).await.unwrap();
+    let base = format!("http://{}", api.addr);
+    let login: Value = client
+        .post(format!("{base}/auth/login"))
+        .json(&json!({"username": "admin", "password": ADMIN_PASSWORD}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = login["access_token"].as_str().unwrap();
+    let response = client
+        .post(format!("{base}/v1/evaluate"))
+        .bearer_auth(token)
+        .header("prefer", "respond-async")
+        .header("traceparent", format!("00-{FLEET_TRACE_ID}-{PARENT_ID}-01"))
+        .json(&json!({"agent_type": "PPO", "environments": ["CartPole-v1"], "num_episodes": 2,
+                      "hyperparameters": {"n_timesteps": 256, "n_steps": 32, "batch_size": 32}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    let request_span = response.headers()["traceparent"]
+        .to_str()
+        .unwrap()
+        .split('-')
+        .nth(2)
+        .unwrap()
+        .to_string();
+    let job: Value = response.json().await.unwrap();
+    let status_url = format!("{base}{}", job["status_url"].as_str().unwrap());
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let view: Value = client
+            .get(&status_url)
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if view["status"] == "succeeded" {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the worker never ran it: {view}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    api.stop().await.unwrap();
+    worker.stop().await.unwrap();
+    let nats = async_nats::connect(&nats_url).await.unwrap();
+    let jetstream = async_nats::jetstream::new(nats);
+    for stream in [format!("{}_JOBS", prefix.to_uppercase()), format!("{}_EVENTS", prefix.to_uppercase())] {
+        let _ = jetstream.delete_stream(&stream).await;
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    Some(request_span)
 }

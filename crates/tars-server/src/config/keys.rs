@@ -121,8 +121,8 @@ pub(super) const KEYS: &[Key] = &[
     ),
     Key::text(
         "otlp_service_name",
-        "tars",
-        "the service.name resource of exported traces",
+        "tars-eval-engine",
+        "the service.name resource of exported traces (seed 001's name by default)",
     ),
     Key::float(
         "otlp_sampling_ratio",

@@ -44,7 +44,18 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// `queue_nats::NatsQueue` over NATS JetStream (fleet).
 pub trait Queue: Send + Sync {
     /// Enqueues a stored job; refuses when the queue is at capacity or unreachable.
-    fn push(&self, id: Uuid) -> BoxFuture<'_, Result<(), QueueFull>>;
+    /// `traceparent` (W3C) travels with it, so that the worker's span continues the
+    /// submitter's trace in whichever process runs it.
+    fn push_traced(
+        &self,
+        id: Uuid,
+        traceparent: Option<String>,
+    ) -> BoxFuture<'_, Result<(), QueueFull>>;
+
+    /// Queues job `id` outside any trace.
+    fn push(&self, id: Uuid) -> BoxFuture<'_, Result<(), QueueFull>> {
+        self.push_traced(id, None)
+    }
     /// Queues again, at start-up, what the store holds as unfinished and the queue lost;
     /// returns how many jobs it queued.
     fn resume<'a>(&'a self, store: &'a Store) -> BoxFuture<'a, Result<usize, StoreError>>;
@@ -69,6 +80,8 @@ pub struct Delivery {
     pub last_attempt: bool,
     /// Tells the queue how the delivery went; `None`: the in-process queue needs no answer.
     pub acker: Option<Arc<dyn Acker>>,
+    /// The submitter's `traceparent`, when it came with the job (fleet mode).
+    pub traceparent: Option<String>,
 }
 
 impl Delivery {
@@ -79,6 +92,7 @@ impl Delivery {
             redelivered: false,
             last_attempt: true,
             acker: None,
+            traceparent: None,
         }
     }
 
@@ -131,7 +145,12 @@ impl LocalQueue {
 }
 
 impl Queue for LocalQueue {
-    fn push(&self, id: Uuid) -> BoxFuture<'_, Result<(), QueueFull>> {
+    // The in-process queue's jobs run here: their parent is in `Jobs::parents`.
+    fn push_traced(
+        &self,
+        id: Uuid,
+        _traceparent: Option<String>,
+    ) -> BoxFuture<'_, Result<(), QueueFull>> {
         let mut state = self.state.lock().expect("queue lock");
         if state.1 || state.0.len() >= self.capacity {
             return Box::pin(std::future::ready(Err(QueueFull)));
@@ -471,7 +490,8 @@ impl Jobs {
             let _ = self.service.store.refuse_job(row.id, &reason).await;
             return Err(SubmitError::PrincipalBusy { limit });
         }
-        if self.queue.push(row.id).await.is_err() {
+        let traceparent = crate::telemetry::current_traceparent();
+        if self.queue.push_traced(row.id, traceparent).await.is_err() {
             // Refused, so the key is free again: a retry after Retry-After is a new attempt.
             let reason = "rejected: the job queue was full";
             let _ = self.service.store.refuse_job(row.id, reason).await;
@@ -796,7 +816,12 @@ impl Jobs {
             })
         });
         let span = tracing::info_span!("job", job_id = %id, kind = %row.kind);
-        if let Some(parent) = self.parents.lock().expect("parents lock").remove(&id) {
+        // The submitter's span: remembered when it submitted here, else the message's.
+        let parent = (self.parents.lock().expect("parents lock").remove(&id)).or_else(|| {
+            let traceparent = delivery.traceparent.as_deref()?;
+            crate::telemetry::parent_of(traceparent)
+        });
+        if let Some(parent) = parent {
             use tracing_opentelemetry::OpenTelemetrySpanExt;
             let _ = span.set_parent(parent);
         }
