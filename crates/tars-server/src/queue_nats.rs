@@ -488,10 +488,12 @@ impl Queue for NatsQueue {
         traceparent: Option<String>,
     ) -> BoxFuture<'_, Result<(), QueueFull>> {
         Box::pin(async move {
-            self.publish(id, traceparent.as_deref()).await.map_err(|err| {
-                tracing::warn!(job = %id, error = %err, "publishing a job to NATS failed");
-                QueueFull
-            })
+            self.publish(id, traceparent.as_deref())
+                .await
+                .map_err(|err| {
+                    tracing::warn!(job = %id, error = %err, "publishing a job to NATS failed");
+                    QueueFull
+                })
         })
     }
 

@@ -158,13 +158,20 @@ pub fn exported_ids(span: &tracing::Span) -> Option<(String, String, bool)> {
 /// job, so that the worker running it, here or in another process, continues the trace.
 pub fn current_traceparent() -> Option<String> {
     let (trace_id, span_id, sampled) = exported_ids(&tracing::Span::current())?;
-    Some(format!("00-{trace_id}-{span_id}-{}", if sampled { "01" } else { "00" }))
+    Some(format!(
+        "00-{trace_id}-{span_id}-{}",
+        if sampled { "01" } else { "00" }
+    ))
 }
 
 /// The context a well-formed `traceparent` names.
 pub fn parent_of(traceparent: &str) -> Option<opentelemetry::Context> {
     let parsed = crate::middleware::parse_traceparent(traceparent)?;
-    Some(remote_parent(&parsed.trace_id, &parsed.parent_id, parsed.sampled))
+    Some(remote_parent(
+        &parsed.trace_id,
+        &parsed.parent_id,
+        parsed.sampled,
+    ))
 }
 
 /// The OpenTelemetry context of the current span, when spans are exported: work that runs

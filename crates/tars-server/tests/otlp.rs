@@ -209,8 +209,10 @@ async fn spans_are_exported_to_the_collector_in_the_callers_trace() {
             "the job, run by another replica, hangs under the request that queued it"
         );
         assert!(
-            spans.iter().any(|(span, _)| span.name == "evaluate_agent_in_env"
-                && span.parent_span_id == job.span_id),
+            spans
+                .iter()
+                .any(|(span, _)| span.name == "evaluate_agent_in_env"
+                    && span.parent_span_id == job.span_id),
             "the engine's spans under the worker's job"
         );
     }
@@ -257,8 +259,10 @@ async fn fleet_evaluation(client: &Client) -> Option<String> {
         .bearer_auth(token)
         .header("prefer", "respond-async")
         .header("traceparent", format!("00-{FLEET_TRACE_ID}-{PARENT_ID}-01"))
-        .json(&json!({"agent_type": "PPO", "environments": ["CartPole-v1"], "num_episodes": 2,
-                      "hyperparameters": {"n_timesteps": 256, "n_steps": 32, "batch_size": 32}}))
+        .json(
+            &json!({"agent_type": "PPO", "environments": ["CartPole-v1"], "num_episodes": 2,
+                      "hyperparameters": {"n_timesteps": 256, "n_steps": 32, "batch_size": 32}}),
+        )
         .send()
         .await
         .unwrap();
@@ -286,14 +290,20 @@ async fn fleet_evaluation(client: &Client) -> Option<String> {
         if view["status"] == "succeeded" {
             break;
         }
-        assert!(tokio::time::Instant::now() < deadline, "the worker never ran it: {view}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the worker never ran it: {view}"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     api.stop().await.unwrap();
     worker.stop().await.unwrap();
     let nats = async_nats::connect(&nats_url).await.unwrap();
     let jetstream = async_nats::jetstream::new(nats);
-    for stream in [format!("{}_JOBS", prefix.to_uppercase()), format!("{}_EVENTS", prefix.to_uppercase())] {
+    for stream in [
+        format!("{}_JOBS", prefix.to_uppercase()),
+        format!("{}_EVENTS", prefix.to_uppercase()),
+    ] {
         let _ = jetstream.delete_stream(&stream).await;
     }
     let _ = std::fs::remove_dir_all(&dir);
