@@ -134,6 +134,9 @@ pub const METRICS: &[(&str, Kind, &str)] = &[
         Kind::Counter,
         "Jobs ended, by kind and status.",
     ),
+    ("tars_jobs_publish_failed_total", Kind::Counter, "Jobs whose NATS message could not be published (the submission got 503)."),
+    ("tars_jobs_fetch_failed_total", Kind::Counter, "Failed pulls of job messages from NATS (the worker retries)."),
+    ("tars_jobs_redelivered_total", Kind::Counter, "Job messages NATS delivered again (a worker died, stopped answering or gave the job back)."),
     (
         "tars_jobs_queue_depth",
         Kind::Gauge,
@@ -232,6 +235,7 @@ pub const METRICS: &[(&str, Kind, &str)] = &[
         Kind::Gauge,
         "1 when Redis answers, else 0 (fleet mode).",
     ),
+    ("tars_redis_operation_duration_seconds", Kind::Histogram, "Duration of Redis operations, in seconds, by operation."),
     (
         "tars_redis_errors_total",
         Kind::Counter,
@@ -295,7 +299,7 @@ const EVALUATION_SECONDS: &[f64] = &[0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0
 const RELOAD_SECONDS: &[f64] = &[
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
 ];
-/// HTTP requests and store calls: a millisecond to the 30 s request timeout.
+/// HTTP requests, store calls and Redis operations: a millisecond to the 30 s request timeout.
 const REQUEST_SECONDS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
 ];
@@ -321,6 +325,10 @@ pub fn with_buckets(builder: PrometheusBuilder) -> Result<PrometheusBuilder, Bui
         )?
         .set_buckets_for_metric(
             Matcher::Full("tars_db_query_duration_seconds".into()),
+            REQUEST_SECONDS,
+        )?
+        .set_buckets_for_metric(
+            Matcher::Full("tars_redis_operation_duration_seconds".into()),
             REQUEST_SECONDS,
         )?
         .set_buckets_for_metric(
@@ -359,6 +367,9 @@ pub fn zero_known_series(baselines: &[BaselineRow]) {
         metrics::counter!("tars_automl_trials_total", "state" => state).increment(0);
     }
     metrics::counter!("tars_cpu_rejections_total").increment(0);
+    metrics::counter!("tars_jobs_publish_failed_total").increment(0);
+    metrics::counter!("tars_jobs_fetch_failed_total").increment(0);
+    metrics::counter!("tars_jobs_redelivered_total").increment(0);
     metrics::counter!("tars_http_connections_rejected_total").increment(0);
 }
 

@@ -191,10 +191,15 @@ pub async fn observe(request: Request, next: Next) -> Response {
     let method = method_label(request.method()).to_string();
     let (span, trace_id, span_id, sampled) = if crate::telemetry::exporting() {
         // The exported span's own ids, under the caller's span when there is one.
+        // HTTP semantic conventions; a 5xx marks the span an error.
         let span = tracing::info_span!(
             "http_request",
             %method,
             %route,
+            http.request.method = %method,
+            http.route = %route,
+            http.response.status_code = tracing::field::Empty,
+            otel.status_code = tracing::field::Empty,
             trace_id = tracing::field::Empty,
             span_id = tracing::field::Empty
         );
@@ -218,7 +223,11 @@ pub async fn observe(request: Request, next: Next) -> Response {
         (span, trace_id, span_id, sampled)
     };
     let start = Instant::now();
-    let mut response = next.run(request).instrument(span).await;
+    let mut response = next.run(request).instrument(span.clone()).await;
+    span.record("http.response.status_code", response.status().as_u16());
+    if response.status().is_server_error() {
+        span.record("otel.status_code", "ERROR");
+    }
     let status = response.status().as_u16().to_string();
     metrics::counter!("tars_http_requests_total", "method" => method.clone(), "route" => route.clone(), "status" => status)
         .increment(1);

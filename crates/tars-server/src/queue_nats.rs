@@ -436,6 +436,7 @@ impl NatsQueue {
                     let wait = match &err {
                         CallError::Open(open) => open.retry_in.max(Duration::from_millis(100)),
                         CallError::Failed(err) => {
+                            metrics::counter!("tars_jobs_fetch_failed_total").increment(1);
                             tracing::warn!(error = %err, "pulling a job from NATS failed; retrying");
                             Duration::from_secs(1)
                         }
@@ -447,6 +448,9 @@ impl NatsQueue {
                 }
             };
             let delivered = message.info().map_or(1, |info| info.delivered);
+            if delivered > 1 {
+                metrics::counter!("tars_jobs_redelivered_total").increment(1);
+            }
             let (message, acker) = message.split();
             let acker = Arc::new(NatsAcker {
                 acker,
@@ -491,6 +495,7 @@ impl Queue for NatsQueue {
             self.publish(id, traceparent.as_deref())
                 .await
                 .map_err(|err| {
+                    metrics::counter!("tars_jobs_publish_failed_total").increment(1);
                     tracing::warn!(job = %id, error = %err, "publishing a job to NATS failed");
                     QueueFull
                 })

@@ -815,7 +815,22 @@ impl Jobs {
                 }
             })
         });
-        let span = tracing::info_span!("job", job_id = %id, kind = %row.kind);
+        // The seed's attributes: what is evaluated, on which environments.
+        let environments = match (&row.request["environments"], &row.request["environment"]) {
+            (serde_json::Value::Array(envs), _) => {
+                let names: Vec<&str> = envs.iter().filter_map(|e| e.as_str()).collect();
+                names.join(",")
+            }
+            (_, env) => env.as_str().unwrap_or_default().to_string(),
+        };
+        let span = tracing::info_span!(
+            "job",
+            job_id = %id,
+            kind = %row.kind,
+            agent.type = %row.request["agent_type"].as_str().unwrap_or_default().to_ascii_uppercase(),
+            environment.name = %environments,
+            otel.status_code = tracing::field::Empty,
+        );
         // The submitter's span: remembered when it submitted here, else the message's.
         let parent = (self.parents.lock().expect("parents lock").remove(&id)).or_else(|| {
             let traceparent = delivery.traceparent.as_deref()?;
@@ -841,7 +856,10 @@ impl Jobs {
                 JobKind::Trial => crate::studies::trial_job::run(&self.service, &row, &live).await,
             }
         };
-        let ending = tracing::Instrument::instrument(work, span).await;
+        let ending = tracing::Instrument::instrument(work, span.clone()).await;
+        if matches!(&ending, Ending::Done { status: JobStatus::Failed, .. }) {
+            span.record("otel.status_code", "ERROR");
+        }
         if let Some(progress) = progress {
             progress.abort();
         }

@@ -186,7 +186,11 @@ impl Redis {
         if !self.is_up() {
             return None;
         }
-        match tokio::time::timeout(TIMEOUT, operation(self.connection.clone())).await {
+        let start = std::time::Instant::now();
+        let answered = tokio::time::timeout(TIMEOUT, operation(self.connection.clone())).await;
+        metrics::histogram!("tars_redis_operation_duration_seconds", "op" => op)
+            .record(start.elapsed().as_secs_f64());
+        match answered {
             Ok(Ok(value)) => Some(value),
             Ok(Err(err)) => {
                 self.failed(op, err.to_string());
