@@ -417,6 +417,11 @@ fn past_runs_are_listed_and_shown_and_bad_filters_say_what_is_valid() {
 
     let shown = sandbox.json(&["runs", "show", first["evaluation_id"].as_str().unwrap()]);
     assert_eq!(shown["evaluation_id"], first["evaluation_id"]);
+    // Git-style: the first characters of an id name it when they name only it.
+    let short = &first["evaluation_id"].as_str().unwrap()[..8];
+    let shown = sandbox.json(&["runs", "show", short]);
+    assert_eq!(shown["evaluation_id"], first["evaluation_id"]);
+    sandbox.fails(&["runs", "show", "ffffffff-ffff"], "no run id starts with 'ffffffff-ffff'");
     // `tars eval` runs in-process: no job.
     let jobs = sandbox.json(&["jobs", "list", "--json"]);
     assert!(jobs["jobs"].as_array().unwrap().is_empty(), "{jobs}");
@@ -430,7 +435,7 @@ fn past_runs_are_listed_and_shown_and_bad_filters_say_what_is_valid() {
         "is not an RFC 3339 time",
     );
     sandbox.fails(&["runs", "list", "--limit", "0"], "use 1 to 200");
-    sandbox.fails(&["runs", "show", "nope"], "is not a UUID");
+    sandbox.fails(&["runs", "show", "nope"], "4 to 36 hex digits");
     sandbox.fails(&["jobs", "show", &uuid_like()], "does not exist");
 }
 

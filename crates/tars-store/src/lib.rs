@@ -50,7 +50,7 @@ pub use hypersync::{
 };
 pub use jobs::{Inserted, JobKind, JobRow, JobStatus, NewJob};
 pub use leader::{Fence, LeaderSession, MAX_DUTY_CHARS};
-pub use listing::{Cursor, JobFilter, Listed, MAX_PAGE, Page, RunFilter};
+pub use listing::{Cursor, IdOf, JobFilter, Listed, MAX_PAGE, Page, RunFilter};
 pub use model::{
     BaselineRow, HistoryAction, HistoryRow, MAX_ACTOR_CHARS, MAX_AGENT_TYPE_CHARS,
     MAX_ENVIRONMENT_CHARS, NewBaseline, NewResult, NewRun, Promotion, ResultRow, RunRow,

@@ -215,7 +215,54 @@ fn paged<T>(mut rows: Vec<T>, limit: i64, key: impl Fn(&T) -> Cursor) -> Listed<
     Listed { rows, next }
 }
 
+/// The tables whose ids [`Store::ids_with_prefix`] completes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdOf {
+    Run,
+    Result,
+    Job,
+}
+
+impl IdOf {
+    fn table(self) -> &'static str {
+        match self {
+            IdOf::Run => "eval_runs",
+            IdOf::Result => "eval_results",
+            IdOf::Job => "eval_jobs",
+        }
+    }
+}
+
 impl Store {
+    /// The ids (at most 10) of `what` that start with `prefix`, as git completes a short hash:
+    /// 4 to 36 characters of the hyphenated id, any case.
+    pub async fn ids_with_prefix(&self, what: IdOf, prefix: &str) -> Result<Vec<Uuid>, StoreError> {
+        let prefix = prefix.to_ascii_lowercase();
+        if !(4..=36).contains(&prefix.len())
+            || !prefix.chars().all(|c| c.is_ascii_hexdigit() || c == '-')
+        {
+            return Err(StoreError::invalid(
+                "id",
+                format!("'{prefix}' is not an id or the start of one (4 to 36 hex digits and '-')"),
+            ));
+        }
+        let pattern = format!("{prefix}%");
+        let table = what.table();
+        let ids = match &self.backend {
+            Backend::Postgres(pool) => {
+                let sql = format!("SELECT id FROM {table} WHERE id::text LIKE $1 ORDER BY id LIMIT 10");
+                sqlx::query_scalar::<_, Uuid>(&sql).bind(pattern).fetch_all(pool).await?
+            }
+            Backend::Sqlite(db) => {
+                let sql = format!("SELECT id FROM {table} WHERE id LIKE $1 ORDER BY id LIMIT 10");
+                let ids: Vec<String> =
+                    sqlx::query_scalar(&sql).bind(pattern).fetch_all(&db.read).await?;
+                ids.iter().filter_map(|id| id.parse().ok()).collect()
+            }
+        };
+        Ok(ids)
+    }
+
     /// Runs with their results, newest first.
     pub async fn list_runs(&self, filter: &RunFilter) -> Result<Listed<RunRow>, StoreError> {
         check(&filter.page)?;

@@ -77,7 +77,8 @@ enum BaselineCommand {
         #[arg(long, default_value_t = 1)]
         rank: i32,
     },
-    /// Promote a stored evaluation result (its id is printed by `tars eval`) to a rank.
+    /// Promote a stored evaluation result to a rank: its id (printed by `tars eval` and `tars
+    /// runs list`) or the first characters of it.
     Promote {
         result_id: String,
         /// Rank to take (default: the rank its mean reward earns).
@@ -247,9 +248,13 @@ async fn command(service: &Service, command: BaselineCommand) -> anyhow::Result<
             expected_version,
             actor,
         } => {
-            let id: Uuid = result_id.parse().map_err(|_| {
-                anyhow::anyhow!("'{result_id}' is not a result id (a UUID printed by `tars eval`)")
-            })?;
+            let id = super::history::resolve_id(
+                store,
+                tars_store::IdOf::Result,
+                "result",
+                &result_id,
+            )
+            .await?;
             let expected = expected_version.map(|v| (v > 0).then_some(v));
             let row = service.promote(id, rank, expected, actor).await?;
             writeln!(out, "{}", row_json(&row))?;

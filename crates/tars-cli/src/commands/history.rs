@@ -9,7 +9,7 @@ use std::io::Write;
 use std::process::ExitCode;
 use tars_server::config::{Config, ConfigArgs};
 use tars_server::history::{job_summary, parse_kind, parse_status, run_summary};
-use tars_store::{Cursor, JobFilter, Page, RunFilter, Store};
+use tars_store::{Cursor, IdOf, JobFilter, Page, RunFilter, Store};
 use uuid::Uuid;
 
 /// The time range and page flags of a listing.
@@ -79,7 +79,7 @@ enum JobsCommand {
         #[command(flatten)]
         page: PageArgs,
     },
-    /// One job: its state, error and result (JSON).
+    /// One job: its state, error and result (JSON). The id or its first characters.
     Show { id: String },
 }
 
@@ -105,7 +105,8 @@ enum RunsCommand {
         #[command(flatten)]
         page: PageArgs,
     },
-    /// One run: the evaluation's response as it was answered (JSON).
+    /// One run: the evaluation's response as it was answered (JSON). The id or its first
+    /// characters.
     Show { id: String },
 }
 
@@ -124,10 +125,36 @@ fn with_store<T>(
     })
 }
 
-fn parse_id(what: &str, id: &str) -> anyhow::Result<Uuid> {
-    id.parse().with_context(|| {
-        format!("{what} id '{id}' is not a UUID (ids are printed by `tars {what}s list`)")
-    })
+/// A whole id, or the start of exactly one (git-style): `what` names it in errors.
+pub(crate) async fn resolve_id(
+    store: &Store,
+    of: IdOf,
+    what: &str,
+    text: &str,
+) -> anyhow::Result<Uuid> {
+    if let Ok(id) = text.parse() {
+        return Ok(id);
+    }
+    let found = store
+        .ids_with_prefix(of, text)
+        .await
+        .with_context(|| format!("'{text}' is not a {what} id"))?;
+    match found.as_slice() {
+        [id] => Ok(*id),
+        [] => anyhow::bail!("no {what} id starts with '{text}'"),
+        many => {
+            let listed: Vec<String> = many.iter().map(Uuid::to_string).collect();
+            let count = if many.len() == 10 {
+                "10 or more".to_string()
+            } else {
+                many.len().to_string()
+            };
+            anyhow::bail!(
+                "'{text}' starts {count} {what} ids ({}); give more of it",
+                listed.join(", ")
+            )
+        }
+    }
 }
 
 pub fn jobs(args: JobsArgs) -> anyhow::Result<ExitCode> {
@@ -188,9 +215,10 @@ pub fn jobs(args: JobsArgs) -> anyhow::Result<ExitCode> {
             }
         }
         JobsCommand::Show { id } => {
-            let id = parse_id("job", &id)?;
-            let job = with_store(&args.config, async |store| Ok(store.job(id).await?))?
-                .with_context(|| format!("job {id} does not exist"))?;
+            let job = with_store(&args.config, async |store| {
+                let id = resolve_id(store, IdOf::Job, "job", &id).await?;
+                store.job(id).await?.with_context(|| format!("job {id} does not exist"))
+            })?;
             let mut view = serde_json::to_value(job_summary(job.clone()))?;
             view["request"] = job.request;
             view["result"] = job.result.unwrap_or_default();
@@ -252,9 +280,10 @@ pub fn runs(args: RunsArgs) -> anyhow::Result<ExitCode> {
             }
         }
         RunsCommand::Show { id } => {
-            let id = parse_id("run", &id)?;
-            let run = with_store(&args.config, async |store| Ok(store.run(id).await?))?
-                .with_context(|| format!("run {id} does not exist"))?;
+            let run = with_store(&args.config, async |store| {
+                let id = resolve_id(store, IdOf::Run, "run", &id).await?;
+                store.run(id).await?.with_context(|| format!("run {id} does not exist"))
+            })?;
             writeln!(out, "{}", serde_json::to_string_pretty(&run.response)?)?;
         }
     }
