@@ -421,7 +421,10 @@ fn past_runs_are_listed_and_shown_and_bad_filters_say_what_is_valid() {
     let short = &first["evaluation_id"].as_str().unwrap()[..8];
     let shown = sandbox.json(&["runs", "show", short]);
     assert_eq!(shown["evaluation_id"], first["evaluation_id"]);
-    sandbox.fails(&["runs", "show", "ffffffff-ffff"], "no run id starts with 'ffffffff-ffff'");
+    sandbox.fails(
+        &["runs", "show", "ffffffff-ffff"],
+        "no run id starts with 'ffffffff-ffff'",
+    );
     // `tars eval` runs in-process: no job.
     let jobs = sandbox.json(&["jobs", "list", "--json"]);
     assert!(jobs["jobs"].as_array().unwrap().is_empty(), "{jobs}");

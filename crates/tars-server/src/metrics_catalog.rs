@@ -134,9 +134,21 @@ pub const METRICS: &[(&str, Kind, &str)] = &[
         Kind::Counter,
         "Jobs ended, by kind and status.",
     ),
-    ("tars_jobs_publish_failed_total", Kind::Counter, "Jobs whose NATS message could not be published (the submission got 503)."),
-    ("tars_jobs_fetch_failed_total", Kind::Counter, "Failed pulls of job messages from NATS (the worker retries)."),
-    ("tars_jobs_redelivered_total", Kind::Counter, "Job messages NATS delivered again (a worker died, stopped answering or gave the job back)."),
+    (
+        "tars_jobs_publish_failed_total",
+        Kind::Counter,
+        "Jobs whose NATS message could not be published (the submission got 503).",
+    ),
+    (
+        "tars_jobs_fetch_failed_total",
+        Kind::Counter,
+        "Failed pulls of job messages from NATS (the worker retries).",
+    ),
+    (
+        "tars_jobs_redelivered_total",
+        Kind::Counter,
+        "Job messages NATS delivered again (a worker died, stopped answering or gave the job back).",
+    ),
     (
         "tars_jobs_queue_depth",
         Kind::Gauge,
@@ -235,7 +247,11 @@ pub const METRICS: &[(&str, Kind, &str)] = &[
         Kind::Gauge,
         "1 when Redis answers, else 0 (fleet mode).",
     ),
-    ("tars_redis_operation_duration_seconds", Kind::Histogram, "Duration of Redis operations, in seconds, by operation."),
+    (
+        "tars_redis_operation_duration_seconds",
+        Kind::Histogram,
+        "Duration of Redis operations, in seconds, by operation.",
+    ),
     (
         "tars_redis_errors_total",
         Kind::Counter,

@@ -188,12 +188,20 @@ async fn spans_are_exported_to_the_collector_in_the_callers_trace() {
             .map(|v| format!("{:?}", v.value))
             .unwrap_or_default()
     };
-    assert!(attribute(job, "agent.type").contains("PPO"), "{:?}", job.attributes);
+    assert!(
+        attribute(job, "agent.type").contains("PPO"),
+        "{:?}",
+        job.attributes
+    );
     assert!(attribute(job, "environment.name").contains("CartPole-v1"));
     assert!(attribute(job, "job_id").len() > 30);
     assert!(attribute(request, "http.request.method").contains("POST"));
     assert!(attribute(request, "http.route").contains("/v1/evaluate"));
-    assert!(attribute(request, "http.response.status_code").contains("200"), "{:?}", request.attributes);
+    assert!(
+        attribute(request, "http.response.status_code").contains("200"),
+        "{:?}",
+        request.attributes
+    );
     let evaluate = in_trace
         .iter()
         .find(|span| span.name == "evaluate_agent_in_env")

@@ -224,11 +224,21 @@ pub enum IdOf {
 }
 
 impl IdOf {
-    fn table(self) -> &'static str {
+    /// The lookup on PostgreSQL (UUID ids) and on SQLite (hyphenated text ids).
+    fn sql(self) -> [&'static str; 2] {
         match self {
-            IdOf::Run => "eval_runs",
-            IdOf::Result => "eval_results",
-            IdOf::Job => "eval_jobs",
+            IdOf::Run => [
+                "SELECT id FROM eval_runs WHERE id::text LIKE $1 ORDER BY id LIMIT 10",
+                "SELECT id FROM eval_runs WHERE id LIKE $1 ORDER BY id LIMIT 10",
+            ],
+            IdOf::Result => [
+                "SELECT id FROM eval_results WHERE id::text LIKE $1 ORDER BY id LIMIT 10",
+                "SELECT id FROM eval_results WHERE id LIKE $1 ORDER BY id LIMIT 10",
+            ],
+            IdOf::Job => [
+                "SELECT id FROM eval_jobs WHERE id::text LIKE $1 ORDER BY id LIMIT 10",
+                "SELECT id FROM eval_jobs WHERE id LIKE $1 ORDER BY id LIMIT 10",
+            ],
         }
     }
 }
@@ -247,16 +257,15 @@ impl Store {
             ));
         }
         let pattern = format!("{prefix}%");
-        let table = what.table();
+        let [postgres, sqlite] = what.sql();
         let ids = match &self.backend {
             Backend::Postgres(pool) => {
-                let sql = format!("SELECT id FROM {table} WHERE id::text LIKE $1 ORDER BY id LIMIT 10");
-                sqlx::query_scalar::<_, Uuid>(&sql).bind(pattern).fetch_all(pool).await?
+                let query = sqlx::query_scalar::<_, Uuid>(postgres).bind(pattern);
+                query.fetch_all(pool).await?
             }
             Backend::Sqlite(db) => {
-                let sql = format!("SELECT id FROM {table} WHERE id LIKE $1 ORDER BY id LIMIT 10");
-                let ids: Vec<String> =
-                    sqlx::query_scalar(&sql).bind(pattern).fetch_all(&db.read).await?;
+                let query = sqlx::query_scalar::<_, String>(sqlite).bind(pattern);
+                let ids = query.fetch_all(&db.read).await?;
                 ids.iter().filter_map(|id| id.parse().ok()).collect()
             }
         };

@@ -248,13 +248,9 @@ async fn command(service: &Service, command: BaselineCommand) -> anyhow::Result<
             expected_version,
             actor,
         } => {
-            let id = super::history::resolve_id(
-                store,
-                tars_store::IdOf::Result,
-                "result",
-                &result_id,
-            )
-            .await?;
+            let id =
+                super::history::resolve_id(store, tars_store::IdOf::Result, "result", &result_id)
+                    .await?;
             let expected = expected_version.map(|v| (v > 0).then_some(v));
             let row = service.promote(id, rank, expected, actor).await?;
             writeln!(out, "{}", row_json(&row))?;

@@ -217,7 +217,10 @@ pub fn jobs(args: JobsArgs) -> anyhow::Result<ExitCode> {
         JobsCommand::Show { id } => {
             let job = with_store(&args.config, async |store| {
                 let id = resolve_id(store, IdOf::Job, "job", &id).await?;
-                store.job(id).await?.with_context(|| format!("job {id} does not exist"))
+                store
+                    .job(id)
+                    .await?
+                    .with_context(|| format!("job {id} does not exist"))
             })?;
             let mut view = serde_json::to_value(job_summary(job.clone()))?;
             view["request"] = job.request;
@@ -282,7 +285,10 @@ pub fn runs(args: RunsArgs) -> anyhow::Result<ExitCode> {
         RunsCommand::Show { id } => {
             let run = with_store(&args.config, async |store| {
                 let id = resolve_id(store, IdOf::Run, "run", &id).await?;
-                store.run(id).await?.with_context(|| format!("run {id} does not exist"))
+                store
+                    .run(id)
+                    .await?
+                    .with_context(|| format!("run {id} does not exist"))
             })?;
             writeln!(out, "{}", serde_json::to_string_pretty(&run.response)?)?;
         }

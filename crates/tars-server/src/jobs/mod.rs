@@ -857,7 +857,13 @@ impl Jobs {
             }
         };
         let ending = tracing::Instrument::instrument(work, span.clone()).await;
-        if matches!(&ending, Ending::Done { status: JobStatus::Failed, .. }) {
+        if matches!(
+            &ending,
+            Ending::Done {
+                status: JobStatus::Failed,
+                ..
+            }
+        ) {
             span.record("otel.status_code", "ERROR");
         }
         if let Some(progress) = progress {

@@ -211,15 +211,29 @@ async fn jobs_are_paged_and_filtered(db: &TestDb) {
 async fn ids_are_completed_from_a_prefix(db: &TestDb) {
     let run = save(db, "ppo", &["CartPole-v1"]).await;
     let text = run.hyphenated().to_string();
-    for prefix in [&text[..8], &text[..4], &text.to_uppercase()[..13], text.as_str()] {
+    for prefix in [
+        &text[..8],
+        &text[..4],
+        &text.to_uppercase()[..13],
+        text.as_str(),
+    ] {
         let found = db.store.ids_with_prefix(IdOf::Run, prefix).await.unwrap();
         assert_eq!(found, vec![run], "{prefix}");
     }
     let result = db.store.run(run).await.unwrap().unwrap().results[0].id;
-    let found = db.store.ids_with_prefix(IdOf::Result, &result.to_string()[..6]).await;
+    let found = db
+        .store
+        .ids_with_prefix(IdOf::Result, &result.to_string()[..6])
+        .await;
     assert_eq!(found.unwrap(), vec![result]);
     // No job has it; another hex start matches nothing.
-    assert!(db.store.ids_with_prefix(IdOf::Job, &text[..8]).await.unwrap().is_empty());
+    assert!(
+        db.store
+            .ids_with_prefix(IdOf::Job, &text[..8])
+            .await
+            .unwrap()
+            .is_empty()
+    );
     for bad in ["abc", "zzzz", "12345678-'; DROP TABLE eval_runs; --"] {
         let error = db.store.ids_with_prefix(IdOf::Run, bad).await.unwrap_err();
         assert!(error.to_string().contains("4 to 36 hex digits"), "{error}");
