@@ -602,6 +602,9 @@ impl Jobs {
                 .as_ref()
                 .is_some_and(|row| row.status == JobStatus::Running)
             {
+                // Claimed a moment ago, by a worker here that is not live yet or by another
+                // process: remembered for the former, told to the fleet for the latter.
+                self.cancel_here(id);
                 self.service
                     .publish(crate::events::Event::Cancel { job_id: id });
             }
@@ -629,9 +632,16 @@ impl Jobs {
             tracing::info!(job = %id, "cancelling a job on another process's request");
             return;
         }
-        let mut cancels = self.cancels.lock().expect("cancels lock");
-        cancels.retain(|_, at| at.elapsed() < CANCEL_MEMORY);
-        cancels.insert(id, std::time::Instant::now());
+        {
+            let mut cancels = self.cancels.lock().expect("cancels lock");
+            cancels.retain(|_, at| at.elapsed() < CANCEL_MEMORY);
+            cancels.insert(id, std::time::Instant::now());
+        }
+        // A run shows up in `live` before it reads `cancels`: if it read them before the
+        // insert above, it is live now, and one of the two sees the other.
+        if self.cancel_live(id) {
+            self.cancels.lock().expect("cancels lock").remove(&id);
+        }
     }
 
     /// Queues again what a previous process left unfinished ([`Queue::resume`]).
