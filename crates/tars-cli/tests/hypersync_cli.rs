@@ -114,4 +114,14 @@ fn propose_approve_auto_apply_and_roll_back_from_the_command_line() {
     );
     let config = sandbox.json(&["agents", "config", "show", "--agent", "PPO", "--json"]);
     assert_eq!(config[0]["version"], 3);
+    // The same rollback, for scripts.
+    let again = sandbox.json(&["rollback", "--agent", "ppo", "--to-version", "2", "--json"]);
+    assert_eq!(again["agent_type"], "PPO", "{again}");
+    assert_eq!(
+        (
+            again["version"].as_i64(),
+            again["restored_version"].as_i64()
+        ),
+        (Some(4), Some(2))
+    );
 }

@@ -95,13 +95,18 @@ enum ProposalsCommand {
 /// Arguments of `tars rollback`.
 #[derive(Debug, clap::Args)]
 pub struct RollbackArgs {
+    /// The agent type whose live configuration goes back: DQN, A2C, PPO, DDPG or TD3.
     #[arg(long)]
     agent: String,
-    /// Default: the version before the active one.
+    /// The version to restore. Default: the version before the active one.
     #[arg(long)]
     to_version: Option<i32>,
+    /// Why, for the audit trail (`tars agents config history`).
     #[arg(long)]
     reason: Option<String>,
+    /// Print the new configuration as JSON (as `tars agents config show --json`).
+    #[arg(long)]
+    json: bool,
     #[command(flatten)]
     config: ConfigArgs,
 }
@@ -302,6 +307,10 @@ pub fn rollback(args: RollbackArgs) -> anyhow::Result<ExitCode> {
             .rollback(&args.agent, args.to_version, args.reason, &actor())
             .await?)
     })?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&ConfigView::from(row))?);
+        return Ok(ExitCode::SUCCESS);
+    }
     println!(
         "{} is at config v{} (restores v{})",
         row.agent_type,
