@@ -440,6 +440,33 @@ fn past_runs_are_listed_and_shown_and_bad_filters_say_what_is_valid() {
     sandbox.fails(&["runs", "list", "--limit", "0"], "use 1 to 200");
     sandbox.fails(&["runs", "show", "nope"], "4 to 36 hex digits");
     sandbox.fails(&["jobs", "show", &uuid_like()], "does not exist");
+
+    // Off a terminal and without --json, progress is a plain line per phase.
+    let plain = sandbox.tars(&[
+        "eval",
+        "--agent",
+        "ppo",
+        "--env",
+        "CartPole-v1",
+        "--hp",
+        "n_timesteps=256",
+        "--hp",
+        "n_steps=32",
+        "--hp",
+        "batch_size=32",
+        "--episodes",
+        "2",
+    ]);
+    let stderr = String::from_utf8_lossy(&plain.stderr);
+    assert!(plain.status.success(), "{stderr}");
+    for line in [
+        "CartPole-v1: training ",
+        "CartPole-v1: evaluating 2 episodes",
+        "CartPole-v1: done, mean",
+    ] {
+        assert!(stderr.contains(line), "{line} missing: {stderr}");
+    }
+    assert!(!stderr.contains('\u{1b}'), "{stderr}");
 }
 
 fn uuid_like() -> String {

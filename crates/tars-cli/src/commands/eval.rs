@@ -80,7 +80,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
     let runtime = crate::runtime()?;
     let outcome = runtime.block_on(async {
         let service = Service::open(config).await?;
-        let reporter = Bars::new(!args.json && std::io::stderr().is_terminal());
+        let reporter = Bars::new(std::io::stderr().is_terminal(), args.json);
         let outcome = service.evaluate(&request, Arc::new(reporter)).await;
         service.store.close().await;
         outcome
@@ -194,16 +194,27 @@ fn print_table(out: &mut impl Write, response: &EvalResponse) -> std::io::Result
 }
 
 /// One progress bar per environment on a terminal; plain lines otherwise (or nothing).
+/// Progress on stderr: a bar per environment on a terminal; elsewhere (a log, CI) a plain line
+/// per phase and per tenth of the training; nothing with `--json`.
 struct Bars {
     multi: Option<MultiProgress>,
     bars: Mutex<HashMap<String, ProgressBar>>,
+    /// Plain lines: the next training step to report, per environment.
+    lines: Option<Mutex<HashMap<String, u64>>>,
 }
 
 impl Bars {
-    fn new(tty: bool) -> Bars {
+    fn new(tty: bool, quiet: bool) -> Bars {
         Bars {
-            multi: tty.then(MultiProgress::new),
+            multi: (tty && !quiet).then(MultiProgress::new),
             bars: Mutex::new(HashMap::new()),
+            lines: (!tty && !quiet).then(|| Mutex::new(HashMap::new())),
+        }
+    }
+
+    fn line(&self, env: &str, text: std::fmt::Arguments) {
+        if self.lines.is_some() {
+            eprintln!("{env}: {text}");
         }
     }
 
@@ -226,6 +237,20 @@ impl Bars {
 
 impl Reporter for Bars {
     fn training(&self, env: &str, progress: &Progress) -> Control {
+        if let Some(lines) = &self.lines {
+            let mut next = lines.lock().expect("lines lock");
+            let next = next.entry(env.to_string()).or_insert(0);
+            if progress.timesteps >= *next && progress.total_timesteps > 0 {
+                let recent = progress
+                    .recent_mean_return
+                    .map_or("n/a".to_string(), |r| format!("{r:.1}"));
+                eprintln!(
+                    "{env}: trained {}/{} steps, recent return {recent}",
+                    progress.timesteps, progress.total_timesteps
+                );
+                *next = progress.timesteps + progress.total_timesteps.div_ceil(10);
+            }
+        }
         if let Some(bar) = self.bar(env) {
             bar.set_length(progress.total_timesteps);
             bar.set_position(progress.timesteps);
@@ -238,6 +263,18 @@ impl Reporter for Bars {
     }
 
     fn event(&self, env: &str, event: Event) {
+        match event {
+            Event::Training { total_timesteps } => {
+                self.line(env, format_args!("training {total_timesteps} steps"))
+            }
+            Event::CacheHit => self.line(env, format_args!("cached policy")),
+            Event::Evaluating { episodes } => {
+                self.line(env, format_args!("evaluating {episodes} episodes"))
+            }
+            Event::Done { mean_reward } => {
+                self.line(env, format_args!("done, mean {mean_reward:.1}"))
+            }
+        }
         let Some(bar) = self.bar(env) else {
             return;
         };
