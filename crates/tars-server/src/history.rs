@@ -8,10 +8,9 @@ use crate::auth::{Principal, Role};
 use crate::error::ApiError;
 use axum::Json;
 use axum::extract::{Path, Query, State};
-use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use tars_store::{Cursor, JobFilter, JobKind, JobRow, JobStatus, Page, RunFilter, RunRow};
+use tars_store::{JobFilter, JobKind, JobRow, JobStatus, Page, RunFilter, RunRow};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
@@ -43,25 +42,9 @@ pub struct ListQuery {
 
 impl ListQuery {
     fn page(&self) -> Result<Page, ApiError> {
-        let time = |name: &str, text: &Option<String>| -> Result<Option<DateTime<Utc>>, ApiError> {
-            text.as_deref()
-                .map(|text| {
-                    DateTime::parse_from_rfc3339(text)
-                        .map(|t| t.with_timezone(&Utc))
-                        .map_err(|_| {
-                            ApiError::unprocessable(format!(
-                                "{name} '{text}' is not an RFC 3339 time, e.g. 2026-12-08T00:00:00Z"
-                            ))
-                        })
-                })
-                .transpose()
-        };
-        Ok(Page {
-            since: time("since", &self.since)?,
-            until: time("until", &self.until)?,
-            after: self.cursor.as_deref().map(Cursor::decode).transpose()?,
-            limit: self.limit.unwrap_or(DEFAULT_LIMIT),
-        })
+        let limit = self.limit.unwrap_or(DEFAULT_LIMIT);
+        let (since, until) = (self.since.as_deref(), self.until.as_deref());
+        Ok(Page::parse(since, until, self.cursor.as_deref(), limit)?)
     }
 
     fn refuse(&self, field: &str, value: &Option<String>, listing: &str) -> Result<(), ApiError> {

@@ -14,6 +14,13 @@ use uuid::Uuid;
 /// The most rows one page holds.
 pub const MAX_PAGE: i64 = 200;
 
+/// The results of the runs whose ids a JSON array names, in each run's order.
+const RESULTS_OF_PG: &str = "SELECT * FROM eval_results
+     WHERE run_id IN (SELECT value::uuid FROM jsonb_array_elements_text($1::jsonb))
+     ORDER BY run_id, position";
+const RESULTS_OF_SQLITE: &str = "SELECT * FROM eval_results
+     WHERE run_id IN (SELECT value FROM json_each($1)) ORDER BY run_id, position";
+
 /// Where a page ended: the next page holds the rows created before this one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Cursor {
@@ -58,6 +65,37 @@ pub struct Page {
     pub after: Option<Cursor>,
     /// 1 to [`MAX_PAGE`].
     pub limit: i64,
+}
+
+impl Page {
+    /// A page from its text form, as the API's query and the CLI's flags give it: RFC 3339
+    /// times and the previous page's cursor.
+    pub fn parse(
+        since: Option<&str>,
+        until: Option<&str>,
+        cursor: Option<&str>,
+        limit: i64,
+    ) -> Result<Page, StoreError> {
+        let time = |field: &'static str, text: Option<&str>| {
+            text.map(|text| {
+                DateTime::parse_from_rfc3339(text)
+                    .map(|t| t.with_timezone(&Utc))
+                    .map_err(|_| {
+                        StoreError::invalid(
+                            field,
+                            format!("'{text}' is not an RFC 3339 time, e.g. 2026-12-08T00:00:00Z"),
+                        )
+                    })
+            })
+            .transpose()
+        };
+        Ok(Page {
+            since: time("since", since)?,
+            until: time("until", until)?,
+            after: cursor.map(Cursor::decode).transpose()?,
+            limit,
+        })
+    }
 }
 
 /// Which runs [`Store::list_runs`] returns.
@@ -296,12 +334,31 @@ impl Store {
             created_at: run.created_at,
             id: run.id,
         });
-        // A run's results are written with it, in its transaction: each run reads whole.
-        for run in &mut listed.rows {
-            if let Some(stored) = self.run(run.id).await? {
-                run.results = stored.results;
+        // A run's results are written with it, in its transaction: one more query reads them
+        // all, the page's ids passed as a JSON array.
+        let ids = serde_json::Value::from(
+            (listed.rows.iter())
+                .map(|run| run.id.hyphenated().to_string())
+                .collect::<Vec<_>>(),
+        )
+        .to_string();
+        let results = match &self.backend {
+            Backend::Postgres(pool) => {
+                sqlx::query(RESULTS_OF_PG)
+                    .bind(ids)
+                    .try_map(|row| crate::postgres::result_from_row(&row))
+                    .fetch_all(pool)
+                    .await?
             }
-        }
+            Backend::Sqlite(db) => {
+                sqlx::query(RESULTS_OF_SQLITE)
+                    .bind(ids)
+                    .try_map(|row| crate::sqlite::result_from_row(&row))
+                    .fetch_all(&db.read)
+                    .await?
+            }
+        };
+        listed.rows = crate::attach_results(listed.rows, results);
         Ok(listed)
     }
 

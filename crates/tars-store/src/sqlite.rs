@@ -508,7 +508,7 @@ pub(crate) fn run_from_row(row: &SqliteRow) -> Result<RunRow, sqlx::Error> {
     })
 }
 
-fn result_from_row(row: &SqliteRow) -> Result<ResultRow, sqlx::Error> {
+pub(crate) fn result_from_row(row: &SqliteRow) -> Result<ResultRow, sqlx::Error> {
     Ok(ResultRow {
         id: uuid(row, "id")?,
         run_id: uuid(row, "run_id")?,

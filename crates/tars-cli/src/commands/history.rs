@@ -3,13 +3,12 @@
 //! printed as a table or as the API's JSON.
 
 use anyhow::Context;
-use chrono::{DateTime, Utc};
 use serde_json::json;
 use std::io::Write;
 use std::process::ExitCode;
 use tars_server::config::{Config, ConfigArgs};
 use tars_server::history::{job_summary, parse_kind, parse_status, run_summary};
-use tars_store::{Cursor, IdOf, JobFilter, Page, RunFilter, Store};
+use tars_store::{IdOf, JobFilter, Page, RunFilter, Store};
 use uuid::Uuid;
 
 /// The time range and page flags of a listing.
@@ -34,23 +33,13 @@ struct PageArgs {
 
 impl PageArgs {
     fn page(&self) -> anyhow::Result<Page> {
-        let time = |flag: &str, text: &Option<String>| -> anyhow::Result<Option<DateTime<Utc>>> {
-            text.as_deref()
-                .map(|text| {
-                    DateTime::parse_from_rfc3339(text)
-                        .map(|t| t.with_timezone(&Utc))
-                        .with_context(|| {
-                            format!("--{flag} '{text}' is not an RFC 3339 time, e.g. 2026-12-08T00:00:00Z")
-                        })
-                })
-                .transpose()
-        };
-        Ok(Page {
-            since: time("since", &self.since)?,
-            until: time("until", &self.until)?,
-            after: self.cursor.as_deref().map(Cursor::decode).transpose()?,
-            limit: self.limit,
-        })
+        let (since, until) = (self.since.as_deref(), self.until.as_deref());
+        Ok(Page::parse(
+            since,
+            until,
+            self.cursor.as_deref(),
+            self.limit,
+        )?)
     }
 }
 
